@@ -1,0 +1,33 @@
+# cnnablate: ablation studies of CNN building blocks.
+# config -> datasets prepared once -> one training job per (study, variant, seed)
+#        -> per-study tables -> figures -> report.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "schemas/config.schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/aggregate.smk"
+include: "rules/report.smk"
+
+
+onstart:
+    print(f"cnnablate: {len(RUNS)} runs in {len(STUDIES)} studies")
+
+
+onerror:
+    print("cnnablate: a job failed; its log is named above (logs/...). Rerun to resume.")
+
+
+rule all:
+    default_target: True
+    input:
+        rules.report.output.html,

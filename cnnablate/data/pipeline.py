@@ -1,0 +1,136 @@
+"""The training input pipeline: prepared uint8 arrays -> resized, scaled, shuffled batches.
+
+Resizing and scaling happen here, not at preparation time, so one prepared copy serves every
+image size (CIFAR-10 at 224x224 would be 7.5 GB pre-resized). When the resized split fits in
+`cache_bytes` it is resized once per job; otherwise every batch is resized on the fly. Both
+paths round to uint8 after resizing, so they give identical pixels.
+
+The order of examples is a pure function of (seed, epoch): a run resumed at epoch k sees
+exactly the batches an uninterrupted run sees from epoch k on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+DEFAULT_CACHE_BYTES = 1 << 30
+
+
+def _resize_uint8(images: tf.Tensor, size: int, channels: int) -> tf.Tensor:
+    images = tf.convert_to_tensor(images)
+    if images.shape[-1] != channels:
+        if images.shape[-1] == 1:
+            images = tf.repeat(images, channels, axis=-1)
+        elif channels == 1:
+            images = tf.cast(tf.image.rgb_to_grayscale(images), tf.uint8)
+    if images.shape[1] != size or images.shape[2] != size:
+        resized = tf.image.resize(images, (size, size), method="bilinear", antialias=True)
+        images = tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
+    return images
+
+
+def _scale(images: tf.Tensor) -> tf.Tensor:
+    # [-1, 1], the range the MobileNetV2 family expects.
+    return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def resize_all(images: np.ndarray, size: int, channels: int, chunk: int = 512) -> np.ndarray:
+    """Resize a whole split to (size, size, channels) uint8, in chunks to bound memory."""
+    out = np.empty((len(images), size, size, channels), dtype=np.uint8)
+    for start in range(0, len(images), chunk):
+        stop = min(start + chunk, len(images))
+        out[start:stop] = _resize_uint8(np.asarray(images[start:stop]), size, channels).numpy()
+    return out
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split held for a training job: native pixels, or pixels resized once."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    image_size: int
+    channels: int
+    presized: bool
+
+    @classmethod
+    def load(
+        cls,
+        images: np.ndarray,
+        labels: np.ndarray,
+        image_size: int,
+        channels: int = 3,
+        limit: int | None = None,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+    ) -> Split:
+        if limit is not None and limit < len(labels):
+            # A fixed, class-balanced-enough subset: the first `limit` of a seeded permutation.
+            keep = np.sort(np.random.default_rng(12345).permutation(len(labels))[:limit])
+            images, labels = images[keep], labels[keep]
+        labels = np.asarray(labels, dtype=np.int64)
+        if len(labels) * image_size * image_size * channels <= cache_bytes:
+            return cls(resize_all(images, image_size, channels), labels, image_size, channels, True)
+        return cls(np.asarray(images), labels, image_size, channels, False)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def _batch_fn(self):
+        images = tf.constant(self.images)
+        labels = tf.constant(self.labels)
+        size, channels, presized = self.image_size, self.channels, self.presized
+
+        def batch(indices):
+            x = tf.gather(images, indices)
+            if not presized:
+                x = _resize_uint8(x, size, channels)
+            return _scale(x), tf.gather(labels, indices)
+
+        return batch
+
+    def eval_dataset(self, batch_size: int) -> tf.data.Dataset:
+        ds = tf.data.Dataset.range(len(self)).batch(batch_size)
+        return ds.map(self._batch_fn(), num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+
+    def train_dataset(
+        self, batch_size: int, seed: int, first_epoch: int, epochs: int, augment: str = "none"
+    ) -> tf.data.Dataset:
+        """Batches for epochs [first_epoch, epochs), shuffled per (seed, epoch)."""
+        n = len(self)
+        batch = self._batch_fn()
+
+        def epoch_batches(epoch):
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(n, dtype=tf.int64), seed=tf.stack([tf.cast(seed, tf.int64), epoch])
+            )
+            return tf.data.Dataset.from_tensor_slices(order).batch(batch_size).map(
+                lambda idx: (epoch, idx)
+            )
+
+        def load(epoch, idx):
+            x, y = batch(idx)
+            if augment != "none":
+                x = _augment(x, tf.stack([tf.cast(seed, tf.int64) * 7919 + epoch, idx[0]]), augment)
+            return x, y
+
+        ds = tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_batches)
+        return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(2)
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        return math.ceil(len(self) / batch_size)
+
+
+def _augment(x: tf.Tensor, seed: tf.Tensor, mode: str) -> tf.Tensor:
+    x = tf.image.stateless_random_flip_left_right(x, seed=seed)
+    if mode == "flip_crop":
+        size = x.shape[1]
+        pad = 4
+        padded = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
+        x = tf.image.stateless_random_crop(
+            padded, size=tf.concat([[tf.shape(x)[0]], [size, size, x.shape[-1]]], 0), seed=seed + 1
+        )
+    return x

@@ -1,0 +1,160 @@
+"""Prepare a dataset once, at native resolution, to `results/data/{dataset}/`.
+
+Layout (the paths contract): `{split}_images.npy` (uint8 NHWC), `{split}_labels.npy` (int64)
+for split in train/val/test, and `meta.json` (class names, counts, source, checksums).
+Every file is written under a temporary name and renamed into place, `meta.json` last, so an
+interrupted preparation never leaves a folder that looks complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from cnnablate.data.splits import SplitArrays, carve_validation
+
+SPLITS = ("train", "val", "test")
+
+Loader = Callable[[dict], tuple[dict[str, SplitArrays], list[str], dict]]
+
+
+def _loaders() -> dict[str, Loader]:
+    # Imported lazily: a source's heavy dependencies (tfds) load only when it is used.
+    from cnnablate.data import digits
+
+    loaders: dict[str, Loader] = {"sklearn_digits": digits.load}
+    try:
+        from cnnablate.data import sources
+    except ImportError:  # pragma: no cover - only while the data layer is partial
+        return loaders
+    loaders.update(sources.LOADERS)
+    return loaders
+
+
+def output_files(out_dir: str | Path) -> dict[str, Path]:
+    """Every file `prepare_dataset` writes, keyed `{split}_images` / `{split}_labels` / `meta`."""
+    out = Path(out_dir)
+    files = {
+        f"{s}_{kind}": out / f"{s}_{kind}.npy" for s in SPLITS for kind in ("images", "labels")
+    }
+    files["meta"] = out / "meta.json"
+    return files
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json_atomic(path: str | Path, payload: dict) -> None:
+    """Write JSON under a temporary name and rename it into place."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def validate_splits(splits: dict[str, SplitArrays], num_classes: int, name: str) -> None:
+    """Refuse arrays that would silently break training later."""
+    for split in SPLITS:
+        if split not in splits:
+            raise ValueError(f"dataset {name!r}: the source produced no {split!r} split")
+        images, labels = splits[split]
+        if images.dtype != np.uint8 or images.ndim != 4:
+            raise ValueError(
+                f"dataset {name!r}: {split} images must be uint8 NHWC, "
+                f"got {images.dtype} {images.shape}"
+            )
+        if len(images) != len(labels):
+            raise ValueError(
+                f"dataset {name!r}: {split} has {len(images)} images but {len(labels)} labels"
+            )
+        if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+            raise ValueError(
+                f"dataset {name!r}: {split} labels outside [0, {num_classes}) "
+                f"(min {labels.min()}, max {labels.max()})"
+            )
+
+
+def prepare_dataset(name: str, spec: dict, out_dir: str | Path) -> dict:
+    """Load dataset `name` as `spec` describes and write it to `out_dir`; returns its meta."""
+    loaders = _loaders()
+    source = spec.get("source")
+    if source not in loaders:
+        raise ValueError(
+            f"datasets.{name}.source: unknown source {source!r}; valid: {sorted(loaders)}"
+        )
+    splits, class_names, extra = loaders[source](spec)
+    splits = carve_validation(splits, spec.get("val_fraction", 0.1), seed=spec.get("split_seed", 0))
+    validate_splits(splits, len(class_names), name)
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = output_files(out)
+    (files["meta"]).unlink(missing_ok=True)  # not complete until rewritten last
+    checksums: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for split in SPLITS:
+        images, labels = splits[split]
+        _atomic_save_npy(files[f"{split}_images"], np.ascontiguousarray(images, dtype=np.uint8))
+        _atomic_save_npy(files[f"{split}_labels"], np.asarray(labels, dtype=np.int64))
+        counts[split] = int(len(labels))
+        for kind in ("images", "labels"):
+            checksums[f"{split}_{kind}.npy"] = sha256_file(files[f"{split}_{kind}"])
+    combined = hashlib.sha256("".join(checksums[k] for k in sorted(checksums)).encode()).hexdigest()
+    meta = {
+        "name": name,
+        "source": source,
+        "spec": spec,
+        "class_names": list(class_names),
+        "num_classes": len(class_names),
+        "image_shape": list(splits["train"][0].shape[1:]),
+        "counts": counts,
+        "class_counts": {
+            split: np.bincount(splits[split][1], minlength=len(class_names)).tolist()
+            for split in SPLITS
+        },
+        "checksums": checksums,
+        "checksum": combined,
+        **{k: v for k, v in extra.items() if k not in ("checksums",)},
+    }
+    if "checksums" in extra:
+        meta["source_checksums"] = extra["checksums"]
+    write_json_atomic(files["meta"], meta)
+    return meta
+
+
+def load_prepared(data_dir: str | Path, split: str, mmap: bool = True) -> SplitArrays:
+    """A prepared split, memory-mapped so that jobs share the page cache instead of copying."""
+    data_dir = Path(data_dir)
+    mode = "r" if mmap else None
+    images = np.load(data_dir / f"{split}_images.npy", mmap_mode=mode)
+    labels = np.load(data_dir / f"{split}_labels.npy", mmap_mode=mode)
+    return images, labels
+
+
+def load_meta(data_dir: str | Path) -> dict:
+    return json.loads((Path(data_dir) / "meta.json").read_text())

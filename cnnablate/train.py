@@ -1,0 +1,295 @@
+"""One training run: (study, variant, seed) -> history.csv, metrics.json, model.keras.
+
+TensorFlow is imported inside `train_run`, after `configure_threads`, because its thread
+pools are sized when it starts. Keras callbacks do the bookkeeping: `BackupAndRestore` for
+resuming a killed job at its last finished epoch, `CSVLogger` for the per-epoch history,
+`TerminateOnNaN` for divergence.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cnnablate.config import config_hash
+from cnnablate.data.prepare import load_meta, load_prepared, write_json_atomic
+
+HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
+STATS_IMAGES = 256
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    history: Path
+    metrics: Path
+    model: Path
+
+    @property
+    def work_dir(self) -> Path:
+        """Resume state that survives a kill (Snakemake deletes a failed job's outputs)."""
+        return self.metrics.parent / ".resume"
+
+    @classmethod
+    def in_dir(cls, run_dir: str | Path) -> RunPaths:
+        run_dir = Path(run_dir)
+        return cls(run_dir / "history.csv", run_dir / "metrics.json", run_dir / "model.keras")
+
+
+def configure_threads(threads: int) -> None:
+    """Size TensorFlow's and oneDNN's thread pools; must run before TensorFlow is imported."""
+    for var in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    os.environ["TF_NUM_INTEROP_THREADS"] = str(max(1, min(threads, 2)))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+
+def _finite(value) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _read_history(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _resume_epoch(work_dir: Path) -> int:
+    meta = work_dir / "backup" / "training_metadata.json"
+    if not meta.exists():
+        return 0
+    return int(json.loads(meta.read_text()).get("epoch", 0))
+
+
+def _trim_history(path: Path, epochs_done: int) -> None:
+    """Keep only rows of epochs the backup holds (a kill can fall between the two writes)."""
+    rows = [r for r in _read_history(path) if int(r["epoch"]) < epochs_done]
+    if not path.exists():
+        return
+    with open(path, "w", newline="") as fh:
+        if rows:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+def _make_optimizer(keras, train: dict, total_steps: int):
+    lr = train["learning_rate"]
+    if train["lr_schedule"] == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, total_steps))
+    wd = train["weight_decay"] or None
+    name = train["optimizer"]
+    if name == "sgd":
+        return keras.optimizers.SGD(
+            lr, momentum=train["momentum"], nesterov=train["nesterov"], weight_decay=wd
+        )
+    if name == "adam":
+        return keras.optimizers.Adam(lr, weight_decay=wd)
+    if name == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=train["weight_decay"])
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(lr, momentum=train["momentum"], weight_decay=wd)
+    raise ValueError(f"train.optimizer: unknown optimizer {name!r}")
+
+
+def activation_curve(spec, lo: float = -4.0, hi: float = 4.0, points: int = 161) -> dict:
+    """The activation and its derivative on a grid, computed by the very layer the run uses
+    (a fresh one, in inference mode), for the report's figure."""
+    import numpy as np
+    import tensorflow as tf
+
+    from cnnablate import activations
+
+    layer = activations.get(spec)
+    x = tf.constant(np.linspace(lo, hi, points, dtype=np.float32).reshape(1, 1, 1, -1))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, training=False)
+    dy = tape.gradient(y, x)
+    flat = (lambda t: [round(float(v), 6) for v in np.ravel(t)])
+    return {"x": flat(x), "y": flat(y), "dy": flat(dy)}
+
+
+def train_run(
+    run: dict,
+    data_dir: str | Path,
+    paths: RunPaths,
+    threads: int = 1,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Train one run as `run` (a resolved run config) says and write its three outputs."""
+    configure_threads(threads)
+    import keras
+    import tensorflow as tf
+
+    from cnnablate import actstats
+    from cnnablate.data.pipeline import Split
+    from cnnablate.models import build_model
+    from cnnablate.provenance import git_commit, machine, package_versions
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(max(1, min(threads, 2)))
+    for gpu in tf.config.list_physical_devices("GPU"):
+        tf.config.experimental.set_memory_growth(gpu, True)
+    tf.config.experimental.enable_op_determinism()
+    seed = int(run["seed"])
+    keras.utils.set_random_seed(seed)
+    train = run["train"]
+    if train.get("precision", "float32") != "float32":
+        keras.mixed_precision.set_dtype_policy(train["precision"])
+
+    t_start = time.perf_counter()
+    meta = load_meta(data_dir)
+    size, bs = int(run["image_size"]), int(train["batch_size"])
+    splits = {
+        name: Split.load(
+            *load_prepared(data_dir, name),
+            image_size=size,
+            channels=3,
+            limit=train.get("max_train_images" if name == "train" else "max_eval_images"),
+        )
+        for name in ("train", "val", "test")
+    }
+    log(
+        f"data: {meta['name']} train={len(splits['train'])} val={len(splits['val'])} "
+        f"test={len(splits['test'])} at {size}x{size} ({time.perf_counter() - t_start:.1f}s)"
+    )
+
+    model = build_model(
+        run["model"]["name"],
+        (size, size, 3),
+        meta["num_classes"],
+        activation=run["activation"],
+        norm=run["norm"],
+        init=run["init"],
+        **{k: v for k, v in run["model"].items() if k != "name"},
+    )
+    steps = splits["train"].steps_per_epoch(bs)
+    epochs = int(train["epochs"])
+    model.compile(
+        optimizer=_make_optimizer(keras, train, steps * epochs),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    log(f"model: {run['model']['name']} params={model.count_params()}")
+
+    work = paths.work_dir
+    work.mkdir(parents=True, exist_ok=True)
+    partial_history = work / "history.csv"
+    first_epoch = _resume_epoch(work)
+    _trim_history(partial_history, first_epoch)
+    if first_epoch:
+        log(f"resuming after epoch {first_epoch} from {work}")
+
+    class EpochClock(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs["seconds"] = time.perf_counter() - self._t0
+            shown = " ".join(f"{k}={logs[k]:.4f}" for k in HISTORY_COLUMNS[1:] if k in logs)
+            log(f"epoch {epoch + 1}/{epochs} {shown}")
+
+    callbacks = [
+        keras.callbacks.TerminateOnNaN(),
+        EpochClock(),
+        keras.callbacks.CSVLogger(str(partial_history), append=True),
+        keras.callbacks.BackupAndRestore(str(work / "backup"), delete_checkpoint=False),
+    ]
+    t_fit = time.perf_counter()
+    if first_epoch < epochs:
+        model.fit(
+            splits["train"].train_dataset(
+                bs, seed, first_epoch, epochs, augment=train.get("augment", "none")
+            ),
+            validation_data=splits["val"].eval_dataset(bs),
+            epochs=epochs,
+            steps_per_epoch=steps,
+            callbacks=callbacks,
+            verbose=0,
+        )
+    else:
+        model.load_weights(work / "backup" / "latest.weights.h5")
+    train_seconds = time.perf_counter() - t_fit
+
+    rows = _read_history(partial_history)
+    history = [
+        {
+            "epoch": int(r["epoch"]) + 1,
+            **{k: _finite(r.get(k)) for k in HISTORY_COLUMNS[1:]},
+        }
+        for r in rows
+    ]
+    diverged = any(
+        h["loss"] is None or h["val_loss"] is None for h in history
+    ) or len(history) < epochs
+    test_loss, test_acc = model.evaluate(splits["test"].eval_dataset(bs), verbose=0)
+
+    stats_x = next(iter(splits["val"].eval_dataset(min(STATS_IMAGES, len(splits["val"])))))[0]
+    act_stats = actstats.activation_statistics(model, stats_x.numpy())
+
+    valid = [h for h in history if h["val_accuracy"] is not None]
+    best = max(valid, key=lambda h: h["val_accuracy"]) if valid else None
+    last = history[-1] if history else {}
+    metrics = {
+        "study": run["study"],
+        "variant": run["variant"],
+        "seed": seed,
+        "status": "diverged" if diverged else "completed",
+        "epochs_completed": len(history),
+        "diverged_epoch": next((h["epoch"] for h in history if h["loss"] is None), None)
+        if diverged
+        else None,
+        "best_val_accuracy": best["val_accuracy"] if best else None,
+        "best_epoch": best["epoch"] if best else None,
+        "final_val_accuracy": last.get("val_accuracy"),
+        "final_val_loss": last.get("val_loss"),
+        "final_train_accuracy": last.get("accuracy"),
+        "test_accuracy": _finite(test_acc),
+        "test_loss": _finite(test_loss),
+        "parameters": int(model.count_params()),
+        "train_seconds": round(train_seconds, 3),
+        "seconds_per_epoch": round(
+            sum(h["seconds"] or 0.0 for h in history) / max(1, len(history)), 4
+        ),
+        "device": [d.name for d in tf.config.list_physical_devices("GPU")] or ["CPU"],
+        "run_config": {**run, "threads": threads},
+        "activation_stats": act_stats,
+        "activation_curve": activation_curve(run["activation"]),
+        "provenance": {
+            "packages": package_versions(),
+            "git_commit": git_commit(),
+            "config_hash": config_hash(run),
+            "dataset": meta["name"],
+            "dataset_checksum": meta["checksum"],
+            "machine": machine(),
+            "keras_backend": keras.backend.backend(),
+        },
+    }
+
+    # Outputs: each written under a temporary name and renamed, metrics.json last.
+    tmp_model = paths.model.with_name(f".tmp{os.getpid()}.{paths.model.name}")
+    model.save(tmp_model)
+    os.replace(tmp_model, paths.model)
+    tmp_hist = paths.history.with_name(f".{paths.history.name}.tmp{os.getpid()}")
+    with open(tmp_hist, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=HISTORY_COLUMNS)
+        writer.writeheader()
+        for h in history:
+            writer.writerow({k: ("nan" if h[k] is None else h[k]) for k in HISTORY_COLUMNS})
+    os.replace(tmp_hist, paths.history)
+    write_json_atomic(paths.metrics, metrics)
+    shutil.rmtree(work, ignore_errors=True)
+    log(f"done: status={metrics['status']} best_val_accuracy={metrics['best_val_accuracy']}")
+    return metrics

@@ -1,0 +1,66 @@
+# Plans the runs from the config; plain Python only (no TensorFlow while planning).
+import os
+import sys
+
+sys.path.insert(0, workflow.basedir)
+
+from cnnablate import config as cnnablate_config  # noqa: E402
+
+try:
+    RUNS = cnnablate_config.resolve_runs(config)
+except cnnablate_config.ConfigError as error:
+    raise WorkflowError(f"config error: {error}") from None
+
+RUN_BY_ID = {cnnablate_config.run_id(run): run for run in RUNS}
+STUDIES = list(dict.fromkeys(run["study"] for run in RUNS))
+DATASETS = list(dict.fromkeys(run["dataset"] for run in RUNS))
+
+
+wildcard_constraints:
+    study=r"[A-Za-z0-9_.-]+",
+    variant=r"[A-Za-z0-9_.-]+",
+    seed=r"\d+",
+    dataset=r"[A-Za-z0-9_.-]+",
+
+
+def library(*modules):
+    """The cnnablate source files a rule runs, as inputs: Snakemake tracks only the script
+    file's own code, so without these a library change would silently rerun nothing.
+
+    Paths are relative to the working directory, so moving the checkout reruns nothing.
+    Not `workflow.source_path`: for a local workflow it returns a copy in a per-invocation
+    temporary source cache, whose path and mtime change on every run and so rerun every job.
+    """
+    return [source_file(f"cnnablate/{module}") for module in modules]
+
+
+def source_file(relative):
+    return os.path.relpath(os.path.join(workflow.basedir, relative))
+
+
+# What each stage imports from cnnablate (tests/test_workflow_code_inputs.py checks these).
+PREPARE_CODE = library(
+    "__init__.py", "smk.py", "data/__init__.py", "data/prepare.py", "data/splits.py",
+    "data/digits.py", "data/sources.py", "data/cifar_binary.py", "data/archive.py",
+    "data/tfds_source.py", "data/image_folder.py",
+)
+TRAIN_CODE = library(
+    "__init__.py", "smk.py", "catalog.py", "config.py", "train.py", "provenance.py",
+    "activations.py", "initializers.py", "actstats.py", "data/__init__.py",
+    "data/prepare.py", "data/splits.py", "data/pipeline.py", "models/__init__.py",
+    "models/layers.py", "models/mobilenet_v2.py", "models/all_cnn.py", "models/nin.py",
+)
+AGGREGATE_CODE = library("__init__.py", "smk.py", "aggregate.py", "stats.py")
+REPORT_CODE = library("__init__.py", "smk.py", "figures.py", "report.py", "stats.py")
+
+
+def runs_of(study):
+    return [run for run in RUNS if run["study"] == study]
+
+
+def run_dir(run):
+    return f"results/runs/{run['study']}/{run['variant']}/seed{run['seed']}"
+
+
+def study_settings(study):
+    return cnnablate_config.study_settings(config, study)

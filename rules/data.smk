@@ -1,0 +1,23 @@
+# Each dataset is prepared once, at native resolution, for every study that uses it.
+
+
+rule prepare_dataset:
+    input:
+        code=PREPARE_CODE,
+    output:
+        **{
+            f"{split}_{kind}": f"results/data/{{dataset}}/{split}_{kind}.npy"
+            for split in ("train", "val", "test")
+            for kind in ("images", "labels")
+        },
+        meta="results/data/{dataset}/meta.json",
+    params:
+        spec=lambda wc: config["datasets"][wc.dataset],
+    log:
+        "logs/data/{dataset}.log",
+    benchmark:
+        "results/benchmarks/data/{dataset}.tsv"
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/prepare_dataset.py"

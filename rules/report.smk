@@ -1,0 +1,57 @@
+# Figures per study, then one HTML report over all studies (no TensorFlow in these rules).
+
+FIGURES = ("learning_curves", "final_metric", "activation_functions", "activation_statistics")
+FIGURE_PATH = "report/figures/{study}/{name}.png"
+
+
+rule figures:
+    input:
+        metrics=lambda wc: [f"{run_dir(run)}/metrics.json" for run in runs_of(wc.study)],
+        history=lambda wc: [f"{run_dir(run)}/history.csv" for run in runs_of(wc.study)],
+        summary=rules.aggregate.output.summary,
+        code=REPORT_CODE,
+    output:
+        **{
+            name: report(
+                FIGURE_PATH.format(study="{study}", name=name),
+                caption=f"../report/captions/{name}.rst",
+                category="{study}",
+            )
+            for name in FIGURES
+        },
+    params:
+        study=lambda wc: study_settings(wc.study),
+    log:
+        "logs/figures/{study}.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/figures.py"
+
+
+rule report:
+    input:
+        summary=expand(rules.aggregate.output.summary, study=STUDIES),
+        paired=expand(rules.aggregate.output.paired, study=STUDIES),
+        runs=expand(rules.aggregate.output.runs, study=STUDIES),
+        figures=expand(rules.figures.output, study=STUDIES),
+        code=REPORT_CODE,
+        template=source_file("report/templates/index.html.j2"),
+    output:
+        html="report/index.html",
+    params:
+        studies=[study_settings(study) for study in STUDIES],
+        run_dirs={study: [run_dir(run) for run in runs_of(study)] for study in STUDIES},
+        figures={
+            study: {name: FIGURE_PATH.format(study=study, name=name) for name in FIGURES}
+            for study in STUDIES
+        },
+        title=config["report"]["title"],
+        confidence=config["report"]["confidence"],
+        config_hash=cnnablate_config.config_hash(config),
+    log:
+        "logs/report.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/report.py"

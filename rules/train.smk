@@ -1,0 +1,23 @@
+# One job per (study, variant, seed). The resolved run config is a param, so editing one
+# variant reruns only that variant's jobs.
+
+
+rule train:
+    input:
+        meta=lambda wc: f"results/data/{RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))]['dataset']}/meta.json",
+        code=TRAIN_CODE,
+    output:
+        history="results/runs/{study}/{variant}/seed{seed}/history.csv",
+        metrics="results/runs/{study}/{variant}/seed{seed}/metrics.json",
+        model="results/runs/{study}/{variant}/seed{seed}/model.keras",
+    params:
+        run=lambda wc: RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))],
+    threads: config["resources"]["train_threads"]
+    log:
+        "logs/train/{study}/{variant}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/train/{study}/{variant}/seed{seed}.tsv"
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../scripts/train.py"

@@ -1,0 +1,18 @@
+"""Snakemake entry point: the figures of one study."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 - the cnnablate package
+from cnnablate.smk import log_to  # noqa: E402
+
+with log_to(snakemake.log[0]):  # noqa: F821
+    from cnnablate.figures import study_figures
+
+    study_figures(
+        list(snakemake.input.metrics),  # noqa: F821
+        list(snakemake.input.history),  # noqa: F821
+        snakemake.input.summary,  # noqa: F821
+        dict(snakemake.params.study),  # noqa: F821
+        dict(snakemake.output.items()),  # noqa: F821
+    )

@@ -1,0 +1,33 @@
+"""Snakemake entry point: render report/index.html."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 - the cnnablate package
+from cnnablate.smk import log_to  # noqa: E402
+
+with log_to(snakemake.log[0]):  # noqa: F821
+    from cnnablate.report import render_report
+
+    params = snakemake.params  # noqa: F821
+    studies = []
+    inputs = snakemake.input  # noqa: F821
+    for i, settings in enumerate(params.studies):  # the rule lists studies in this order
+        name = settings["name"]
+        runs = params.run_dirs[name]
+        studies.append({
+            "settings": dict(settings),
+            "summary": inputs.summary[i],
+            "paired": inputs.paired[i],
+            "runs": inputs.runs[i],
+            "metrics_files": [f"{d}/metrics.json" for d in runs],
+            "history_files": [f"{d}/history.csv" for d in runs],
+            "figures": dict(params.figures[name]),
+        })
+    render_report(
+        studies,
+        snakemake.output.html,  # noqa: F821
+        title=params.title,
+        config_hash=params.config_hash,
+        confidence=params.confidence,
+    )

@@ -1,0 +1,19 @@
+"""Snakemake entry point: train one (study, variant, seed) run."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 - the cnnablate package
+from cnnablate.smk import log_to  # noqa: E402
+
+with log_to(snakemake.log[0]) as log:  # noqa: F821
+    from cnnablate.train import RunPaths, train_run
+
+    out = snakemake.output  # noqa: F821
+    train_run(
+        dict(snakemake.params.run),  # noqa: F821
+        Path(snakemake.input.meta).parent,  # noqa: F821
+        RunPaths(Path(out.history), Path(out.metrics), Path(out.model)),
+        threads=snakemake.threads,  # noqa: F821
+        log=log,
+    )

@@ -1,0 +1,65 @@
+"""Helpers for tests that run the real Snakemake workflow in a throw-away copy of the repo."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+COPY_IGNORE = shutil.ignore_patterns(
+    ".git", ".venv", "results", "logs", ".snakemake", "__pycache__", ".pytest_cache",
+    ".ruff_cache", "index.html", "figures", "artifacts", "*.egg-info",
+)
+
+
+def copy_workflow(dest: Path) -> Path:
+    """The workflow's files (not results) copied to `dest`, so tests may edit code freely."""
+    shutil.copytree(ROOT, dest, ignore=COPY_IGNORE, dirs_exist_ok=True)
+    return dest
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900,
+              env: dict | None = None) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("snakemake")
+    cmd = [str(exe), "--directory", str(workdir), "-s", str(workdir / "Snakefile"), *args]
+    full_env = {**os.environ, "PATH": f"{exe.parent}:{os.environ.get('PATH', '')}", **(env or {})}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env,
+                          cwd=workdir)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n"
+            f"{proc.stderr[-6000:]}"
+        )
+    return proc
+
+
+_RULE = re.compile(r"^\s*(?:local)?rule (\w+):\s*$")
+_WILDCARDS = re.compile(r"^\s*wildcards: (.*)$")
+
+
+def planned_jobs(workdir: Path, *args: str) -> list[tuple]:
+    """What `snakemake -n` would run, as sorted (rule, wildcards...) tuples."""
+    proc = snakemake(workdir, "-n", *args)
+    jobs, current = [], None
+    for line in (proc.stdout + proc.stderr).splitlines():
+        if m := _RULE.match(line):
+            if current:
+                jobs.append(current)
+            current = (m.group(1),)
+        elif current and (m := _WILDCARDS.match(line)):
+            pairs = [p.split("=", 1) for p in m.group(1).split(", ")]
+            current = current + tuple(v for _, v in pairs)
+    if current:
+        jobs.append(current)
+    return sorted(j for j in jobs if j[0] != "all")
+
+
+def write_config(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
