@@ -59,7 +59,7 @@ def test_default_config_plans_one_train_job_per_variant_and_seed(tmp_path):
     trains = [j for j in jobs if j[0] == "train"]
     from cnnablate.config import resolve_runs, run_id
 
-    expected = sorted(("train", s, v, str(seed)) for s, v, seed in map(run_id, resolve_runs(config)))
+    expected = sorted(("train", s, v, str(n)) for s, v, n in map(run_id, resolve_runs(config)))
     assert trains == expected
     assert len(trains) == len(set(trains))
     assert [j for j in jobs if j[0] == "prepare_dataset"] == [("prepare_dataset", "digits")]
@@ -104,7 +104,8 @@ def test_history_and_metrics_contents(done):
     prov = m["provenance"]
     assert prov["packages"]["keras"] and len(prov["dataset_checksum"]) == 64
     assert prov["config_hash"]
-    assert m["activation_stats"] and all(0 <= s["dead_fraction"] <= 1 for s in m["activation_stats"])
+    stats = m["activation_stats"]
+    assert stats and all(0 <= s["dead_fraction"] <= 1 for s in stats)
 
 
 def test_tables(done):

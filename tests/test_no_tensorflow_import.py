@@ -1,0 +1,77 @@
+"""The zoo must stay backend-agnostic (keras.layers/ops/random only) and the catalog Keras-free.
+
+Two checks: the source text of every zoo module, and a subprocess that builds and runs models on
+Keras's ``numpy`` backend and asserts TensorFlow was never imported. That backend imports ``jax``
+(for fft), so the subprocess check skips where jax is not installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "cnnablate"
+ZOO_FILES = [
+    *sorted((PACKAGE / "models").glob("*.py")),
+    PACKAGE / "activations.py",
+    PACKAGE / "initializers.py",
+    PACKAGE / "actstats.py",
+    PACKAGE / "catalog.py",
+]
+TF_IMPORT = re.compile(r"^\s*(import\s+tensorflow|from\s+tensorflow)\b", re.MULTILINE)
+
+
+@pytest.mark.parametrize("path", ZOO_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_source_does_not_import_tensorflow(path: Path) -> None:
+    assert path.exists()
+    assert not TF_IMPORT.search(path.read_text()), f"{path} imports tensorflow"
+
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=240,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(
+            [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]), **env},
+    )
+
+
+def test_catalog_does_not_import_keras() -> None:
+    result = run_python(
+        "import sys, cnnablate.catalog\n"
+        "bad = [m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+BUILD_AND_RUN = """
+import sys
+import numpy as np
+import cnnablate.actstats, cnnablate.activations, cnnablate.initializers
+from cnnablate.models import build_model
+for name, shape, width in [("mobilenet_v2", (32, 32, 3), 0.25), ("all_cnn_c", (16, 16, 3), 0.1),
+                           ("nin", (16, 16, 3), 0.1)]:
+    for act in ("prelu", {"type": "rrelu", "seed": 1}, "celu"):
+        model = build_model(name, shape, 10, width=width, activation=act, norm="after")
+        out = np.asarray(model(np.zeros((2, *shape), "float32")))
+        assert out.shape == (2, 10), out.shape
+cnnablate.actstats.activation_statistics(model, np.zeros((2, *shape), "float32"))
+assert "tensorflow" not in sys.modules, "tensorflow was imported"
+print("ok")
+"""
+
+
+# Only the numpy backend: the jax backend works too but its op-by-op first calls take ~45 s here.
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None,
+                    reason="Keras's numpy backend imports jax (for fft), which is not installed")
+def test_models_build_without_tensorflow() -> None:
+    result = run_python(BUILD_AND_RUN, KERAS_BACKEND="numpy")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().endswith("ok")
