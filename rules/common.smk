@@ -1,5 +1,6 @@
 # Plans the runs from the config; plain Python only (no TensorFlow while planning).
 import os
+import re
 import sys
 
 sys.path.insert(0, workflow.basedir)

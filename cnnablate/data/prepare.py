@@ -88,6 +88,11 @@ def validate_splits(splits: dict[str, SplitArrays], num_classes: int, name: str)
                 f"dataset {name!r}: {split} images must be uint8 NHWC, "
                 f"got {images.dtype} {images.shape}"
             )
+        if len(labels) == 0:
+            raise ValueError(
+                f"dataset {name!r}: the {split} split is empty (too few images per class for "
+                "the split fractions); give the source more data or change val_fraction"
+            )
         if len(images) != len(labels):
             raise ValueError(
                 f"dataset {name!r}: {split} has {len(images)} images but {len(labels)} labels"

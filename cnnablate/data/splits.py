@@ -7,6 +7,18 @@ import numpy as np
 SplitArrays = tuple[np.ndarray, np.ndarray]  # (images uint8 NHWC, labels int64)
 
 
+def _allocate(counts: np.ndarray, fraction: float) -> np.ndarray:
+    """Per-class sizes summing to round(fraction * total): floors plus the largest remainders,
+    so that many small classes still give a split of the intended size."""
+    exact = counts * fraction
+    take = np.floor(exact).astype(int)
+    missing = int(round(fraction * counts.sum())) - int(take.sum())
+    if missing > 0:
+        order = np.argsort(-(exact - take), kind="stable")
+        take[order[:missing]] += 1
+    return np.minimum(take, counts)
+
+
 def stratified_split(
     images: np.ndarray, labels: np.ndarray, fractions: dict[str, float], seed: int = 0
 ) -> dict[str, SplitArrays]:
@@ -15,13 +27,15 @@ def stratified_split(
     Deterministic for a given seed, so every job and every machine sees the same split.
     """
     rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    sizes = {name: _allocate(counts, fraction) for name, fraction in fractions.items()}
     buckets: dict[str, list[np.ndarray]] = {name: [] for name in ["train", *fractions]}
-    for label in np.unique(labels):
+    for c, label in enumerate(classes):
         idx = np.flatnonzero(labels == label)
         idx = idx[rng.permutation(len(idx))]
         start = 0
-        for name, fraction in fractions.items():
-            take = int(round(fraction * len(idx)))
+        for name in fractions:
+            take = min(int(sizes[name][c]), len(idx) - start)
             buckets[name].append(idx[start : start + take])
             start += take
         buckets["train"].append(idx[start:])
