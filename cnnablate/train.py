@@ -84,6 +84,18 @@ def _trim_history(path: Path, epochs_done: int) -> None:
             writer.writerows(rows)
 
 
+def _random_state(model) -> list:
+    """The random-generator states of dropout, RReLU, ... (Keras SeedGenerators).
+
+    `BackupAndRestore` saves weights and optimizer but not these, so a resumed run would draw
+    different dropout masks and slopes than an uninterrupted one."""
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
+
+
+def _rng_file(work_dir: Path, epochs_done: int) -> Path:
+    return work_dir / f"random_state_epoch{epochs_done}.npz"
+
+
 def _make_optimizer(keras, train: dict, total_steps: int):
     lr = train["learning_rate"]
     if train["lr_schedule"] == "cosine":
@@ -131,6 +143,7 @@ def train_run(
     """Train one run as `run` (a resolved run config) says and write its three outputs."""
     configure_threads(threads)
     import keras
+    import numpy as np
     import tensorflow as tf
 
     from cnnablate import actstats
@@ -149,6 +162,7 @@ def train_run(
     if train.get("precision", "float32") != "float32":
         keras.mixed_precision.set_dtype_policy(train["precision"])
 
+    started_at = time.time()
     t_start = time.perf_counter()
     meta = load_meta(data_dir)
     size, bs = int(run["image_size"]), int(train["batch_size"])
@@ -192,6 +206,24 @@ def train_run(
     if first_epoch:
         log(f"resuming after epoch {first_epoch} from {work}")
 
+    rng_vars = _random_state(model)
+    if first_epoch:
+        saved = _rng_file(work, first_epoch)
+        if not saved.exists():
+            raise RuntimeError(f"{saved} is missing: cannot resume bit-identically; delete {work}")
+        with np.load(saved) as state:
+            for i, var in enumerate(rng_vars):
+                var.assign(state[f"v{i}"])
+
+    class RandomStateBackup(keras.callbacks.Callback):
+        # Runs before BackupAndRestore, so the state of every epoch it records exists.
+        def on_epoch_end(self, epoch, logs=None):
+            target = _rng_file(work, epoch + 1)
+            tmp = target.with_name(f".{target.name}.tmp.npz")
+            np.savez(tmp, **{f"v{i}": v.numpy() for i, v in enumerate(rng_vars)})
+            os.replace(tmp, target)
+            _rng_file(work, epoch - 1).unlink(missing_ok=True)
+
     class EpochClock(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             self._t0 = time.perf_counter()
@@ -205,6 +237,7 @@ def train_run(
         keras.callbacks.TerminateOnNaN(),
         EpochClock(),
         keras.callbacks.CSVLogger(str(partial_history), append=True),
+        RandomStateBackup(),
         keras.callbacks.BackupAndRestore(str(work / "backup"), delete_checkpoint=False),
     ]
     t_fit = time.perf_counter()
@@ -264,6 +297,9 @@ def train_run(
             sum(h["seconds"] or 0.0 for h in history) / max(1, len(history)), 4
         ),
         "device": [d.name for d in tf.config.list_physical_devices("GPU")] or ["CPU"],
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "started_at": started_at,
+        "finished_at": time.time(),
         "run_config": {**run, "threads": threads},
         "activation_stats": act_stats,
         "activation_curve": activation_curve(run["activation"]),

@@ -46,7 +46,7 @@ PREPARE_CODE = library(
     "data/tfds_source.py", "data/image_folder.py",
 )
 TRAIN_CODE = library(
-    "__init__.py", "smk.py", "catalog.py", "config.py", "train.py", "provenance.py",
+    "__init__.py", "smk.py", "catalog.py", "config.py", "train.py", "gpu.py", "provenance.py",
     "activations.py", "initializers.py", "actstats.py", "data/__init__.py",
     "data/prepare.py", "data/splits.py", "data/pipeline.py", "models/__init__.py",
     "models/layers.py", "models/mobilenet_v2.py", "models/all_cnn.py", "models/nin.py",

@@ -1,5 +1,6 @@
 # One job per (study, variant, seed). The resolved run config is a param, so editing one
 # variant reruns only that variant's jobs.
+from cnnablate.resources import rule_resources
 
 
 rule train:
@@ -13,6 +14,12 @@ rule train:
     params:
         run=lambda wc: RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))],
     threads: config["resources"]["train_threads"]
+    resources:
+        # mem_mb, runtime, gpu (+ cpus_per_gpu on GPU jobs): the config's `resources:` where
+        # set, else estimated per run from image size, epochs, images and model
+        **rule_resources(
+            lambda wc: RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))], config["resources"]
+        ),
     log:
         "logs/train/{study}/{variant}/seed{seed}.log",
     benchmark:

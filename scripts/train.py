@@ -7,13 +7,17 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 - the cn
 from cnnablate.smk import log_to  # noqa: E402
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821
-    from cnnablate.train import RunPaths, train_run
+    from cnnablate.gpu import claim_gpus
 
-    out = snakemake.output  # noqa: F821
-    train_run(
-        dict(snakemake.params.run),  # noqa: F821
-        Path(snakemake.input.meta).parent,  # noqa: F821
-        RunPaths(Path(out.history), Path(out.metrics), Path(out.model)),
-        threads=snakemake.threads,  # noqa: F821
-        log=log,
-    )
+    # Before TensorFlow starts: it only ever sees the GPUs in CUDA_VISIBLE_DEVICES then.
+    with claim_gpus(getattr(snakemake.resources, "gpu", 0), log=log):  # noqa: F821
+        from cnnablate.train import RunPaths, train_run
+
+        out = snakemake.output  # noqa: F821
+        train_run(
+            dict(snakemake.params.run),  # noqa: F821
+            Path(snakemake.input.meta).parent,  # noqa: F821
+            RunPaths(Path(out.history), Path(out.metrics), Path(out.model)),
+            threads=snakemake.threads,  # noqa: F821
+            log=log,
+        )

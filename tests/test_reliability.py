@@ -1,0 +1,144 @@
+"""Reliability of the training job: resume after SIGKILL, bit-identical reruns, divergence."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.workflow import copy_workflow, planned_jobs, snakemake, write_config
+
+pytestmark = pytest.mark.workflow
+
+RUN = "results/runs/r/relu/seed3"
+TIMINGS = {"train_seconds", "seconds_per_epoch", "started_at", "finished_at"}
+
+CONFIG = {
+    "datasets": {"digits": {"source": "sklearn_digits"}},
+    "studies": {
+        "r": {
+            "dataset": "digits",
+            "image_size": 16,
+            # Dropout and RReLU draw random numbers every step: a resume must restore their
+            # generator state, not only the weights, to match an uninterrupted run.
+            "model": {"name": "all_cnn_c", "width": 0.125, "bn_momentum": 0.9},
+            "train": {"epochs": 4, "batch_size": 32, "learning_rate": 0.05},
+            "seeds": [3],
+            "variants": {"relu": {"activation": {"type": "rrelu"}}},
+        }
+    },
+}
+
+
+def _history(work: Path) -> list[dict]:
+    with open(work / RUN / "history.csv") as fh:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(fh)]
+
+
+def _metrics(work: Path) -> dict:
+    metrics = json.loads((work / RUN / "metrics.json").read_text())
+    return {k: v for k, v in metrics.items() if k not in TIMINGS}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted run."""
+    work = copy_workflow(tmp_path_factory.mktemp("ref"))
+    write_config(work / "config.yaml", CONFIG)
+    snakemake(work, "--cores", "1", f"{RUN}/metrics.json")
+    return work
+
+
+def test_rerun_is_bit_identical(reference, tmp_path):
+    work = copy_workflow(tmp_path / "again")
+    write_config(work / "config.yaml", CONFIG)
+    snakemake(work, "--cores", "1", f"{RUN}/metrics.json")
+    assert _history(work) == _history(reference)
+    assert _metrics(work) == _metrics(reference)
+    assert _metrics(work)["run_config"]["threads"] == 1
+
+
+def _training_process(root: psutil.Process) -> psutil.Process | None:
+    for proc in root.children(recursive=True):
+        try:
+            if any("scripts" in part and "train" in part for part in proc.cmdline()):
+                return proc
+        except psutil.Error:
+            continue
+    return None
+
+
+def test_sigkill_mid_epoch_resumes_at_last_finished_epoch(reference, tmp_path):
+    work = copy_workflow(tmp_path / "killed")
+    write_config(work / "config.yaml", CONFIG)
+    exe = Path(sys.executable).with_name("snakemake")
+    proc = subprocess.Popen(
+        [str(exe), "--cores", "1", "-s", str(work / "Snakefile"), "--directory", str(work),
+         f"{RUN}/metrics.json"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work,
+    )
+    marker = work / RUN / ".resume/backup/training_metadata.json"
+    deadline = time.time() + 300
+    killed_after = None
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if marker.exists():
+                try:
+                    done = json.loads(marker.read_text())["epoch"]
+                except (ValueError, KeyError):
+                    done = 0
+                if done >= 2:
+                    trainer = _training_process(psutil.Process(proc.pid))
+                    if trainer is not None:
+                        trainer.send_signal(signal.SIGKILL)
+                        killed_after = done
+                        break
+            time.sleep(0.05)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert killed_after is not None, "the training job finished before it could be killed"
+    assert killed_after < 4
+    assert proc.returncode != 0
+    assert not (work / RUN / "metrics.json").exists()
+
+    snakemake(work, "--cores", "1", f"{RUN}/metrics.json")
+    log = (work / "logs/train/r/relu/seed3.log").read_text()
+    assert f"resuming after epoch {killed_after}" in log
+    assert _history(work) == _history(reference)
+    assert _metrics(work) == _metrics(reference)
+    assert not (work / RUN / ".resume").exists()
+
+
+def test_diverged_run_is_reported_not_fatal(tmp_path):
+    config = json.loads(json.dumps(CONFIG))
+    study = config["studies"]["r"]
+    study["train"]["epochs"] = 3
+    study["variants"] = {
+        "relu": {"activation": "relu"},
+        "exploding": {"activation": "relu", "norm": "none",
+                      "train": {"learning_rate": 1.0e12, "momentum": 0.0}},
+    }
+    work = copy_workflow(tmp_path / "div")
+    write_config(work / "config.yaml", config)
+    snakemake(work, "--cores", "2", "report/index.html")
+    bad = json.loads((work / "results/runs/r/exploding/seed3/metrics.json").read_text())
+    assert bad["status"] == "diverged" and bad["diverged_epoch"] == 1
+    assert bad["epochs_completed"] < 3 or bad["final_val_loss"] is None
+    good = json.loads((work / "results/runs/r/relu/seed3/metrics.json").read_text())
+    assert good["status"] == "completed"
+    with open(work / "results/studies/r/summary.csv") as fh:
+        summary = {row["variant"]: row for row in csv.DictReader(fh)}
+    assert summary["exploding"]["n"] == "0" and summary["exploding"]["n_diverged"] == "1"
+    assert summary["relu"]["n"] == "1"
+    html = (work / "report/index.html").read_text()
+    assert "diverged" in html
+    assert planned_jobs(work) == []
