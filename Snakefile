@@ -16,11 +16,28 @@ if not workflow.overwrite_configfiles:
 validate(config, "schemas/config.schema.yaml")
 
 
+wildcard_constraints:
+    study=r"[A-Za-z0-9_.-]+",
+    variant=r"[A-Za-z0-9_.-]+",
+    seed=r"\d+",
+    dataset=r"[A-Za-z0-9_.-]+",
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/aggregate.smk"
 include: "rules/report.smk"
+
+
+# Light steps run where Snakemake runs (on a cluster: the login node, which also has the
+# internet access a download needs), not as cluster jobs.
+localrules:
+    download_archive,
+    aggregate,
+    figures,
+    report,
+    all,
 
 
 onstart:

@@ -41,6 +41,11 @@ def load_runs(metrics_files: Iterable[str | Path]) -> pd.DataFrame:
     return runs.sort_values(["variant", "seed"], kind="stable").reset_index(drop=True)
 
 
+def _first_count(values: pd.Series) -> int | None:
+    known = pd.to_numeric(values, errors="coerce").dropna()
+    return int(known.iloc[0]) if len(known) else None
+
+
 def summarize(
     runs: pd.DataFrame, variant_order: list[str], headline: str, confidence: float = 0.95
 ) -> pd.DataFrame:
@@ -52,7 +57,7 @@ def summarize(
             "variant": variant,
             "n": len(done),
             "n_diverged": int((group["status"] == "diverged").sum()),
-            "parameters": int(group["parameters"].iloc[0]) if len(group) else None,
+            "parameters": _first_count(group["parameters"]),
         }
         for metric in SUMMARY_METRICS:
             values = pd.to_numeric(done[metric], errors="coerce").dropna().tolist()
@@ -73,12 +78,14 @@ def summarize(
 
 
 def paired_against_baseline(
-    runs: pd.DataFrame, baseline: str, metric: str, confidence: float = 0.95
+    runs: pd.DataFrame, baseline: str, metric: str, confidence: float = 0.95,
+    order: list[str] | None = None,
 ) -> pd.DataFrame:
+    order = order or list(dict.fromkeys(runs["variant"]))
     done = runs[runs["status"] == "completed"]
     base = done[done["variant"] == baseline].set_index("seed")[metric]
     rows = []
-    for variant in dict.fromkeys(runs["variant"]):
+    for variant in order:
         if variant == baseline:
             continue
         other = done[done["variant"] == variant].set_index("seed")[metric]
@@ -105,7 +112,7 @@ def aggregate_study(
     headline = headline_metric(study["eval_split"])
     order = [v for v in study["variant_descriptions"] if v in set(runs["variant"])]
     summary = summarize(runs, order, headline, confidence)
-    paired = paired_against_baseline(runs, study["baseline"], headline, confidence)
+    paired = paired_against_baseline(runs, study["baseline"], headline, confidence, order)
     for frame, path in ((runs, out_runs), (summary, out_summary), (paired, out_paired)):
         tmp = Path(path).with_name(f".{Path(path).name}.tmp")
         frame.to_csv(tmp, index=False)

@@ -37,7 +37,7 @@ def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
 def _default_filling_validator() -> type:
     # The same extension Snakemake's `validate(..., set_default=True)` uses: fill a property's
     # default before validating it, so nested defaults are filled too.
-    base = jsonschema.Draft7Validator
+    base = jsonschema.Draft202012Validator
     validate_properties = base.VALIDATORS["properties"]
 
     def set_defaults(validator, properties, instance, schema):
@@ -67,6 +67,9 @@ def validate(config: dict, schema: dict | None = None, source: str = "config") -
             lines.append(f"{where}: {err.message}")
         more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
         raise ConfigError(f"{source} is invalid:\n  " + "\n  ".join(lines) + more)
+    # `--config smoke=true` arrives as the text "true" (Snakemake parses only True/False).
+    if isinstance(config.get("smoke"), str):
+        config["smoke"] = config["smoke"] == "true"
     return config
 
 

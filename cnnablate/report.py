@@ -1,5 +1,10 @@
 """The HTML report (Jinja2, autoescaped; no TensorFlow): an overview of every study, then a
-section per study with its figures, tables, reported reference numbers and runs."""
+section per study with its dataset, figures, tables, reported reference numbers and runs, then
+the provenance of the results.
+
+The page is self-contained: inline CSS, no script, no web fonts; figures and run histories are
+linked by relative paths, so it opens from disk with no server and no network.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +22,26 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "report" / "templates"
 ALPHA = 0.05
 
 
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and not math.isfinite(value))
+
+
 def _fmt(value, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+    if _missing(value):
         return "–"
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
+
+
+def _int(value) -> str:
+    """A count or an epoch: '3', never '3.0' (a CSV column with a gap reads back as float)."""
+    if _missing(value) or value == "":
+        return "–"
+    try:
+        return str(int(float(value)))
+    except (TypeError, ValueError):
+        return str(value)
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
@@ -32,61 +51,125 @@ def _records(frame: pd.DataFrame) -> list[dict]:
     ]
 
 
+def _names(names: list[str]) -> str:
+    return ", ".join(str(n) for n in names)
+
+
 def verdict(
     summary: pd.DataFrame, paired: pd.DataFrame, baseline: str, metric: str,
-    confidence: float = 0.95,
+    confidence: float = 0.95, alpha: float = ALPHA,
 ) -> dict:
-    """Winner, or 'no significant difference', from the intervals and the paired tests."""
+    """Winner, or 'no significant difference', from the intervals and the paired tests.
+
+    Higher `metric` is better. A variant wins when its interval overlaps no other variant's,
+    or when the paired test against the baseline separates it from every variant it ties
+    with: a non-baseline variant significantly better than the baseline while each other tied
+    variant is the baseline or significantly worse than it; the baseline when every variant
+    tied with it is significantly worse. Otherwise there is no winner and the text names the
+    tied variants. Returns {"winner": name or None, "text": str}.
+    """
+    level = f"{round(100 * confidence)}%"
     done = summary[summary["n"] > 0]
+    never = list(summary.loc[summary["n"] == 0, "variant"])
+    tail = f" ({_names(never)}: no completed run)" if never else ""
     if done.empty:
         return {"winner": None, "text": "no completed runs"}
-    best = done.sort_values(f"{metric}_mean", ascending=False).iloc[0]
-    alone = int((done["rank"] == 1).sum()) == 1 and best["n"] >= 2
-    sig = paired[(paired["p_value"] < ALPHA) & (paired["diff_mean"] > 0)]
-    if alone:
-        return {"winner": best["variant"],
-                "text": f"{best['variant']} — its interval overlaps no other variant's"}
-    if best["variant"] != baseline and best["variant"] in set(sig["variant"]):
-        p = sig.loc[sig["variant"] == best["variant"], "p_value"].iloc[0]
-        return {"winner": best["variant"],
-                "text": f"{best['variant']} beats the baseline {baseline} (paired p = {p:.3g}); "
-                        f"intervals of {int((done['rank'] == 1).sum())} variants overlap"}
+    if len(done) == 1:
+        return {"winner": None,
+                "text": f"nothing to compare: only {done['variant'].iloc[0]} completed{tail}"}
+    best = done.sort_values(f"{metric}_mean", ascending=False, kind="stable").iloc[0]
+    name = best["variant"]
     tied = list(done.loc[done["rank"] == 1, "variant"])
-    return {"winner": None,
-            "text": f"no significant difference: {', '.join(tied)} tied "
-                    f"(overlapping {round(100 * confidence)}% intervals)"}
+    if len(tied) == 1 and best["n"] >= 2:
+        return {"winner": name,
+                "text": f"{name} — its {level} interval overlaps no other variant's{tail}"}
+    significant = paired[(paired["p_value"] < alpha)]
+    better = dict(zip(significant.loc[significant["diff_mean"] > 0, "variant"],
+                      significant.loc[significant["diff_mean"] > 0, "p_value"]))
+    worse = set(significant.loc[significant["diff_mean"] < 0, "variant"])
+    others = [v for v in tied if v != name]
+    if name == baseline and others and all(v in worse for v in others):
+        return {"winner": name,
+                "text": f"{name} (the baseline) — {_names(others)} significantly worse in the "
+                        f"paired test (p < {alpha}), though the {level} intervals overlap{tail}"}
+    if name in better and all(v == baseline or v in worse for v in others):
+        return {"winner": name,
+                "text": f"{name} — beats the baseline {baseline} in the paired test "
+                        f"(p = {better[name]:.3g}), though the {level} intervals overlap{tail}"}
+    single = " (single seeds: no intervals)" if (done["n"] < 2).all() else ""
+    text = (f"no significant difference: {_names(tied)} tied "
+            f"(overlapping {level} intervals){single}")
+    beating = [v for v in tied if v in better]
+    if beating:
+        text += (f"; {_names(beating)} significantly better than the baseline {baseline} "
+                 f"(paired p < {alpha})")
+    return {"winner": None, "text": text + tail}
+
+
+def _machine(mach: dict) -> str:
+    parts = [mach.get("platform"), f"CPU {mach.get('cpu')}" if mach.get("cpu") else None,
+             f"{mach.get('cpu_count')} cores" if mach.get("cpu_count") else None,
+             f"Python {mach.get('python')}" if mach.get("python") else None]
+    return f"{mach.get('hostname', '?')}: " + ", ".join(p for p in parts if p)
 
 
 def collect_provenance(metrics_files: list[str]) -> dict:
-    packages, commits, datasets, machines, devices, backends = {}, set(), {}, set(), set(), set()
+    """What produced the runs, merged over all their metrics.json files."""
+    packages: dict[str, set] = {}
+    commits, machines, devices, backends, hashes = set(), set(), set(), set(), set()
+    datasets: dict[str, set] = {}
+    smoke = 0
     for path in metrics_files:
         m = json.loads(Path(path).read_text())
+        smoke += bool((m.get("run_config") or {}).get("smoke"))
         prov = m.get("provenance", {})
-        packages.update(prov.get("packages", {}))
+        for name, version in prov.get("packages", {}).items():
+            packages.setdefault(name, set()).add(str(version))
         commits.add(prov.get("git_commit") or "not a git checkout")
-        datasets[prov.get("dataset")] = prov.get("dataset_checksum")
-        mach = prov.get("machine", {})
-        machines.add(
-            f"{mach.get('hostname')} ({mach.get('platform')}, {mach.get('cpu_count')} CPUs)"
-        )
+        datasets.setdefault(str(prov.get("dataset")), set()).add(
+            str(prov.get("dataset_checksum")))
+        machines.add(_machine(prov.get("machine", {})))
         devices.update(m.get("device") or [])
         backends.add(prov.get("keras_backend", "?"))
+        if prov.get("config_hash"):
+            hashes.add(prov["config_hash"])
     return {
-        "packages": dict(sorted(packages.items())),
+        # More than one version of a package means runs came from different environments.
+        "packages": {k: ", ".join(sorted(v)) for k, v in sorted(packages.items())},
         "git_commits": sorted(commits),
-        "datasets": datasets,
+        "datasets": {k: ", ".join(sorted(v)) for k, v in sorted(datasets.items())},
         "machines": sorted(machines),
         "devices": sorted(devices),
         "keras_backends": sorted(backends),
+        "n_runs": len(metrics_files),
+        "n_smoke": smoke,  # runs shrunk by smoke mode: a check of the pipeline, not a result
+    }
+
+
+def _dataset_info(name: str, meta_path: str | Path | None) -> dict:
+    if not meta_path:
+        return {"name": name, "class_names": [], "counts": {}, "origin": "", "checksum": "",
+                "image_shape": []}
+    meta = json.loads(Path(meta_path).read_text())
+    return {
+        "name": name,
+        "class_names": [str(c) for c in meta.get("class_names", [])],
+        "counts": meta.get("counts", {}),
+        "origin": meta.get("origin") or meta.get("source") or "",
+        "checksum": meta.get("checksum", ""),
+        "image_shape": meta.get("image_shape", []),
     }
 
 
 def render_report(studies: list[dict], out_html: str | Path, title: str,
-                  config_hash: str, confidence: float) -> None:
-    """`studies`: per study its settings, table CSVs, figure paths and run files."""
+                  config_hash: str, confidence: float,
+                  dataset_meta: dict[str, str | Path] | None = None) -> None:
+    """`studies`: per study its settings, table CSVs, figure paths and run files;
+    `dataset_meta`: dataset name -> its prepared meta.json (class names, counts, checksum)."""
     out_html = Path(out_html)
     base = out_html.parent
     rel = lambda p: os.path.relpath(Path(p).resolve(), base.resolve())  # noqa: E731
+    dataset_meta = dataset_meta or {}
     all_metrics: list[str] = []
     sections = []
     for s in studies:
@@ -94,7 +177,13 @@ def render_report(studies: list[dict], out_html: str | Path, title: str,
         metric = headline_metric(settings["eval_split"])
         summary = pd.read_csv(s["summary"])
         paired = pd.read_csv(s["paired"])
+        position = {v: i for i, v in enumerate(summary["variant"])}
+        paired = paired.sort_values(  # the study's variant order
+            "variant", key=lambda col: col.map(position).fillna(len(position)), kind="stable")
         runs = pd.read_csv(s["runs"])
+        # Runs in the study's variant order (the summary's), then by seed.
+        runs = runs.assign(_order=runs["variant"].map(position).fillna(len(position)))
+        runs = runs.sort_values(["_order", "seed"], kind="stable").drop(columns="_order")
         run_rows = _records(runs)
         history_of = {}
         for mpath, hpath in zip(s["metrics_files"], s["history_files"]):
@@ -103,11 +192,12 @@ def render_report(studies: list[dict], out_html: str | Path, title: str,
         for row in run_rows:
             row["history_link"] = rel(history_of[(row["variant"], int(row["seed"]))])
         all_metrics += list(s["metrics_files"])
-        reference = settings.get("reference") or {}
+        reference = dict(settings.get("reference") or {})
+        diverged = runs[runs["status"] != "completed"]
         sections.append({
             "name": settings["name"],
             "description": settings.get("description", ""),
-            "dataset": settings["dataset"],
+            "dataset": _dataset_info(settings["dataset"], dataset_meta.get(settings["dataset"])),
             "model": settings["model"],
             "baseline": settings["baseline"],
             "metric": metric,
@@ -116,21 +206,37 @@ def render_report(studies: list[dict], out_html: str | Path, title: str,
             "summary": _records(summary),
             "paired": _records(paired),
             "runs": run_rows,
-            "n_diverged": int((runs["status"] == "diverged").sum()),
+            "n_diverged": len(diverged),
+            "diverged_runs": [f"{r.variant} seed {r.seed}" for r in diverged.itertuples()],
             "figures": {k: rel(v) for k, v in s["figures"].items()},
             "reference": reference,
             "variant_descriptions": settings.get("variant_descriptions", {}),
         })
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=True,  # study, variant and class names are user text
+        autoescape=True,  # study, variant, class names and descriptions are user text
         undefined=jinja2.StrictUndefined,
     )
     env.filters["fmt"] = _fmt
+    env.filters["count"] = _int
     html = env.get_template("index.html.j2").render(
         title=title, studies=sections, provenance=collect_provenance(all_metrics),
         config_hash=config_hash, confidence=confidence, alpha=ALPHA,
+        figure_titles=FIGURE_TITLES,
     )
     tmp = out_html.with_name(f".{out_html.name}.tmp")
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(out_html)
+
+
+FIGURE_TITLES = {
+    "learning_curves": "Learning curves: validation accuracy and loss per epoch, mean over "
+                       "the completed seeds, band from the lowest to the highest; diverged "
+                       "runs dotted, each on its own",
+    "final_metric": "Headline metric per variant: mean and confidence interval over seeds; "
+                    "the dashed line is the baseline",
+    "activation_functions": "Activation functions and their derivatives, as computed by the "
+                            "layers the runs trained with",
+    "activation_statistics": "Per activation layer: fraction of units that never fire, and the "
+                             "mean activation (mean over seeds)",
+}

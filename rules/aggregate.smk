@@ -7,9 +7,24 @@ rule aggregate:
         history=lambda wc: [f"{run_dir(run)}/history.csv" for run in runs_of(wc.study)],
         code=AGGREGATE_CODE,
     output:
-        runs="results/studies/{study}/runs.csv",
-        summary="results/studies/{study}/summary.csv",
-        paired="results/studies/{study}/paired.csv",
+        runs=report(
+            "results/studies/{study}/runs.csv",
+            caption="../report/captions/runs.rst",
+            category="{study}",
+            subcategory="tables",
+        ),
+        summary=report(
+            "results/studies/{study}/summary.csv",
+            caption="../report/captions/summary.rst",
+            category="{study}",
+            subcategory="tables",
+        ),
+        paired=report(
+            "results/studies/{study}/paired.csv",
+            caption="../report/captions/paired.rst",
+            category="{study}",
+            subcategory="tables",
+        ),
     params:
         study=lambda wc: study_settings(wc.study),
         confidence=config["report"]["confidence"],

@@ -6,6 +6,7 @@ import sys
 sys.path.insert(0, workflow.basedir)
 
 from cnnablate import config as cnnablate_config  # noqa: E402
+from cnnablate.data.archive import ARCHIVES  # noqa: E402
 
 try:
     RUNS = cnnablate_config.resolve_runs(config)
@@ -17,16 +18,9 @@ STUDIES = list(dict.fromkeys(run["study"] for run in RUNS))
 DATASETS = list(dict.fromkeys(run["dataset"] for run in RUNS))
 
 
-wildcard_constraints:
-    study=r"[A-Za-z0-9_.-]+",
-    variant=r"[A-Za-z0-9_.-]+",
-    seed=r"\d+",
-    dataset=r"[A-Za-z0-9_.-]+",
-
-
 def library(*modules):
-    """The cnnablate source files a rule runs, as inputs: Snakemake tracks only the script
-    file's own code, so without these a library change would silently rerun nothing.
+    """Inputs naming the cnnablate source files a step runs, because Snakemake tracks only the
+    script file's own code: without these a library change would silently rerun nothing.
 
     Paths are relative to the working directory, so moving the checkout reruns nothing.
     Not `workflow.source_path`: for a local workflow it returns a copy in a per-invocation
@@ -52,7 +46,9 @@ TRAIN_CODE = library(
     "models/layers.py", "models/mobilenet_v2.py", "models/all_cnn.py", "models/nin.py",
 )
 AGGREGATE_CODE = library("__init__.py", "smk.py", "aggregate.py", "stats.py")
-REPORT_CODE = library("__init__.py", "smk.py", "figures.py", "report.py", "stats.py")
+REPORT_CODE = library(
+    "__init__.py", "smk.py", "aggregate.py", "figures.py", "report.py", "stats.py"
+)
 
 
 def runs_of(study):
@@ -65,3 +61,14 @@ def run_dir(run):
 
 def study_settings(study):
     return cnnablate_config.study_settings(config, study)
+
+
+ARCHIVE_BY_FILENAME = {entry["filename"]: entry for entry in ARCHIVES.values()}
+
+
+def archive_of(wildcards):
+    """The verified source archive a dataset needs: the user's copy or the download's."""
+    spec = config["datasets"][wildcards.dataset]
+    if spec["source"] not in ARCHIVES:
+        return []
+    return spec.get("archive") or f"results/downloads/{ARCHIVES[spec['source']]['filename']}"

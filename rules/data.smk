@@ -1,15 +1,4 @@
 # Each dataset is prepared once, at native resolution, for every study that uses it.
-from cnnablate.data.archive import ARCHIVES
-
-ARCHIVE_BY_FILENAME = {entry["filename"]: entry for entry in ARCHIVES.values()}
-
-
-def archive_of(wildcards):
-    """The verified source archive a dataset needs: the user's copy or the download's."""
-    spec = config["datasets"][wildcards.dataset]
-    if spec["source"] not in ARCHIVES:
-        return []
-    return spec.get("archive") or f"results/downloads/{ARCHIVES[spec['source']]['filename']}"
 
 
 rule download_archive:

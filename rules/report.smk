@@ -16,11 +16,13 @@ rule figures:
                 FIGURE_PATH.format(study="{study}", name=name),
                 caption=f"../report/captions/{name}.rst",
                 category="{study}",
+                subcategory="figures",
             )
             for name in FIGURES
         },
     params:
         study=lambda wc: study_settings(wc.study),
+        confidence=config["report"]["confidence"],
     log:
         "logs/figures/{study}.log",
     conda:
@@ -35,6 +37,8 @@ rule report:
         paired=expand(rules.aggregate.output.paired, study=STUDIES),
         runs=expand(rules.aggregate.output.runs, study=STUDIES),
         figures=expand(rules.figures.output, study=STUDIES),
+        # Class names, counts and checksum of each dataset, for the report's dataset facts.
+        meta=expand("results/data/{dataset}/meta.json", dataset=DATASETS),
         code=REPORT_CODE,
         template=source_file("report/templates/index.html.j2"),
     output:
@@ -46,6 +50,7 @@ rule report:
             study: {name: FIGURE_PATH.format(study=study, name=name) for name in FIGURES}
             for study in STUDIES
         },
+        datasets=DATASETS,
         title=config["report"]["title"],
         confidence=config["report"]["confidence"],
         config_hash=cnnablate_config.config_hash(config),

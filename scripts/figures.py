@@ -15,4 +15,5 @@ with log_to(snakemake.log[0]):  # noqa: F821
         snakemake.input.summary,  # noqa: F821
         dict(snakemake.params.study),  # noqa: F821
         dict(snakemake.output.items()),  # noqa: F821
+        confidence=snakemake.params.confidence,  # noqa: F821
     )

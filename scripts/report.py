@@ -30,4 +30,6 @@ with log_to(snakemake.log[0]):  # noqa: F821
         title=params.title,
         config_hash=params.config_hash,
         confidence=params.confidence,
+        # The rule lists the datasets' meta.json files in the order of params.datasets.
+        dataset_meta=dict(zip(params.datasets, inputs.meta)),
     )
