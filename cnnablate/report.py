@@ -224,7 +224,8 @@ def render_report(studies: list[dict], out_html: str | Path, title: str,
         config_hash=config_hash, confidence=confidence, alpha=ALPHA,
         figure_titles=FIGURE_TITLES,
     )
-    tmp = out_html.with_name(f".{out_html.name}.tmp")
+    # A per-process temporary name: concurrent renders never write into each other's file.
+    tmp = out_html.with_name(f".{out_html.name}.tmp{os.getpid()}")
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(out_html)
 

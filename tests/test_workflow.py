@@ -198,3 +198,25 @@ def test_changing_report_code_reruns_only_the_report_side(done, tmp_path):
     assert planned_jobs(work) == sorted(
         [("figures", "acts"), ("figures", "other"), ("report",)]
     )
+
+
+@pytest.mark.parametrize(
+    "edit,words",
+    [
+        (lambda c: c["studies"]["acts"]["variants"]["elu"].update(activation="sleu"),
+         ["studies.acts.variants.elu.activation", "'sleu'"]),
+        (lambda c: c["studies"]["acts"]["train"].update(epoch=3), ["'epoch'"]),
+    ],
+    ids=["unknown activation", "misspelled key"],
+)
+def test_bad_config_stops_snakemake_before_any_job(tmp_path, edit, words):
+    work = copy_workflow(tmp_path / "wf")
+    config = copy.deepcopy(TINY)
+    edit(config)
+    write_config(work / "config.yaml", config)
+    proc = snakemake(work, "--cores", "1", check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    for word in words:
+        assert word in output
+    assert not (work / "results").exists() and not (work / "logs").exists()
