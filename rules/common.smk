@@ -36,13 +36,14 @@ def source_file(relative):
 # What each stage imports from cnnablate (tests/test_workflow_code_inputs.py checks these).
 PREPARE_CODE = library(
     "__init__.py", "smk.py", "data/__init__.py", "data/prepare.py", "data/splits.py",
+    "data/store.py",
     "data/digits.py", "data/sources.py", "data/cifar_binary.py", "data/archive.py",
     "data/tfds_source.py", "data/image_folder.py",
 )
 TRAIN_CODE = library(
     "__init__.py", "smk.py", "catalog.py", "config.py", "train.py", "gpu.py", "provenance.py",
     "activations.py", "initializers.py", "actstats.py", "data/__init__.py",
-    "data/prepare.py", "data/splits.py", "data/pipeline.py", "models/__init__.py",
+    "data/store.py", "data/splits.py", "data/pipeline.py", "models/__init__.py",
     "models/layers.py", "models/mobilenet_v2.py", "models/all_cnn.py", "models/nin.py",
 )
 AGGREGATE_CODE = library("__init__.py", "smk.py", "aggregate.py", "stats.py")

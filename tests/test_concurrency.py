@@ -14,7 +14,8 @@ import numpy as np
 import psutil
 import pytest
 
-from cnnablate.data.prepare import load_prepared, output_files, prepare_dataset, sha256_file
+from cnnablate.data.prepare import prepare_dataset
+from cnnablate.data.store import load_prepared, output_files, sha256_file
 from tests.workflow import copy_workflow, planned_jobs, write_config
 
 

@@ -42,9 +42,18 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_catalog_does_not_import_keras() -> None:
+# Planning (the Snakefile) and the table/figure/report steps must never start TensorFlow:
+# it costs seconds per `snakemake -n` and per job.
+NO_TF_MODULES = (
+    "catalog", "config", "resources", "gpu", "aggregate", "stats", "figures", "report",
+    "smk", "provenance", "data.archive", "data.sources", "data.prepare",
+)
+
+
+@pytest.mark.parametrize("module", NO_TF_MODULES)
+def test_planning_and_report_modules_do_not_import_keras(module: str) -> None:
     result = run_python(
-        "import sys, cnnablate.catalog\n"
+        f"import sys, cnnablate.{module}\n"
         "bad = [m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

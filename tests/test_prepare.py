@@ -17,14 +17,8 @@ from fakedata import (
 
 from cnnablate import catalog
 from cnnablate.data import archive, sources
-from cnnablate.data.prepare import (
-    SPLITS,
-    load_meta,
-    load_prepared,
-    output_files,
-    prepare_dataset,
-    sha256_file,
-)
+from cnnablate.data.prepare import prepare_dataset
+from cnnablate.data.store import SPLITS, load_meta, load_prepared, output_files, sha256_file
 
 
 def _check_written(out_dir, meta):

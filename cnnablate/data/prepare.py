@@ -9,7 +9,6 @@ interrupted preparation never leaves a folder that looks complete.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -17,8 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnablate.data.splits import SplitArrays, carve_validation
-
-SPLITS = ("train", "val", "test")
+from cnnablate.data.store import SPLITS, output_files, sha256_file, write_json_atomic
 
 Loader = Callable[[dict], tuple[dict[str, SplitArrays], list[str], dict]]
 
@@ -36,24 +34,6 @@ def _loaders() -> dict[str, Loader]:
     return loaders
 
 
-def output_files(out_dir: str | Path) -> dict[str, Path]:
-    """Every file `prepare_dataset` writes, keyed `{split}_images` / `{split}_labels` / `meta`."""
-    out = Path(out_dir)
-    files = {
-        f"{s}_{kind}": out / f"{s}_{kind}.npy" for s in SPLITS for kind in ("images", "labels")
-    }
-    files["meta"] = out / "meta.json"
-    return files
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
@@ -61,17 +41,6 @@ def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
             np.save(fh, array)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_json_atomic(path: str | Path, payload: dict) -> None:
-    """Write JSON under a temporary name and rename it into place."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -152,14 +121,3 @@ def prepare_dataset(name: str, spec: dict, out_dir: str | Path) -> dict:
     return meta
 
 
-def load_prepared(data_dir: str | Path, split: str, mmap: bool = True) -> SplitArrays:
-    """A prepared split, memory-mapped so that jobs share the page cache instead of copying."""
-    data_dir = Path(data_dir)
-    mode = "r" if mmap else None
-    images = np.load(data_dir / f"{split}_images.npy", mmap_mode=mode)
-    labels = np.load(data_dir / f"{split}_labels.npy", mmap_mode=mode)
-    return images, labels
-
-
-def load_meta(data_dir: str | Path) -> dict:
-    return json.loads((Path(data_dir) / "meta.json").read_text())

@@ -1,0 +1,60 @@
+"""A prepared dataset on disk (`results/data/{dataset}/`): its files, and atomic writes.
+
+Training jobs read datasets through this module only, so they do not depend on (and are not
+rerun for changes to) the loaders that prepare them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from cnnablate.data.splits import SplitArrays
+
+SPLITS = ("train", "val", "test")
+
+
+def output_files(out_dir: str | Path) -> dict[str, Path]:
+    """Every file `prepare_dataset` writes, keyed `{split}_images` / `{split}_labels` / `meta`."""
+    out = Path(out_dir)
+    files = {
+        f"{s}_{kind}": out / f"{s}_{kind}.npy" for s in SPLITS for kind in ("images", "labels")
+    }
+    files["meta"] = out / "meta.json"
+    return files
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_json_atomic(path: str | Path, payload: dict) -> None:
+    """Write JSON under a temporary name and rename it into place."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_prepared(data_dir: str | Path, split: str, mmap: bool = True) -> SplitArrays:
+    """A prepared split, memory-mapped so that jobs share the page cache instead of copying."""
+    data_dir = Path(data_dir)
+    mode = "r" if mmap else None
+    images = np.load(data_dir / f"{split}_images.npy", mmap_mode=mode)
+    labels = np.load(data_dir / f"{split}_labels.npy", mmap_mode=mode)
+    return images, labels
+
+
+def load_meta(data_dir: str | Path) -> dict:
+    return json.loads((Path(data_dir) / "meta.json").read_text())
