@@ -42,6 +42,17 @@ def git_commit(path: str | Path | None = None) -> str | None:
         return None
 
 
+def cpu_model() -> str:
+    """The CPU's model name (platform.processor() is only the architecture on Linux)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine() -> dict[str, str | int]:
     import os
 
@@ -49,6 +60,6 @@ def machine() -> dict[str, str | int]:
         "hostname": platform.node(),
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count() or 0,
     }

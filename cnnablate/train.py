@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnnablate.config import config_hash
-from cnnablate.data.prepare import load_meta, load_prepared, write_json_atomic
+from cnnablate.data.store import load_meta, load_prepared, write_json_atomic
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
 STATS_IMAGES = 256
@@ -149,7 +149,7 @@ def train_run(
     from cnnablate import actstats
     from cnnablate.data.pipeline import Split
     from cnnablate.models import build_model
-    from cnnablate.provenance import git_commit, machine, package_versions
+    from cnnablate.provenance import cpu_model, git_commit, machine, package_versions
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(max(1, min(threads, 2)))
@@ -296,7 +296,10 @@ def train_run(
         "seconds_per_epoch": round(
             sum(h["seconds"] or 0.0 for h in history) / max(1, len(history)), 4
         ),
-        "device": [d.name for d in tf.config.list_physical_devices("GPU")] or ["CPU"],
+        "device": [
+            tf.config.experimental.get_device_details(d).get("device_name", d.name)
+            for d in tf.config.list_physical_devices("GPU")
+        ] or [f"CPU: {cpu_model()}"],
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "started_at": started_at,
         "finished_at": time.time(),
