@@ -8,19 +8,19 @@ rule aggregate:
         code=AGGREGATE_CODE,
     output:
         runs=report(
-            "results/studies/{study}/runs.csv",
+            f"{RESULTS}/studies/{{study}}/runs.csv",
             caption="../report/captions/runs.rst",
             category="{study}",
             subcategory="tables",
         ),
         summary=report(
-            "results/studies/{study}/summary.csv",
+            f"{RESULTS}/studies/{{study}}/summary.csv",
             caption="../report/captions/summary.rst",
             category="{study}",
             subcategory="tables",
         ),
         paired=report(
-            "results/studies/{study}/paired.csv",
+            f"{RESULTS}/studies/{{study}}/paired.csv",
             caption="../report/captions/paired.rst",
             category="{study}",
             subcategory="tables",
@@ -29,7 +29,7 @@ rule aggregate:
         study=lambda wc: study_settings(wc.study),
         confidence=config["report"]["confidence"],
     log:
-        "logs/aggregate/{study}.log",
+        f"{LOGS}/aggregate/{{study}}.log",
     conda:
         "../envs/report.yaml"
     script:

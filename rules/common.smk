@@ -13,6 +13,13 @@ try:
 except cnnablate_config.ConfigError as error:
     raise WorkflowError(f"config error: {error}") from None
 
+# Smoke runs (`--config smoke=true`) get their own result, log and report folders, so a smoke
+# check never overwrites a finished study's results. Prepared data is shared: it is the same.
+SMOKE = any(run.get("smoke") for run in RUNS)
+RESULTS = "results/smoke" if SMOKE else "results"
+LOGS = "logs/smoke" if SMOKE else "logs"
+REPORT = "report/smoke" if SMOKE else "report"
+
 RUN_BY_ID = {cnnablate_config.run_id(run): run for run in RUNS}
 STUDIES = list(dict.fromkeys(run["study"] for run in RUNS))
 DATASETS = list(dict.fromkeys(run["dataset"] for run in RUNS))
@@ -57,7 +64,7 @@ def runs_of(study):
 
 
 def run_dir(run):
-    return f"results/runs/{run['study']}/{run['variant']}/seed{run['seed']}"
+    return f"{RESULTS}/runs/{run['study']}/{run['variant']}/seed{run['seed']}"
 
 
 def study_settings(study):

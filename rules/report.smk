@@ -1,7 +1,7 @@
 # Figures per study, then one HTML report over all studies (no TensorFlow in these rules).
 
 FIGURES = ("learning_curves", "final_metric", "activation_functions", "activation_statistics")
-FIGURE_PATH = "report/figures/{study}/{name}.png"
+FIGURE_PATH = REPORT + "/figures/{study}/{name}.png"
 
 
 rule figures:
@@ -24,7 +24,7 @@ rule figures:
         study=lambda wc: study_settings(wc.study),
         confidence=config["report"]["confidence"],
     log:
-        "logs/figures/{study}.log",
+        f"{LOGS}/figures/{{study}}.log",
     conda:
         "../envs/report.yaml"
     script:
@@ -42,7 +42,7 @@ rule report:
         code=REPORT_CODE,
         template=source_file("report/templates/index.html.j2"),
     output:
-        html="report/index.html",
+        html=f"{REPORT}/index.html",
     params:
         studies=[study_settings(study) for study in STUDIES],
         run_dirs={study: [run_dir(run) for run in runs_of(study)] for study in STUDIES},
@@ -55,7 +55,7 @@ rule report:
         confidence=config["report"]["confidence"],
         config_hash=cnnablate_config.config_hash(config),
     log:
-        "logs/report.log",
+        f"{LOGS}/report.log",
     conda:
         "../envs/report.yaml"
     script:

@@ -8,9 +8,9 @@ rule train:
         meta=lambda wc: f"results/data/{RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))]['dataset']}/meta.json",
         code=TRAIN_CODE,
     output:
-        history="results/runs/{study}/{variant}/seed{seed}/history.csv",
-        metrics="results/runs/{study}/{variant}/seed{seed}/metrics.json",
-        model="results/runs/{study}/{variant}/seed{seed}/model.keras",
+        history=f"{RESULTS}/runs/{{study}}/{{variant}}/seed{{seed}}/history.csv",
+        metrics=f"{RESULTS}/runs/{{study}}/{{variant}}/seed{{seed}}/metrics.json",
+        model=f"{RESULTS}/runs/{{study}}/{{variant}}/seed{{seed}}/model.keras",
     params:
         run=lambda wc: RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))],
     threads: config["resources"]["train_threads"]
@@ -21,9 +21,9 @@ rule train:
             lambda wc: RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))], config["resources"]
         ),
     log:
-        "logs/train/{study}/{variant}/seed{seed}.log",
+        f"{LOGS}/train/{{study}}/{{variant}}/seed{{seed}}.log",
     benchmark:
-        "results/benchmarks/train/{study}/{variant}/seed{seed}.tsv"
+        f"{RESULTS}/benchmarks/train/{{study}}/{{variant}}/seed{{seed}}.tsv"
     conda:
         "../envs/train.yaml"
     script:

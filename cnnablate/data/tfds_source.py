@@ -109,7 +109,12 @@ def load(spec: dict) -> tuple[dict[str, SplitArrays], list[str], dict]:
     if "train" not in split_map:
         raise ValueError(f"source tfds: `splits` must map `train`, got {split_map}")
 
-    if download:
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(name, data_dir=data_dir)
+    # Probe only when something must be fetched: an offline machine with the data prepared
+    # must not fail because the download host is unreachable.
+    if download and not builder.is_prepared():
         host = spec.get("probe_host") or DOWNLOAD_HOSTS.get(_base_name(name), _DEFAULT_HOST)
         try:
             check_online(host)
@@ -119,11 +124,6 @@ def load(spec: dict) -> tuple[dict[str, SplitArrays], list[str], dict]:
                     name, data_dir, f"download: true but {host} is unreachable: {exc}"
                 )
             ) from exc
-
-    import tensorflow_datasets as tfds
-
-    builder = tfds.builder(name, data_dir=data_dir)
-    if download:
         builder.download_and_prepare()
     features = builder.info.features
     if image_key not in features or label_key not in features:
