@@ -1,7 +1,7 @@
 # Figures per study, then one HTML report over all studies (no TensorFlow in these rules).
 
 FIGURES = ("learning_curves", "final_metric", "activation_functions", "activation_statistics")
-FIGURE_PATH = REPORT + "/figures/{study}/{name}.png"
+FIGURE_PATH = f"{REPORT}/figures/{{study}}/{{name}}.png"
 
 
 rule figures:

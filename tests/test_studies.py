@@ -308,7 +308,8 @@ def test_smoke_runs_the_expected_jobs_through_the_real_rules(smoke):
         assert m["run_config"]["smoke"] is True and m["run_config"]["image_size"] == 32
         study_file_baseline = _all_studies()[run["study"]][1]["baseline"]
         assert run["variant"] == SMOKE_BASELINES.get(run["study"], study_file_baseline)
-    rrelu = json.loads((work / "results/smoke/runs/xu2015_cifar100/rrelu/seed0/metrics.json").read_text())
+    rrelu_run = work / "results/smoke/runs/xu2015_cifar100/rrelu/seed0"
+    rrelu = json.loads((rrelu_run / "metrics.json").read_text())
     assert rrelu["run_config"]["activation"]["convention"] == "xu2015"
 
 
