@@ -61,6 +61,28 @@ STUDY = {
 }
 
 
+PLUGIN_DIR = REPO / ".slurm-plugins"
+PLUGIN_PATH: list[str] = []  # where the plugin is, when not in the venv (only for this test)
+
+
+def ensure_slurm_plugin() -> None:
+    """The test set-up installs the executor plugin (requirements-slurm.txt) into a folder of
+    its own rather than the project's venv: installed, the plugin calls `scontrol` at every
+    Snakemake start, which costs seconds on a machine with SLURM's client but no cluster."""
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is not None:
+        return
+    if not (PLUGIN_DIR / "snakemake_executor_plugin_slurm").exists():
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
+             str(PLUGIN_DIR), "-r", str(REPO / "requirements-slurm.txt")],
+            capture_output=True, text=True, timeout=600,
+        )
+        if proc.returncode != 0:
+            shutil.rmtree(PLUGIN_DIR, ignore_errors=True)
+            pytest.skip(f"could not install requirements-slurm.txt: {proc.stderr[-500:]}")
+    PLUGIN_PATH.append(str(PLUGIN_DIR))
+
+
 def cluster(command: str, base: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "BASE": str(base), "GPUS": str(FAKE_GPUS)}
     return subprocess.run(
@@ -73,8 +95,7 @@ def slurm_cluster(tmp_path_factory):
     """A running one-node SLURM; stopped by PID afterwards, whatever the test did."""
     if os.geteuid() != 0:
         pytest.skip("needs root to install and start slurmctld/slurmd/munged")
-    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
-        pytest.skip("no snakemake-executor-plugin-slurm: pip install -r requirements-slurm.txt")
+    ensure_slurm_plugin()
     if shutil.which("timeout") is None:
         pytest.skip("needs coreutils `timeout`")
     base = tmp_path_factory.mktemp("slurm")
@@ -151,6 +172,7 @@ def test_study_on_slurm_with_fake_gpus(slurm_cluster, tmp_path):
         "--verbose",  # the plugin logs its sbatch calls at debug level
     ]  # fmt: skip
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [*PLUGIN_PATH, env.get("PYTHONPATH")]))
     env.pop("CUDA_VISIBLE_DEVICES", None)
     with open(output, "w") as fh:
         proc = subprocess.run(cmd, cwd=work, env=env, stdout=fh, stderr=subprocess.STDOUT)
