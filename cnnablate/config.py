@@ -8,6 +8,7 @@ user can find it in their YAML (`studies.acts.variants.selu.activation: unknown 
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import itertools
 import json
@@ -31,9 +32,17 @@ class ConfigError(ValueError):
 
 
 def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
+    path = Path(path)
+    return copy.deepcopy(_parsed_schema(str(path), path.stat().st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_schema(path: str, mtime_ns: int) -> dict:
+    # Parsed once per version of the file: planning validates once per study and job.
     return yaml.safe_load(Path(path).read_text())
 
 
+@functools.cache
 def _default_filling_validator() -> type:
     # The same extension Snakemake's `validate(..., set_default=True)` uses: fill a property's
     # default before validating it, so nested defaults are filled too.
@@ -269,12 +278,26 @@ def config_hash(payload: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+_VALIDATED: dict[str, dict] = {}
+
+
+def _validated(config: dict) -> dict:
+    """`validate(copy.deepcopy(config))`, remembered by content (the Snakefile asks for every
+    study's settings per aggregate and figures job, and for the report). Do not modify it."""
+    key = json.dumps(config, sort_keys=True, default=str)
+    if key not in _VALIDATED:
+        if len(_VALIDATED) >= 4:
+            _VALIDATED.clear()
+        _VALIDATED[key] = validate(copy.deepcopy(config))
+    return _VALIDATED[key]
+
+
 def study_settings(config: dict, study_name: str) -> dict:
     """What the aggregate and report steps need of a study (not the runs)."""
-    config = validate(copy.deepcopy(config))
+    config = _validated(config)
     study = config["studies"][study_name]
     variants = expand_variants(study_name, study)
-    return {
+    return copy.deepcopy({
         "name": study_name,
         "description": study.get("description", ""),
         "dataset": study["dataset"],
@@ -283,4 +306,4 @@ def study_settings(config: dict, study_name: str) -> dict:
         "model": study["model"],
         "reference": study.get("reference", {}),
         "variant_descriptions": {k: v.get("description", "") for k, v in variants.items()},
-    }
+    })

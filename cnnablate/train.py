@@ -8,13 +8,18 @@ resuming a killed job at its last finished epoch, `CSVLogger` for the per-epoch 
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import csv
+import gc
+import importlib.abc
 import json
 import math
 import os
 import shutil
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +53,41 @@ def configure_threads(threads: int) -> None:
         os.environ[var] = str(threads)
     os.environ["TF_NUM_INTEROP_THREADS"] = str(max(1, min(threads, 2)))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+
+# Keras imports these when they are installed, for integrations a training job never uses (its
+# scikit-learn wrapper, matplotlib image gallery, pandas DataFrame inputs; scipy comes with
+# scikit-learn): about 2 s of every job's start-up on a 2-core CPU (benchmarks/fixed_cost.py).
+SKIPPED_IMPORTS = frozenset({"sklearn", "matplotlib", "pandas", "scipy"})
+
+
+class _SkipImports(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in SKIPPED_IMPORTS:
+            raise ModuleNotFoundError(f"{name}: not imported by a training job", name=name)
+        return None
+
+
+@contextlib.contextmanager
+def _job_imports() -> Iterator[None]:
+    """Lighter start and exit of a process that trains and ends (a Snakemake job).
+
+    Only where nothing of TensorFlow, Keras or SKIPPED_IMPORTS is imported yet (a notebook
+    that imported any of them is left as it is): Keras is imported with SKIPPED_IMPORTS hidden
+    (so in this process Keras treats them as not installed), and the interpreter skips its
+    final garbage collection at exit (`gc.freeze` at exit: ~2 s of walking TensorFlow's object
+    graph; every output is written and closed before then).
+    """
+    fresh = not ({"keras", "tensorflow", *SKIPPED_IMPORTS} & sys.modules.keys())
+    finder = _SkipImports()
+    if fresh:
+        sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        if fresh:
+            sys.meta_path.remove(finder)
+            atexit.register(gc.freeze)
 
 
 def _finite(value) -> float | None:
@@ -142,14 +182,15 @@ def train_run(
 ) -> dict:
     """Train one run as `run` (a resolved run config) says and write its three outputs."""
     configure_threads(threads)
-    import keras
-    import numpy as np
-    import tensorflow as tf
+    with _job_imports():
+        import keras
+        import numpy as np
+        import tensorflow as tf
 
-    from cnnablate import actstats
-    from cnnablate.data.pipeline import Split
-    from cnnablate.models import build_model
-    from cnnablate.provenance import cpu_model, git_commit, machine, package_versions
+        from cnnablate import actstats
+        from cnnablate.data.pipeline import Split
+        from cnnablate.models import build_model
+        from cnnablate.provenance import cpu_model, git_commit, machine, package_versions
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(max(1, min(threads, 2)))

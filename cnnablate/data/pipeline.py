@@ -94,7 +94,8 @@ class Split:
 
     def eval_dataset(self, batch_size: int) -> tf.data.Dataset:
         ds = tf.data.Dataset.range(len(self)).batch(batch_size)
-        return ds.map(self._batch_fn(), num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+        ds = ds.map(self._batch_fn(), num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+        return _without_autotuning(ds)
 
     def train_dataset(
         self, batch_size: int, seed: int, first_epoch: int, epochs: int, augment: str = "none"
@@ -118,10 +119,21 @@ class Split:
             return x, y
 
         ds = tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_batches)
-        return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(2)
+        ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(2)
+        return _without_autotuning(ds)
 
     def steps_per_epoch(self, batch_size: int) -> int:
         return math.ceil(len(self) / batch_size)
+
+
+def _without_autotuning(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """No tf.data autotuning thread (a gather and a cast leave nothing to tune; AUTOTUNE then
+    stands for a fixed parallelism of about one call per core). Deleting an iterator waits for
+    that thread, and on CPUs shared by parallel jobs it often missed its wake-up and held up
+    the end of `fit` for 4-20 s (BENCHMARKS.md). Same batches, same order."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.with_options(options)
 
 
 def _augment(x: tf.Tensor, seed: tf.Tensor, mode: str) -> tf.Tensor:

@@ -1,0 +1,173 @@
+"""Helpers shared by the benchmark scripts: machine facts, waiting for a quiet machine, medians,
+tables. Plain Python (no TensorFlow), so a benchmark's parent process stays light.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+QUIET_LOAD = 0.8
+
+
+sys.path.insert(0, str(ROOT))
+from cnnablate.provenance import cpu_model  # noqa: E402  (one definition, plain Python)
+
+
+def gpus() -> list[str]:
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=20,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def load1() -> float:
+    return os.getloadavg()[0]
+
+
+def cpu_busy(seconds: float = 2.0) -> float:
+    """Fraction of all CPUs busy over the next `seconds` (from /proc/stat), or -1 if unknown."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        return sum(fields), idle
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return -1.0
+    return 1.0 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def machine_lines() -> list[str]:
+    """The facts BENCHMARKS.md asks for: date, cores, CPU model, GPU, Python, load."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        usable = os.cpu_count() or 0
+    la = os.getloadavg()
+    gpu = ", ".join(gpus()) or "none"
+    return [
+        f"date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
+        f"machine: {usable} cores usable ({os.cpu_count()} online), CPU {cpu_model()!r}, "
+        f"GPU: {gpu}",
+        f"python {platform.python_version()} on {platform.platform()}",
+        f"load average (1/5/15 min) at start: {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}",
+    ]
+
+
+def print_machine(title: str) -> None:
+    print(f"# {title}")
+    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
+    for line in machine_lines():
+        print(line)
+    print(flush=True)
+
+
+def wait_for_quiet(
+    max_wait_s: float = 1200.0, threshold: float = QUIET_LOAD, poll_s: float = 20.0
+) -> float:
+    """Sleep until the 1-minute load average is below `threshold` (at most `max_wait_s`);
+    returns the load average measurement starts under. Never fails: a busy machine is
+    reported, not hidden."""
+    deadline = time.monotonic() + max_wait_s
+    load = load1()
+    while load >= threshold and time.monotonic() < deadline:
+        print(f"  waiting for a quiet machine: load {load:.2f} >= {threshold}", flush=True)
+        time.sleep(poll_s)
+        load = load1()
+    if load >= threshold:
+        print(f"  machine still busy after {max_wait_s:.0f} s (load {load:.2f}); measuring anyway",
+              flush=True)
+    return load
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A Markdown table (pastes straight into BENCHMARKS.md)."""
+    cells = [[str(h) for h in headers]] + [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in cells]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+    return str(value)
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, object]:
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+SLURM_PROBE_NOTE = (
+    "snakemake-executor-plugin-slurm (requirements-slurm.txt, not in the default install) runs "
+    "`scontrol show config` whenever Snakemake starts; where SLURM's client is installed but no "
+    "controller answers (this test machine), that takes ~9 s to fail. Benchmarks put an "
+    "`scontrol` that fails at once first on PATH (as where SLURM is absent or answers); "
+    "--real-scontrol measures as installed."
+)
+_SHIM_DIR: Path | None = None
+
+
+def _scontrol_shim() -> Path:
+    global _SHIM_DIR
+    if _SHIM_DIR is None:
+        import tempfile
+
+        _SHIM_DIR = Path(tempfile.mkdtemp(prefix="cnnablate-bench-bin-"))
+        shim = _SHIM_DIR / "scontrol"
+        shim.write_text("#!/bin/sh\necho 'scontrol: benchmark shim' >&2\nexit 1\n")
+        shim.chmod(0o755)
+        atexit.register(shutil.rmtree, _SHIM_DIR, True)
+    return _SHIM_DIR
+
+
+def child_env(real_scontrol: bool = True, **extra: str) -> dict[str, str]:
+    """The environment of a measured subprocess: cnnablate importable, TF's chatter off, and
+    unless `real_scontrol`, an `scontrol` that fails at once (see SLURM_PROBE_NOTE)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not real_scontrol:
+        env["PATH"] = f"{_scontrol_shim()}{os.pathsep}{env.get('PATH', '')}"
+    env.update(extra)
+    return env
+
+
+def prepare_digits(dest: Path) -> Path:
+    """The default study's dataset, prepared exactly as the workflow's prepare step does."""
+    if not (dest / "meta.json").exists():
+        subprocess.run(
+            [sys.executable, "-c",
+             "import sys; from cnnablate.data.prepare import prepare_dataset; "
+             "prepare_dataset('digits', {'source': 'sklearn_digits'}, sys.argv[1])", str(dest)],
+            check=True, env=child_env(), cwd=ROOT,
+        )
+    return dest
