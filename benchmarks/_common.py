@@ -149,13 +149,20 @@ def _scontrol_shim() -> Path:
     return _SHIM_DIR
 
 
+def slurm_plugin_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("snakemake_executor_plugin_slurm") is not None
+
+
 def child_env(real_scontrol: bool = True, **extra: str) -> dict[str, str]:
     """The environment of a measured subprocess: cnnablate importable, TF's chatter off, and
-    unless `real_scontrol`, an `scontrol` that fails at once (see SLURM_PROBE_NOTE)."""
+    unless `real_scontrol`, an `scontrol` that fails at once where the SLURM plugin is
+    installed (see SLURM_PROBE_NOTE)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if not real_scontrol:
+    if not real_scontrol and slurm_plugin_installed():
         env["PATH"] = f"{_scontrol_shim()}{os.pathsep}{env.get('PATH', '')}"
     env.update(extra)
     return env

@@ -41,13 +41,14 @@ from benchmarks._common import (  # noqa: E402
     load1,
     median,
     print_machine,
+    slurm_plugin_installed,
     table,
     wait_for_quiet,
 )
 from cnnablate.config import resolve_runs  # noqa: E402
-from tests.workflow import copy_workflow  # noqa: E402
+from tests.workflow import COPY_IGNORE, copy_workflow  # noqa: E402
 
-ARM = re.compile(r"^c(\d+)t(\d+)$")
+ARM = re.compile(r"^(base-)?c(\d+)t(\d+)$")
 QUICK = {"studies": ["activations"], "variants": 2, "seeds": [0], "epochs": 1}
 
 
@@ -98,8 +99,12 @@ def _run(cmd: list[str], cwd: Path, log: Path) -> tuple[float, float]:
     return wall, cpu
 
 
-def run_pipeline(work: Path, config: dict, cores: int, threads: int) -> dict:
-    copy_workflow(work)
+def run_pipeline(work: Path, config: dict, cores: int, threads: int,
+                 source: Path | None = None) -> dict:
+    if source is None:
+        copy_workflow(work)
+    else:  # another checkout of the workflow (e.g. the commit before a change)
+        shutil.copytree(source, work, ignore=COPY_IGNORE, dirs_exist_ok=True)
     config = copy.deepcopy(config)
     config.setdefault("resources", {})["train_threads"] = threads
     (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -133,8 +138,11 @@ def main() -> None:
                         help="comma-separated studies of config.yaml, or 'all' (default: "
                              "activations)")
     parser.add_argument("--arms", default="c2t1,notebook",
-                        help="comma-separated: cCtT (pipeline, --cores C, T threads per job) "
-                             "and/or notebook (default: c2t1,notebook)")
+                        help="comma-separated: cCtT (pipeline, --cores C, T threads per job), "
+                             "base-cCtT (the same with the --baseline-root checkout) and/or "
+                             "notebook (default: c2t1,notebook)")
+    parser.add_argument("--baseline-root", type=Path,
+                        help="a checkout for base-* arms (git archive COMMIT | tar -x -C DIR)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--variants", type=int, help="keep the baseline + N-1 variants")
     parser.add_argument("--seeds", help="comma-separated seeds (default: the study's)")
@@ -161,13 +169,15 @@ def main() -> None:
     arms = args.arms.split(",")
     for arm in arms:
         if arm != "notebook" and not ARM.match(arm):
-            raise SystemExit(f"arm {arm!r}: expected cCtT (e.g. c2t1) or notebook")
+            raise SystemExit(f"arm {arm!r}: expected cCtT (e.g. c2t1), base-cCtT or notebook")
+        if arm.startswith("base-") and not args.baseline_root:
+            raise SystemExit(f"arm {arm!r} needs --baseline-root")
 
     print_machine("end to end: pipeline vs notebook")
     n_runs = len(resolve_runs(config))
     print(f"studies: {', '.join(config['studies'])} ({n_runs} runs); arms: {', '.join(arms)}; "
           f"{repeats} repeat(s), interleaved")
-    if not REAL_SCONTROL:
+    if not REAL_SCONTROL and slurm_plugin_installed():
         print(f"note: {SLURM_PROBE_NOTE}")
     print(flush=True)
     if args.wait_quiet:
@@ -185,8 +195,9 @@ def main() -> None:
                 if arm == "notebook":
                     r = run_notebook(work, config)
                 else:
-                    cores, threads = (int(v) for v in ARM.match(arm).groups())
-                    r = run_pipeline(work, config, cores, threads)
+                    is_base, cores, threads = ARM.match(arm).groups()
+                    r = run_pipeline(work, config, int(cores), int(threads),
+                                     args.baseline_root if is_base else None)
                 r["load"] = load
                 results[arm].append(r)
                 print(f"repeat {rep + 1} {arm:>9}: {r['seconds']:7.1f} s wall, "

@@ -9,7 +9,7 @@ TensorFlow thread count, each in a fresh process, alternated (pipeline, plain, p
 
 - pipeline: `cnnablate.train.train_run` itself: `Split.train_dataset` (tf.data from the
   memory-mapped uint8 arrays, resized once, scaled per batch), op determinism, its compile and
-  its callbacks (TerminateOnNaN, epoch clock, CSVLogger, random-state backup, BackupAndRestore);
+  its callbacks (TerminateOnNaN, epoch clock, CSVLogger, the epoch backup of resumable state);
 - plain: what a notebook does: the arrays resized once and scaled to float32 numpy, then
   `model.fit(x, y, batch_size, epochs, validation_data=(x_val, y_val))` with the same compile.
 

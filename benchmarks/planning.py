@@ -35,6 +35,7 @@ from benchmarks._common import (  # noqa: E402
     child_env,
     median,
     print_machine,
+    slurm_plugin_installed,
     table,
 )
 from tests.workflow import copy_workflow  # noqa: E402
@@ -101,7 +102,8 @@ def main() -> None:
     args = parser.parse_args()
 
     print_machine("Snakemake planning")
-    print(f"note: {SLURM_PROBE_NOTE}\n")
+    if slurm_plugin_installed():
+        print(f"note: {SLURM_PROBE_NOTE}\n")
     files = sorted((ROOT / "studies").glob("*.yaml"))
     rows = []
     with tempfile.TemporaryDirectory(prefix="cnnablate-plan-") as tmp:
@@ -114,7 +116,7 @@ def main() -> None:
             "--configfile each file": (["-n", "--configfile", *map(str, files)], False),
             "combined config, real scontrol": (combined, True),
         }
-        if args.real_scontrol:
+        if args.real_scontrol or not slurm_plugin_installed():
             variants = {k: (a, True) for k, (a, _) in variants.items() if "real" not in k}
         counts = {}
         times: dict[str, list[float]] = {k: [] for k in variants}
