@@ -13,7 +13,7 @@ size and optimizer, one after another in one process). Wall time covers the whol
 interpreter start included. Repeats interleave the arms (A B A B ...) so drift in machine load
 hits all of them; ratios are taken within a repeat (notebook seconds / arm seconds: above 1 the
 pipeline is faster) and their median is reported. The machine's load is recorded before every
-run. `--wait-quiet` first waits (up to 20 minutes) for a 1-minute load average below 0.8.
+run. `--wait-quiet` first waits (up to 20 minutes) until less than 15% of the CPU is busy.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="activations study, 2 variants, seed 0, 1 epoch, 1 repeat")
     parser.add_argument("--wait-quiet", action="store_true",
-                        help="wait (up to 20 min) for load average < 0.8 before starting")
+                        help="wait (up to 20 min) until < 15%% of the CPU is busy")
     parser.add_argument("--keep", type=Path, help="keep the work folders here")
     parser.add_argument("--real-scontrol", action="store_true",
                         help="no scontrol shim (see the note printed)")
