@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
+# 4 on 2 cores is deliberate (BENCHMARKS.md, figure 1).
 CORES ?= 4
 export PATH := $(BIN):$(PATH)
 
