@@ -138,20 +138,20 @@ def _state_variables(model) -> list:
 def _save_backup(backup: Path, model, epochs_done: int) -> None:
     """One file per backup, renamed into place, holding the epoch count with the state (so the
     two never disagree). Replaces Keras's `BackupAndRestore`, whose .weights.h5 writer walks
-    every layer in Python: 0.3 s a backup for the default study's MobileNetV2, whose epochs
-    take ~1.3 s (np.savez: 0.03 s; BENCHMARKS.md)."""
+    every layer in Python: 0.57 s a backup for the default study's MobileNetV2, whose epochs
+    take ~1.1 s (np.savez: 0.05 s; BENCHMARKS.md, figure 2)."""
     backup.mkdir(parents=True, exist_ok=True)
     target = backup / BACKUP_STATE
     tmp = target.with_name(f".{target.name}.tmp.npz")
     variables = _state_variables(model)
     np.savez(tmp, epoch=epochs_done, **{f"v{i}": v.numpy() for i, v in enumerate(variables)})
     os.replace(tmp, target)
+    # A progress marker for people (and the kill test) watching a run; resuming reads state.npz.
     write_json_atomic(backup / "training_metadata.json", {"epoch": epochs_done})
 
 
 def _restore_backup(backup: Path, model) -> None:
-    if not model.optimizer.built:
-        model.optimizer.build(model.trainable_variables)
+    """Load `_save_backup`'s state into `model`, whose optimizer is built already."""
     variables = _state_variables(model)
     with np.load(backup / BACKUP_STATE) as saved:
         values = [saved[f"v{i}"] for i in range(len(saved.files) - 1)]
