@@ -51,36 +51,20 @@ def child(arm: str, run: dict, data_dir: Path, work: Path, threads: int, result:
 
         configure_threads(threads)
         import keras
-        import numpy as np
         import tensorflow as tf
 
-        from cnnablate.data.pipeline import resize_all
         from cnnablate.data.store import load_meta, load_prepared
-        from cnnablate.models import build_model
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(max(1, min(threads, 2)))
         keras.utils.set_random_seed(int(run["seed"]))
         size, train = run["image_size"], run["train"]
 
-        def arrays(split: str):
-            images, labels = load_prepared(data_dir, split)
-            x = resize_all(images, size, 3).astype(np.float32) / 127.5 - 1.0
-            return x, np.asarray(labels, dtype=np.int64)
+        from benchmarks.notebook import notebook_arrays, notebook_model
 
-        (x, y), val = arrays("train"), arrays("val")
-        model = build_model(
-            run["model"]["name"], (size, size, 3), load_meta(data_dir)["num_classes"],
-            activation=run["activation"], norm=run["norm"], init=run["init"],
-            **{k: v for k, v in run["model"].items() if k != "name"},
-        )
-        model.compile(
-            optimizer=keras.optimizers.SGD(
-                train["learning_rate"], momentum=train["momentum"], nesterov=train["nesterov"]
-            ),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=["accuracy"],
-        )
+        (x, y) = notebook_arrays(*load_prepared(data_dir, "train"), size)
+        val = notebook_arrays(*load_prepared(data_dir, "val"), size)
+        model = notebook_model(run, load_meta(data_dir)["num_classes"])
 
         class Stamp(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):

@@ -28,6 +28,39 @@ from pathlib import Path  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+def notebook_arrays(images, labels, size: int) -> tuple:
+    """What a notebook trains on: the images resized once, as float32 in [-1, 1], in memory."""
+    import numpy as np
+
+    from cnnablate.data.pipeline import resize_all
+
+    x = resize_all(images, size, 3).astype(np.float32) / 127.5 - 1.0
+    return x, np.asarray(labels, dtype=np.int64)
+
+
+def notebook_model(run: dict, num_classes: int):
+    """`run`'s model, compiled as the training job compiles it (SGD, constant learning rate)."""
+    import keras
+
+    from cnnablate.models import build_model
+
+    size = run["image_size"]
+    model = build_model(
+        run["model"]["name"], (size, size, 3), num_classes,
+        activation=run["activation"], norm=run["norm"], init=run["init"],
+        **{k: v for k, v in run["model"].items() if k != "name"},
+    )
+    train = run["train"]
+    model.compile(
+        optimizer=keras.optimizers.SGD(
+            train["learning_rate"], momentum=train["momentum"], nesterov=train["nesterov"]
+        ),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config", help="a cnnablate config (YAML); sklearn_digits datasets only")
@@ -35,13 +68,10 @@ def main() -> None:
     args = parser.parse_args()
 
     import keras
-    import numpy as np
     import yaml
 
     from cnnablate.config import resolve_runs, validate
     from cnnablate.data import digits
-    from cnnablate.data.pipeline import resize_all
-    from cnnablate.models import build_model
 
     config = validate(yaml.safe_load(Path(args.config).read_text()))
     runs = resolve_runs(config)
@@ -58,10 +88,7 @@ def main() -> None:
             arrays[(dataset, size)] = {
                 "num_classes": len(class_names),
                 **{
-                    name: (
-                        resize_all(images, size, 3).astype(np.float32) / 127.5 - 1.0,
-                        np.asarray(labels, dtype=np.int64),
-                    )
+                    name: notebook_arrays(images, labels, size)
                     for name, (images, labels) in splits.items()
                 },
             }
@@ -83,19 +110,7 @@ def main() -> None:
         t0 = time.perf_counter()
         d = data(run["dataset"], run["image_size"])
         keras.utils.set_random_seed(int(run["seed"]))
-        size = run["image_size"]
-        model = build_model(
-            run["model"]["name"], (size, size, 3), d["num_classes"],
-            activation=run["activation"], norm=run["norm"], init=run["init"],
-            **{k: v for k, v in run["model"].items() if k != "name"},
-        )
-        model.compile(
-            optimizer=keras.optimizers.SGD(
-                train["learning_rate"], momentum=train["momentum"], nesterov=train["nesterov"]
-            ),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=["accuracy"],
-        )
+        model = notebook_model(run, d["num_classes"])
         history = model.fit(
             *d["train"], batch_size=train["batch_size"], epochs=train["epochs"],
             validation_data=d["val"], verbose=0,
