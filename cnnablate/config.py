@@ -177,7 +177,8 @@ def _merge(base: dict, overrides: Mapping | None) -> dict:
 
 def _apply_smoke(run: dict, smoke: Mapping) -> dict:
     """Shrink a run for smoke mode: the same code paths, a fraction of the compute."""
-    min_size = catalog.MODELS.get(run["model"]["name"], {}).get("min_image_size", 8)
+    entry = catalog.MODELS.get(run["model"]["name"])
+    min_size = entry.min_image_size if entry else 8
     run["image_size"] = max(min(run["image_size"], smoke["image_size"]), min_size)
     if smoke.get("width") is not None:
         run["model"]["width"] = min(run["model"].get("width", 1.0), smoke["width"])
@@ -247,7 +248,7 @@ def resolve_runs(config: dict) -> list[dict]:
                     f"{vwhere}.model.name: unknown model {model_name!r}; "
                     f"valid: {', '.join(sorted(catalog.MODELS))}"
                 )
-            min_size = catalog.MODELS[model_name]["min_image_size"]
+            min_size = catalog.MODELS[model_name].min_image_size
             if run["image_size"] < min_size:
                 raise ConfigError(
                     f"{where}.image_size: {run['image_size']} is too small for {model_name} "

@@ -3,8 +3,10 @@ the activation functions as used, and per-layer activation statistics."""
 
 from __future__ import annotations
 
+import importlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -14,6 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from cnnablate import catalog  # noqa: E402
 
 DPI = 110
 LINESTYLES = ("-", "--", "-.", ":")
@@ -179,15 +183,24 @@ def activation_statistics(stats: pd.DataFrame, order: list[str], path: str | Pat
     _save(fig, path)
 
 
-def study_figures(
-    metrics_files: list[str], history_files: list[str], summary_csv: str, study: dict,
-    outputs: dict[str, str], confidence: float = 0.95,
-) -> None:
-    """All figures of a study; `outputs` maps figure name -> PNG path."""
-    from cnnablate.aggregate import headline_metric
+@dataclass(frozen=True)
+class StudyData:
+    """What a study's figures are drawn from (read once per figures job)."""
 
+    study: dict  # the study's settings (cnnablate.config.study_settings)
+    summary: pd.DataFrame  # summary.csv: one row per variant
+    order: list[str]  # variants in the summary's order
+    histories: pd.DataFrame  # every run's history.csv rows, with variant, seed and status
+    activation_stats: pd.DataFrame  # per run and activation layer: dead_fraction, mean
+    activation_curves: dict[str, dict]  # variant -> {x, y, dy} of its activation
+    confidence: float
+
+
+def load_study_data(
+    metrics_files: list[str], history_files: list[str], summary_csv: str, study: dict,
+    confidence: float = 0.95,
+) -> StudyData:
     summary = pd.read_csv(summary_csv)
-    order = list(summary["variant"])
     frames, stats_rows, curves = [], [], {}
     for mpath, hpath in zip(metrics_files, history_files):
         m = json.loads(Path(mpath).read_text())
@@ -200,12 +213,43 @@ def study_figures(
             curves[m["variant"]] = m["activation_curve"]
     histories = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["epoch", "val_accuracy", "val_loss", "variant", "seed", "status"])
-    learning_curves(histories, order, outputs["learning_curves"])
-    metric = headline_metric(study["eval_split"])
-    final_metric(summary, metric, study["baseline"], outputs["final_metric"],
-                 metric.replace("_", " "), confidence)
-    activation_functions(curves, order, outputs["activation_functions"])
-    activation_statistics(
-        pd.DataFrame(stats_rows, columns=["variant", "seed", "depth", "dead_fraction", "mean"]),
-        order, outputs["activation_statistics"],
-    )
+    stats = pd.DataFrame(stats_rows, columns=["variant", "seed", "depth", "dead_fraction", "mean"])
+    return StudyData(study, summary, list(summary["variant"]), histories, stats, curves,
+                     confidence)
+
+
+# The registered figures (cnnablate.catalog.FIGURES): each draws one PNG from a StudyData.
+def plot_learning_curves(data: StudyData, path: str | Path) -> None:
+    learning_curves(data.histories, data.order, path)
+
+
+def plot_final_metric(data: StudyData, path: str | Path) -> None:
+    from cnnablate.aggregate import headline_metric
+
+    metric = headline_metric(data.study["eval_split"])
+    final_metric(data.summary, metric, data.study["baseline"], path, metric.replace("_", " "),
+                 data.confidence)
+
+
+def plot_activation_functions(data: StudyData, path: str | Path) -> None:
+    activation_functions(data.activation_curves, data.order, path)
+
+
+def plot_activation_statistics(data: StudyData, path: str | Path) -> None:
+    activation_statistics(data.activation_stats, data.order, path)
+
+
+def figure_function(name: str) -> Callable[[StudyData, str | Path], None]:
+    """The function of registered figure `name` ("module:function"), its module imported."""
+    module, _, function = catalog.FIGURES[name].function.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def study_figures(
+    metrics_files: list[str], history_files: list[str], summary_csv: str, study: dict,
+    outputs: dict[str, str], confidence: float = 0.95,
+) -> None:
+    """All registered figures of a study; `outputs` maps figure name -> PNG path."""
+    data = load_study_data(metrics_files, history_files, summary_csv, study, confidence)
+    for name in catalog.FIGURES:
+        figure_function(name)(data, outputs[name])

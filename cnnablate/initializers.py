@@ -1,6 +1,6 @@
 """Resolve an ``init`` spec into a fresh Keras initializer.
 
-``init`` is ``"auto"`` (picked from the activation by :func:`cnnablate.catalog.auto_initializer`),
+``init`` is ``"auto"`` (picked from the activation by :func:`auto_initializer`),
 any Keras initializer name (``"he_normal"``, ``"HeNormal"``, ...), or
 ``{"type": name, "params": {...}}``. Call :func:`get` once per layer: Keras initializers with an
 integer (or no) seed return the same values on every call, so sharing one instance would give
@@ -21,6 +21,16 @@ def _invalid(detail: str) -> ValueError:
     return ValueError(f"{detail}; valid: {', '.join(catalog.INITIALIZERS)} (or any Keras name)")
 
 
+def auto_initializer(activation: str | Mapping[str, Any]) -> str:
+    """The initializer `init: auto` means for an activation (seed 004's conclusion)."""
+    kind = catalog.activation_type(activation)
+    if kind == "selu":
+        return "lecun_normal"
+    if kind in ("sigmoid", "tanh", "linear"):
+        return "glorot_uniform"
+    return "he_normal"
+
+
 def get(
     spec: str | Mapping[str, Any] = "auto", activation: str | Mapping[str, Any] = "relu"
 ) -> keras.initializers.Initializer:
@@ -37,7 +47,7 @@ def get(
     if name == "auto":
         if params:
             raise ValueError("init 'auto' takes no params")
-        name = catalog.auto_initializer(activation)
+        name = auto_initializer(activation)
     try:
         return keras.initializers.get({"class_name": name, "config": params} if params else name)
     except (ValueError, TypeError) as err:

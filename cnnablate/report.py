@@ -16,6 +16,7 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
+from cnnablate import catalog
 from cnnablate.aggregate import headline_metric
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "report" / "templates"
@@ -230,14 +231,5 @@ def render_report(studies: list[dict], out_html: str | Path, title: str,
     tmp.replace(out_html)
 
 
-FIGURE_TITLES = {
-    "learning_curves": "Learning curves: validation accuracy and loss per epoch, mean over "
-                       "the completed seeds, band from the lowest to the highest; diverged "
-                       "runs dotted, each on its own",
-    "final_metric": "Headline metric per variant: mean and confidence interval over seeds; "
-                    "the dashed line is the baseline",
-    "activation_functions": "Activation functions and their derivatives, as computed by the "
-                            "layers the runs trained with",
-    "activation_statistics": "Per activation layer: fraction of units that never fire, and the "
-                             "mean activation (mean over seeds)",
-}
+# The line above each figure in the HTML report, from the figure registry.
+FIGURE_TITLES = {name: figure.title for name, figure in catalog.FIGURES.items()}

@@ -22,10 +22,10 @@ runtime = start-up (import, data, model build; CUDA init and autotuning on a GPU
           + test images / (3 x images-per-second)
           then x RUNTIME_SAFETY, in whole minutes, at least MIN_RUNTIME_MIN.
 
-images-per-second is REFERENCE_IMAGES_PER_S of the model on the device (measured or read off
-slow hardware: one CPU thread, a T4-class GPU) at 32x32 and width 1.0, divided by
-(image_size / 32)^2 and by width^2 (conv FLOPs grow with both), each factor floored because
-small images and thin networks are bound by per-step overhead, not FLOPs.
+images-per-second is the model's registry entry (`catalog.MODELS[name].images_per_s`) on the
+device (measured or read off slow hardware: one CPU thread, a T4-class GPU) at 32x32 and
+width 1.0, divided by (image_size / 32)^2 and by width^2 (conv FLOPs grow with both), each
+factor floored because small images and thin networks are bound by per-step overhead, not FLOPs.
 """
 
 from __future__ import annotations
@@ -36,18 +36,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-# Images per second while training, at 32x32 and width 1.0. CPU: per thread, from this
-# project's runs on a 2-core VM (all_cnn_c w0.25 ~240/s and mobilenet_v2 w0.35 ~226/s at 32px
-# scale to ~15 and ~28) rounded down; GPU: about half what a T4 trains at (MobileNetV2 at
-# 224x224 ~250 images/s there, i.e. ~12k/s scaled to 32x32).
-REFERENCE_IMAGES_PER_S: dict[str, dict[str, float]] = {
-    "cpu": {"all_cnn_c": 10.0, "mobilenet_v2": 15.0, "nin": 8.0},
-    "gpu": {"all_cnn_c": 1000.0, "mobilenet_v2": 6000.0, "nin": 800.0},
-}
+from cnnablate import catalog
+
+# Images per second while training at 32x32 and width 1.0, and activation memory in KB per
+# input pixel: per model in its registry entry (cnnablate.catalog.MODELS); these for others.
 UNKNOWN_MODEL_IMAGES_PER_S = {"cpu": 5.0, "gpu": 400.0}
-# Activation memory kept for the backward pass, KB per input pixel per image at width 1.0
-# (all_cnn_c / nin keep 96-192 channels at full resolution; mobilenet_v2 downsamples at once).
-ACTIVATION_KB_PER_PIXEL: dict[str, float] = {"all_cnn_c": 6.0, "mobilenet_v2": 1.5, "nin": 6.0}
 UNKNOWN_MODEL_KB_PER_PIXEL = 8.0
 
 MEM_FLOOR_MB = {"cpu": 2048, "gpu": 4096}  # measured RSS of a CPU run: ~0.8 GB
@@ -82,7 +75,8 @@ def _limit(limit: Any, available: int | None, default: int) -> int:
 
 def _images_per_s(run: Mapping, device: str, threads: int) -> float:
     model = run["model"]
-    ips = REFERENCE_IMAGES_PER_S[device].get(model["name"], UNKNOWN_MODEL_IMAGES_PER_S[device])
+    entry = catalog.MODELS.get(model["name"])
+    ips = entry.images_per_s[device] if entry else UNKNOWN_MODEL_IMAGES_PER_S[device]
     width = max(float(model.get("width", 1.0)), MIN_WIDTH)
     pixels = max((int(run["image_size"]) / 32.0) ** 2, MIN_PIXEL_FACTOR)
     if device == "cpu":
@@ -103,7 +97,8 @@ def _mem_mb(run: Mapping, device: str, n_train: int, n_eval: int) -> int:
     image_bytes = size * size * 3
     cached = sum(min(n * image_bytes, CACHE_BYTES_PER_SPLIT) for n in (n_train, n_eval, n_eval))
     model = run["model"]
-    kb_per_pixel = ACTIVATION_KB_PER_PIXEL.get(model["name"], UNKNOWN_MODEL_KB_PER_PIXEL)
+    entry = catalog.MODELS.get(model["name"])
+    kb_per_pixel = entry.activation_kb_per_pixel if entry else UNKNOWN_MODEL_KB_PER_PIXEL
     width = max(float(model.get("width", 1.0)), MIN_WIDTH)
     batch = int(run["train"].get("batch_size", 64))
     activations = batch * size * size * kb_per_pixel * 1024 * width

@@ -5,7 +5,6 @@ rule aggregate:
     input:
         metrics=lambda wc: [f"{run_dir(run)}/metrics.json" for run in runs_of(wc.study)],
         history=lambda wc: [f"{run_dir(run)}/history.csv" for run in runs_of(wc.study)],
-        code=AGGREGATE_CODE,
     output:
         runs=report(
             f"{RESULTS}/studies/{{study}}/runs.csv",
@@ -28,6 +27,7 @@ rule aggregate:
     params:
         study=lambda wc: study_settings(wc.study),
         confidence=config["report"]["confidence"],
+        code=CODE.aggregate(),
     log:
         f"{LOGS}/aggregate/{{study}}.log",
     conda:

@@ -7,6 +7,8 @@ sys.path.insert(0, workflow.basedir)
 
 from cnnablate import config as cnnablate_config  # noqa: E402
 from cnnablate.data.archive import ARCHIVES  # noqa: E402
+from cnnablate.catalog import FIGURES as FIGURE_REGISTRY  # noqa: E402
+from cnnablate.fingerprint import Fingerprints  # noqa: E402
 
 try:
     RUNS = cnnablate_config.resolve_runs(config)
@@ -25,38 +27,19 @@ STUDIES = list(dict.fromkeys(run["study"] for run in RUNS))
 DATASETS = list(dict.fromkeys(run["dataset"] for run in RUNS))
 
 
-def library(*modules):
-    """Inputs naming the cnnablate source files a step runs, because Snakemake tracks only the
-    script file's own code: without these a library change would silently rerun nothing.
+def source_file(relative):
+    """A workflow file relative to the working directory, so moving the checkout reruns nothing.
 
-    Paths are relative to the working directory, so moving the checkout reruns nothing.
     Not `workflow.source_path`: for a local workflow it returns a copy in a per-invocation
     temporary source cache, whose path and mtime change on every run and so rerun every job.
     """
-    return [source_file(f"cnnablate/{module}") for module in modules]
-
-
-def source_file(relative):
     return os.path.relpath(os.path.join(workflow.basedir, relative))
 
 
-# What each stage imports from cnnablate (tests/test_workflow_code_inputs.py checks these).
-PREPARE_CODE = library(
-    "__init__.py", "smk.py", "data/__init__.py", "data/prepare.py", "data/splits.py",
-    "data/store.py",
-    "data/digits.py", "data/sources.py", "data/cifar_binary.py", "data/archive.py",
-    "data/tfds_source.py", "data/image_folder.py",
-)
-TRAIN_CODE = library(
-    "__init__.py", "smk.py", "catalog.py", "config.py", "train.py", "gpu.py", "provenance.py",
-    "activations.py", "initializers.py", "actstats.py", "data/__init__.py",
-    "data/store.py", "data/splits.py", "data/pipeline.py", "models/__init__.py",
-    "models/layers.py", "models/mobilenet_v2.py", "models/all_cnn.py", "models/nin.py",
-)
-AGGREGATE_CODE = library("__init__.py", "smk.py", "aggregate.py", "stats.py")
-REPORT_CODE = library(
-    "__init__.py", "smk.py", "aggregate.py", "figures.py", "report.py", "stats.py"
-)
+# What code each job executes that can change its results, by content (a `code` param of every
+# rule; cnnablate/fingerprint.py): editing one model's module reruns only that model's runs,
+# comments, docstrings and `touch` rerun nothing.
+CODE = Fingerprints(workflow.basedir)
 
 
 def runs_of(study):

@@ -19,7 +19,6 @@ rule download_archive:
 rule prepare_dataset:
     input:
         archive=archive_of,
-        code=PREPARE_CODE,
     output:
         **{
             f"{split}_{kind}": f"results/data/{{dataset}}/{split}_{kind}.npy"
@@ -29,6 +28,7 @@ rule prepare_dataset:
         meta="results/data/{dataset}/meta.json",
     params:
         spec=lambda wc: config["datasets"][wc.dataset],
+        code=lambda wc: CODE.prepare(config["datasets"][wc.dataset]["source"]),
     log:
         "logs/data/{dataset}.log",
     benchmark:

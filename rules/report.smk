@@ -1,6 +1,6 @@
 # Figures per study, then one HTML report over all studies (no TensorFlow in these rules).
 
-FIGURES = ("learning_curves", "final_metric", "activation_functions", "activation_statistics")
+FIGURES = tuple(FIGURE_REGISTRY)  # cnnablate.catalog.FIGURES: one entry per figure
 FIGURE_PATH = f"{REPORT}/figures/{{study}}/{{name}}.png"
 
 
@@ -9,12 +9,11 @@ rule figures:
         metrics=lambda wc: [f"{run_dir(run)}/metrics.json" for run in runs_of(wc.study)],
         history=lambda wc: [f"{run_dir(run)}/history.csv" for run in runs_of(wc.study)],
         summary=rules.aggregate.output.summary,
-        code=REPORT_CODE,
     output:
         **{
             name: report(
                 FIGURE_PATH.format(study="{study}", name=name),
-                caption=f"../report/captions/{name}.rst",
+                caption=f"../{FIGURE_REGISTRY[name].caption}",
                 category="{study}",
                 subcategory="figures",
             )
@@ -23,6 +22,7 @@ rule figures:
     params:
         study=lambda wc: study_settings(wc.study),
         confidence=config["report"]["confidence"],
+        code=CODE.figures(),
     log:
         f"{LOGS}/figures/{{study}}.log",
     conda:
@@ -39,7 +39,6 @@ rule report:
         figures=expand(rules.figures.output, study=STUDIES),
         # Class names, counts and checksum of each dataset, for the report's dataset facts.
         meta=expand("results/data/{dataset}/meta.json", dataset=DATASETS),
-        code=REPORT_CODE,
         template=source_file("report/templates/index.html.j2"),
     output:
         html=f"{REPORT}/index.html",
@@ -54,6 +53,7 @@ rule report:
         title=config["report"]["title"],
         confidence=config["report"]["confidence"],
         config_hash=cnnablate_config.config_hash(config),
+        code=CODE.report(),
     log:
         f"{LOGS}/report.log",
     conda:

@@ -6,13 +6,13 @@ from cnnablate.resources import rule_resources
 rule train:
     input:
         meta=lambda wc: f"results/data/{RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))]['dataset']}/meta.json",
-        code=TRAIN_CODE,
     output:
         history=f"{RESULTS}/runs/{{study}}/{{variant}}/seed{{seed}}/history.csv",
         metrics=f"{RESULTS}/runs/{{study}}/{{variant}}/seed{{seed}}/metrics.json",
         model=f"{RESULTS}/runs/{{study}}/{{variant}}/seed{{seed}}/model.keras",
     params:
         run=lambda wc: RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))],
+        code=lambda wc: CODE.train(RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))]),
     threads: config["resources"]["train_threads"]
     resources:
         # mem_mb, runtime, gpu (+ cpus_per_gpu on GPU jobs): the config's `resources:` where

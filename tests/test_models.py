@@ -118,7 +118,7 @@ def test_any_channel_count(name: str, channels: int) -> None:
 
 @pytest.mark.parametrize("name", list(catalog.MODELS))
 def test_min_image_size_builds(name: str) -> None:
-    side = catalog.MODELS[name]["min_image_size"]
+    side = catalog.MODELS[name].min_image_size
     model = build_model(name, (side, side, 3), 10, width=SMALL[name][1])
     assert model.output_shape == (None, 10)
 

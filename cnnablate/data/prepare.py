@@ -9,29 +9,26 @@ interrupted preparation never leaves a folder that looks complete.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from cnnablate import catalog
 from cnnablate.data.splits import SplitArrays, carve_validation
 from cnnablate.data.store import SPLITS, output_files, sha256_file, write_json_atomic
 
 Loader = Callable[[dict], tuple[dict[str, SplitArrays], list[str], dict]]
 
 
-def _loaders() -> dict[str, Loader]:
-    # Imported lazily: a source's heavy dependencies (tfds) load only when it is used.
-    from cnnablate.data import digits
-
-    loaders: dict[str, Loader] = {"sklearn_digits": digits.load}
-    try:
-        from cnnablate.data import sources
-    except ImportError:  # pragma: no cover - only while the data layer is partial
-        return loaders
-    loaders.update(sources.LOADERS)
-    return loaders
+def loader(source: str) -> Loader:
+    """The loader of dataset source `source` (`catalog.DATASET_SOURCES`), its module imported
+    now: a source's heavy dependencies (tfds, PIL) load only when it is used."""
+    entry = catalog.DATASET_SOURCES[source]
+    function = getattr(importlib.import_module(f"cnnablate.data.{entry.module}"), entry.loader)
+    return lambda spec: function(spec, *entry.args)
 
 
 def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
@@ -75,13 +72,13 @@ def validate_splits(splits: dict[str, SplitArrays], num_classes: int, name: str)
 
 def prepare_dataset(name: str, spec: dict, out_dir: str | Path) -> dict:
     """Load dataset `name` as `spec` describes and write it to `out_dir`; returns its meta."""
-    loaders = _loaders()
     source = spec.get("source")
-    if source not in loaders:
+    if source not in catalog.DATASET_SOURCES:
         raise ValueError(
-            f"datasets.{name}.source: unknown source {source!r}; valid: {sorted(loaders)}"
+            f"datasets.{name}.source: unknown source {source!r}; "
+            f"valid: {sorted(catalog.DATASET_SOURCES)}"
         )
-    splits, class_names, extra = loaders[source](spec)
+    splits, class_names, extra = loader(source)(spec)
     splits = carve_validation(splits, spec.get("val_fraction", 0.1), seed=spec.get("split_seed", 0))
     validate_splits(splits, len(class_names), name)
 

@@ -1,26 +1,29 @@
 """Model zoo: ``build_model(name, input_shape, num_classes, ...)`` -> a Keras model of logits.
 
-Models use keras.layers / keras.ops / keras.random only (never TensorFlow directly), so they build
-on every Keras backend; ``tests/test_no_tensorflow_import.py`` enforces it.
+Which module builds which model is `cnnablate.catalog.MODELS`; the module is imported by name
+when a model is built, so a run imports (and its code fingerprint covers) only its own model's
+module and the shared layers. Models use keras.layers / keras.ops / keras.random only (never
+TensorFlow directly), so they build on every Keras backend;
+``tests/test_no_tensorflow_import.py`` enforces it.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
-from typing import Any
-
-import keras
+from typing import TYPE_CHECKING, Any
 
 from cnnablate import catalog
-from cnnablate.models import all_cnn, mobilenet_v2, nin
-from cnnablate.models.layers import ActivationSpec, InitSpec, check_norm
 
-BUILDERS: dict[str, Callable[..., keras.Model]] = {
-    "mobilenet_v2": mobilenet_v2.build,
-    "all_cnn_c": all_cnn.build,
-    "nin": nin.build,
-}
-assert set(BUILDERS) == set(catalog.MODELS), "models registry out of step with catalog.MODELS"
+if TYPE_CHECKING:
+    import keras
+
+
+def builder(name: str) -> Callable[..., keras.Model]:
+    """The `build` function of zoo model `name` (its module imported now)."""
+    if name not in catalog.MODELS:
+        raise ValueError(f"unknown model {name!r}; valid: {', '.join(catalog.MODELS)}")
+    return importlib.import_module(f"cnnablate.models.{catalog.MODELS[name].module}").build
 
 
 def build_model(
@@ -28,24 +31,26 @@ def build_model(
     input_shape: tuple[int, ...],
     num_classes: int | None,
     *,
-    activation: ActivationSpec = "relu",
+    activation: Any = "relu",
     norm: str = "before",
-    init: InitSpec = "auto",
+    init: Any = "auto",
     width: float = 1.0,
     **model_params: Any,
 ) -> keras.Model:
     """Build zoo model ``name``; it outputs logits (no softmax).
 
     ``activation``, ``norm`` (``before``/``after``/``none``) and ``init`` apply to every
-    conv/activation pair; ``width`` scales channels; ``model_params`` go to the model's builder
-    (``dropout`` for all_cnn_c/nin; ``include_top``, ``bn_momentum`` for mobilenet_v2).
+    conv/activation pair; ``width`` scales channels; ``model_params`` are the model's own
+    options (``catalog.MODELS[name].options``: ``dropout`` for all_cnn_c/nin; ``include_top``
+    for mobilenet_v2; ``bn_momentum`` for all).
     """
-    if name not in BUILDERS:
-        raise ValueError(f"unknown model {name!r}; valid: {', '.join(BUILDERS)}")
+    build = builder(name)
+    from cnnablate.models.layers import check_norm
+
     check_norm(norm)
     if num_classes is None and name != "mobilenet_v2":
         raise ValueError(f"{name} needs num_classes (its classifier is a conv)")
-    return BUILDERS[name](
+    return build(
         tuple(input_shape), num_classes, activation=activation, norm=norm, init=init,
         width=width, **model_params,
     )

@@ -1,0 +1,203 @@
+"""Code fingerprints: which source a job executes that can change its results, by content.
+
+Each Snakemake job gets its fingerprint as a `param` (rules/*.smk), so Snakemake reruns a job
+exactly when that code changed and `snakemake -n` names the module whose digest differs. The
+fingerprint covers the job's entry script and every `cnnablate` module reachable from it through
+`import` statements (also those inside functions), plus the module its registry entry names
+(`cnnablate.catalog`: a run of model X adds `models/X.py` and what that imports, never the other
+models). Each module counts by its *normalised* source: the `ast` parse tree without docstrings,
+so comments, docstrings, formatting and `touch` change nothing.
+
+Left out (`NOT_RESULTS`): modules that cannot change a result: logging, provenance, GPU claiming,
+config resolution (its result, the resolved run, is a param of its own) and the registries,
+whose result-relevant parts are hashed as data instead (an activation's default parameters, a
+figure's function, a source's loader).
+
+Pure Python (ast, hashlib): the Snakefile calls it while planning.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from cnnablate import catalog
+
+PACKAGE = "cnnablate"
+ROOT = Path(__file__).resolve().parent.parent
+
+# Executed by jobs but unable to change what they compute (see the module docstring).
+NOT_RESULTS = frozenset({
+    "cnnablate.smk",
+    "cnnablate.provenance",
+    "cnnablate.gpu",
+    "cnnablate.config",
+    "cnnablate.catalog",
+    "cnnablate.fingerprint",
+})
+
+# Entry script of each stage (the `script:` of its rule).
+SCRIPTS = {
+    "prepare": "scripts/prepare_dataset.py",
+    "train": "scripts/train.py",
+    "aggregate": "scripts/aggregate.py",
+    "figures": "scripts/figures.py",
+    "report": "scripts/report.py",
+}
+
+
+def module_file(module: str, root: Path = ROOT) -> Path | None:
+    """The source file of `cnnablate...` module `module`, or None when it is not one."""
+    parts = module.split(".")
+    if parts[0] != PACKAGE:
+        return None
+    rel = Path(*parts)
+    for candidate in (root / rel.with_suffix(".py"), root / rel / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def imported_modules(path: Path, root: Path = ROOT) -> set[str]:
+    """`cnnablate` modules `path` imports anywhere (also inside functions), with the packages
+    they live in (importing `a.b.c` runs `a/__init__.py` and `a/b/__init__.py`)."""
+    found: set[str] = set()
+    for node in ast.walk(_parse(path)):
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+            # `from cnnablate import actstats` imports a module, not a name.
+            names.extend(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        for name in names:
+            parts = name.split(".")
+            for i in range(1, len(parts) + 1):
+                prefix = ".".join(parts[:i])
+                if module_file(prefix, root):
+                    found.add(prefix)
+    return found
+
+
+def closure(paths: Iterable[Path], root: Path = ROOT) -> set[Path]:
+    """`paths` and every result-relevant `cnnablate` source file they import, transitively.
+
+    Modules in NOT_RESULTS are neither included nor followed."""
+    todo = list(paths)
+    seen: set[Path] = set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for module in imported_modules(path, root):
+            if module not in NOT_RESULTS:
+                todo.append(module_file(module, root))
+    return seen
+
+
+def _parse(path: Path) -> ast.Module:
+    return _parsed(str(path), path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(path: str, mtime_ns: int) -> ast.Module:
+    return ast.parse(Path(path).read_text(), filename=path)
+
+
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def source_digest(path: Path) -> str:
+    """SHA-256 of `path`'s code: its parse tree without docstrings (so no comments, no layout,
+    no line numbers)."""
+    tree = _strip_docstrings(ast.parse(Path(path).read_text(), filename=str(path)))
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+
+
+def fingerprint(paths: Iterable[Path], data: Any = None, root: Path = ROOT) -> str:
+    """The code fingerprint of a job whose entry points are `paths`: `<combined digest>` then
+    `file:digest` per file of their closure (12 and 8 hex digits), so a rerun's reason names the
+    file that changed. `data` (JSON-able) is registry data the job's results depend on."""
+    files = sorted(closure(paths, root), key=lambda p: p.relative_to(root).as_posix())
+    parts = [f"{p.relative_to(root).as_posix()}:{_digest(p)[:8]}" for p in files]
+    if data is not None:
+        text = json.dumps(data, sort_keys=True, default=str)
+        parts.append(f"registry:{hashlib.sha256(text.encode()).hexdigest()[:8]}")
+    combined = hashlib.sha256(" ".join(parts).encode()).hexdigest()[:12]
+    return " ".join([combined, *parts])
+
+
+def _digest(path: Path) -> str:
+    return _cached_digest(str(path), path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=512)
+def _cached_digest(path: str, mtime_ns: int) -> str:
+    return source_digest(Path(path))
+
+
+def _function_module(dotted: str) -> str:
+    return dotted.partition(":")[0]
+
+
+class Fingerprints:
+    """The code fingerprint of each job of the workflow rooted at `root`, computed once each."""
+
+    def __init__(self, root: str | Path = ROOT) -> None:
+        self.root = Path(root).resolve()
+        self._memo: dict[tuple, str] = {}
+
+    def _memoised(self, key: tuple, modules: Iterable[str], data: Any = None) -> str:
+        if key not in self._memo:
+            paths = [self.root / SCRIPTS[key[0]]]
+            paths += [module_file(m, self.root) for m in modules]
+            self._memo[key] = fingerprint(paths, data, self.root)
+        return self._memo[key]
+
+    def train(self, run: dict) -> str:
+        """A training run's: the training code, its model's module, its activation's defaults."""
+        model = run["model"]["name"]
+        activation = catalog.activation_type(run["activation"])
+        return self._memoised(
+            ("train", model, activation),
+            [f"{PACKAGE}.models.{catalog.MODELS[model].module}"],
+            {"activation": catalog.ACTIVATIONS.get(activation)},
+        )
+
+    def prepare(self, source: str) -> str:
+        """A dataset preparation's: the preparation code and its source's loader module."""
+        entry = catalog.DATASET_SOURCES[source]
+        return self._memoised(
+            ("prepare", source),
+            [f"{PACKAGE}.data.{entry.module}"],
+            {"loader": entry.loader, "args": list(entry.args)},
+        )
+
+    def aggregate(self) -> str:
+        return self._memoised(("aggregate",), [])
+
+    def figures(self) -> str:
+        """The figures job's: its code and every registered figure's function."""
+        functions = {name: fig.function for name, fig in catalog.FIGURES.items()}
+        modules = sorted({_function_module(f) for f in functions.values()})
+        return self._memoised(("figures",), modules, functions)
+
+    def report(self) -> str:
+        return self._memoised(("report",), [])
