@@ -9,12 +9,12 @@ Diverged runs are counted and listed, never averaged in.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
+from cnnablate.atomic import atomic_path
 from cnnablate.stats import paired_comparison, t_interval, tied_ranks
 
 RUN_COLUMNS = (
@@ -115,6 +115,5 @@ def aggregate_study(
     summary = summarize(runs, order, headline, confidence)
     paired = paired_against_baseline(runs, study["baseline"], headline, confidence, order)
     for frame, path in ((runs, out_runs), (summary, out_summary), (paired, out_paired)):
-        tmp = Path(path).with_name(f".{Path(path).name}.tmp{os.getpid()}")
-        frame.to_csv(tmp, index=False)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            frame.to_csv(tmp, index=False)

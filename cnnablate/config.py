@@ -32,13 +32,6 @@ class ConfigError(ValueError):
 
 
 def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
-    path = Path(path)
-    return copy.deepcopy(_parsed_schema(str(path), path.stat().st_mtime_ns))
-
-
-@functools.lru_cache(maxsize=8)
-def _parsed_schema(path: str, mtime_ns: int) -> dict:
-    # Parsed once per version of the file: planning validates once per study and job.
     return yaml.safe_load(Path(path).read_text())
 
 
@@ -64,7 +57,11 @@ def _path(parts: Iterable[Any]) -> str:
 
 
 def validate(config: dict, schema: dict | None = None, source: str = "config") -> dict:
-    """Validate `config` against the schema in place, filling defaults; returns it."""
+    """Validate `config` against the schema in place, filling defaults; returns it.
+
+    The Snakefile validates with Snakemake's `validate` (the same schema and default filling);
+    this one serves `load()` (notebooks) and `resolve_runs`, and also checks the variants'
+    `train`/`model` overrides with their defaults, which a plain schema validation cannot."""
     schema = schema or load_schema()
     validator = _default_filling_validator()(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
@@ -193,11 +190,13 @@ def _apply_smoke(run: dict, smoke: Mapping) -> dict:
 
 def resolve_runs(config: dict) -> list[dict]:
     """Every (study, variant, seed) as a fully resolved run config, in a stable order."""
-    config = validate(copy.deepcopy(config))
     schema = load_schema()
+    config = validate(copy.deepcopy(config), schema)
     train_schema = schema["definitions"]["train"]
     model_schema = schema["definitions"]["model"]
     datasets = config.get("datasets", {})
+    for name, spec in datasets.items():
+        _check_dataset(spec, f"datasets.{name}")
     smoke = config["smoke_settings"] if config.get("smoke") else None
     runs: list[dict] = []
     for study_name, study in config["studies"].items():
@@ -248,6 +247,7 @@ def resolve_runs(config: dict) -> list[dict]:
                     f"{vwhere}.model.name: unknown model {model_name!r}; "
                     f"valid: {', '.join(sorted(catalog.MODELS))}"
                 )
+            _check_model_options(run["model"], overrides.get("model") or {}, where, vwhere)
             min_size = catalog.MODELS[model_name].min_image_size
             if run["image_size"] < min_size:
                 raise ConfigError(
@@ -259,6 +259,36 @@ def resolve_runs(config: dict) -> list[dict]:
             for seed in seeds:
                 runs.append({**copy.deepcopy(run), "seed": int(seed)})
     return runs
+
+
+def _check_model_options(model: dict, overridden: Mapping, where: str, vwhere: str) -> None:
+    """Every `model:` key is an option of that model (catalog.MODELS[name].options)."""
+    entry = catalog.MODELS[model["name"]]
+    valid = (*catalog.COMMON_MODEL_OPTIONS, *entry.options)
+    for key in model:
+        if key not in valid:
+            at = vwhere if key in overridden else where
+            raise ConfigError(
+                f"{at}.model.{key}: model {model['name']!r} has no option {key!r}; "
+                f"valid: {', '.join(valid)}"
+            )
+
+
+def _check_dataset(spec: dict, where: str) -> None:
+    """A known source, and only the keys that source reads (catalog.DATASET_SOURCES)."""
+    source = spec["source"]
+    if source not in catalog.DATASET_SOURCES:
+        raise ConfigError(
+            f"{where}.source: unknown source {source!r}; "
+            f"valid: {', '.join(catalog.DATASET_SOURCES)}"
+        )
+    valid = (*catalog.COMMON_DATASET_OPTIONS, *catalog.DATASET_SOURCES[source].options)
+    for key in spec:
+        if key not in valid:
+            raise ConfigError(
+                f"{where}.{key}: source {source!r} has no option {key!r}; "
+                f"valid: {', '.join(valid)}"
+            )
 
 
 def _check_section(section: dict, schema: dict, where: str) -> None:
@@ -279,23 +309,9 @@ def config_hash(payload: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-_VALIDATED: dict[str, dict] = {}
-
-
-def _validated(config: dict) -> dict:
-    """`validate(copy.deepcopy(config))`, remembered by content (the Snakefile asks for every
-    study's settings per aggregate and figures job, and for the report). Do not modify it."""
-    key = json.dumps(config, sort_keys=True, default=str)
-    if key not in _VALIDATED:
-        if len(_VALIDATED) >= 4:
-            _VALIDATED.clear()
-        _VALIDATED[key] = validate(copy.deepcopy(config))
-    return _VALIDATED[key]
-
-
 def study_settings(config: dict, study_name: str) -> dict:
-    """What the aggregate and report steps need of a study (not the runs)."""
-    config = _validated(config)
+    """What the aggregate and report steps need of a study (not the runs), from a validated
+    config (defaults filled: the Snakefile's `validate`, `load` or `validate` here)."""
     study = config["studies"][study_name]
     variants = expand_variants(study_name, study)
     return copy.deepcopy({

@@ -18,6 +18,7 @@ import pandas as pd
 
 from cnnablate import catalog
 from cnnablate.aggregate import headline_metric
+from cnnablate.atomic import write_text_atomic
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "report" / "templates"
 ALPHA = 0.05
@@ -225,10 +226,7 @@ def render_report(studies: list[dict], out_html: str | Path, title: str,
         config_hash=config_hash, confidence=confidence, alpha=ALPHA,
         figure_titles=FIGURE_TITLES,
     )
-    # A per-process temporary name: concurrent renders never write into each other's file.
-    tmp = out_html.with_name(f".{out_html.name}.tmp{os.getpid()}")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(out_html)
+    write_text_atomic(out_html, html)  # concurrent renders never write into each other's file
 
 
 # The line above each figure in the HTML report, from the figure registry.

@@ -1,5 +1,9 @@
 """One training run: (study, variant, seed) -> history.csv, metrics.json, model.keras.
 
+`train_run` goes through the phases in order: `set_up` (threads, TensorFlow, seed), `load_data`,
+`build_and_compile`, `fit_with_resume`, then `summarize` (pure: best, last, diverged) and
+`write_outputs`.
+
 TensorFlow is imported inside `train_run`, after `configure_threads`, because its thread
 pools are sized when it starts. Keras callbacks do the bookkeeping: an epoch backup for
 resuming a killed job at its last finished epoch, `CSVLogger` for the per-epoch history,
@@ -24,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnablate.atomic import atomic_path, write_json_atomic
 from cnnablate.config import config_hash
-from cnnablate.data.store import load_meta, load_prepared, write_json_atomic
+from cnnablate.data.store import load_meta, load_prepared
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
 STATS_IMAGES = 256
@@ -141,11 +146,9 @@ def _save_backup(backup: Path, model, epochs_done: int) -> None:
     every layer in Python: 0.57 s a backup for the default study's MobileNetV2, whose epochs
     take ~1.1 s (np.savez: 0.05 s; BENCHMARKS.md, figure 2)."""
     backup.mkdir(parents=True, exist_ok=True)
-    target = backup / BACKUP_STATE
-    tmp = target.with_name(f".{target.name}.tmp.npz")
     variables = _state_variables(model)
-    np.savez(tmp, epoch=epochs_done, **{f"v{i}": v.numpy() for i, v in enumerate(variables)})
-    os.replace(tmp, target)
+    with atomic_path(backup / BACKUP_STATE) as tmp:
+        np.savez(tmp, epoch=epochs_done, **{f"v{i}": v.numpy() for i, v in enumerate(variables)})
     # A progress marker for people (and the kill test) watching a run; resuming reads state.npz.
     write_json_atomic(backup / "training_metadata.json", {"epoch": epochs_done})
 
@@ -213,39 +216,40 @@ def activation_curve(spec, lo: float = -4.0, hi: float = 4.0, points: int = 161)
     return {"x": flat(x), "y": flat(y), "dy": flat(dy)}
 
 
-def train_run(
-    run: dict,
-    data_dir: str | Path,
-    paths: RunPaths,
-    threads: int = 1,
-    log: Callable[[str], None] = print,
-) -> dict:
-    """Train one run as `run` (a resolved run config) says and write its three outputs."""
+@dataclass
+class RunData:
+    """A run's prepared dataset: its meta.json and the three splits at the run's image size."""
+
+    meta: dict
+    splits: dict  # split name -> cnnablate.data.pipeline.Split
+
+
+def set_up(run: dict, threads: int):
+    """Import Keras/TensorFlow with `threads` threads, deterministic ops, the run's seed and
+    dtype policy; returns (keras, tf)."""
     configure_threads(threads)
     with _job_imports():
         import keras
         import tensorflow as tf
-
-        from cnnablate import actstats
-        from cnnablate.data.pipeline import Split
-        from cnnablate.models import build_model
-        from cnnablate.provenance import cpu_model, git_commit, machine, package_versions
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(max(1, min(threads, 2)))
     for gpu in tf.config.list_physical_devices("GPU"):
         tf.config.experimental.set_memory_growth(gpu, True)
     tf.config.experimental.enable_op_determinism()
-    seed = int(run["seed"])
-    keras.utils.set_random_seed(seed)
-    train = run["train"]
-    if train.get("precision", "float32") != "float32":
-        keras.mixed_precision.set_dtype_policy(train["precision"])
+    keras.utils.set_random_seed(int(run["seed"]))
+    if run["train"].get("precision", "float32") != "float32":
+        keras.mixed_precision.set_dtype_policy(run["train"]["precision"])
+    return keras, tf
 
-    started_at = time.time()
+
+def load_data(run: dict, data_dir: str | Path, log: Callable[[str], None]) -> RunData:
+    """The prepared dataset at the run's image size, limited to its max_*_images."""
+    from cnnablate.data.pipeline import Split
+
     t_start = time.perf_counter()
     meta = load_meta(data_dir)
-    size, bs = int(run["image_size"]), int(train["batch_size"])
+    size, train = int(run["image_size"]), run["train"]
     splits = {
         name: Split.load(
             *load_prepared(data_dir, name),
@@ -259,26 +263,40 @@ def train_run(
         f"data: {meta['name']} train={len(splits['train'])} val={len(splits['val'])} "
         f"test={len(splits['test'])} at {size}x{size} ({time.perf_counter() - t_start:.1f}s)"
     )
+    return RunData(meta, splits)
 
+
+def build_and_compile(keras, run: dict, data: RunData, log: Callable[[str], None]):
+    """The run's model, compiled with its optimizer and a from-logits loss."""
+    from cnnablate.models import build_model
+
+    size, train = int(run["image_size"]), run["train"]
     model = build_model(
         run["model"]["name"],
         (size, size, 3),
-        meta["num_classes"],
+        data.meta["num_classes"],
         activation=run["activation"],
         norm=run["norm"],
         init=run["init"],
         **{k: v for k, v in run["model"].items() if k != "name"},
     )
-    steps = splits["train"].steps_per_epoch(bs)
-    epochs = int(train["epochs"])
+    steps = data.splits["train"].steps_per_epoch(int(train["batch_size"]))
     model.compile(
-        optimizer=_make_optimizer(keras, train, steps * epochs),
+        optimizer=_make_optimizer(keras, train, steps * int(train["epochs"])),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
     log(f"model: {run['model']['name']} params={model.count_params()}")
+    return model
 
-    work = paths.work_dir
+
+def fit_with_resume(
+    keras, model, run: dict, data: RunData, work: Path, log: Callable[[str], None]
+) -> tuple[list[dict], float]:
+    """Train to the run's epochs, resuming from the epoch backup in `work` if there is one;
+    returns (history rows as `history_rows` makes them, seconds spent fitting now)."""
+    train, seed = run["train"], int(run["seed"])
+    bs, epochs = int(train["batch_size"]), int(train["epochs"])
     work.mkdir(parents=True, exist_ok=True)
     partial_history = work / "history.csv"
     first_epoch = _resume_epoch(work)
@@ -286,7 +304,7 @@ def train_run(
     if first_epoch:
         log(f"resuming after epoch {first_epoch} from {work}")
 
-    _build_before_fit(model, next(iter(splits["val"].eval_dataset(bs))))
+    _build_before_fit(model, next(iter(data.splits["val"].eval_dataset(bs))))
     if first_epoch:
         _restore_backup(work / "backup", model)
 
@@ -313,41 +331,39 @@ def train_run(
     t_fit = time.perf_counter()
     if first_epoch < epochs:
         model.fit(
-            splits["train"].train_dataset(
+            data.splits["train"].train_dataset(
                 bs, seed, first_epoch, epochs, augment=train.get("augment", "none")
             ),
-            validation_data=splits["val"].eval_dataset(bs),
+            validation_data=data.splits["val"].eval_dataset(bs),
             epochs=epochs,
             initial_epoch=first_epoch,
-            steps_per_epoch=steps,
+            steps_per_epoch=data.splits["train"].steps_per_epoch(bs),
             callbacks=callbacks,
             verbose=0,
         )
-    train_seconds = time.perf_counter() - t_fit
+    return history_rows(_read_history(partial_history)), time.perf_counter() - t_fit
 
-    rows = _read_history(partial_history)
-    history = [
-        {
-            "epoch": int(r["epoch"]) + 1,
-            **{k: _finite(r.get(k)) for k in HISTORY_COLUMNS[1:]},
-        }
-        for r in rows
+
+def history_rows(csv_rows: list[dict]) -> list[dict]:
+    """CSVLogger's rows (0-based epochs, text) as 1-based epochs and floats (None: not finite)."""
+    return [
+        {"epoch": int(r["epoch"]) + 1, **{k: _finite(r.get(k)) for k in HISTORY_COLUMNS[1:]}}
+        for r in csv_rows
     ]
-    diverged = any(
+
+
+def summarize(history: list[dict], epochs: int) -> dict:
+    """What a run's history says: completed or diverged, the best and the last epoch.
+
+    A run diverged when a loss is not finite or it stopped before `epochs` (TerminateOnNaN);
+    the best epoch is the one of highest validation accuracy (the first on ties)."""
+    diverged = len(history) < epochs or any(
         h["loss"] is None or h["val_loss"] is None for h in history
-    ) or len(history) < epochs
-    test_loss, test_acc = model.evaluate(splits["test"].eval_dataset(bs), verbose=0)
-
-    stats_x = next(iter(splits["val"].eval_dataset(min(STATS_IMAGES, len(splits["val"])))))[0]
-    act_stats = actstats.activation_statistics(model, stats_x.numpy())
-
+    )
     valid = [h for h in history if h["val_accuracy"] is not None]
     best = max(valid, key=lambda h: h["val_accuracy"]) if valid else None
     last = history[-1] if history else {}
-    metrics = {
-        "study": run["study"],
-        "variant": run["variant"],
-        "seed": seed,
+    return {
         "status": "diverged" if diverged else "completed",
         "epochs_completed": len(history),
         "diverged_epoch": next((h["epoch"] for h in history if h["loss"] is None), None)
@@ -358,13 +374,56 @@ def train_run(
         "final_val_accuracy": last.get("val_accuracy"),
         "final_val_loss": last.get("val_loss"),
         "final_train_accuracy": last.get("accuracy"),
+        "seconds_per_epoch": round(
+            sum(h["seconds"] or 0.0 for h in history) / max(1, len(history)), 4
+        ),
+    }
+
+
+def write_outputs(paths: RunPaths, model, history: list[dict], metrics: dict) -> None:
+    """The run's three outputs, each renamed into place, metrics.json last (it marks a run
+    done); then the resume state goes."""
+    with atomic_path(paths.model) as tmp:
+        model.save(tmp)
+    with atomic_path(paths.history) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=HISTORY_COLUMNS)
+        writer.writeheader()
+        for h in history:
+            writer.writerow({k: ("nan" if h[k] is None else h[k]) for k in HISTORY_COLUMNS})
+    write_json_atomic(paths.metrics, metrics)
+    shutil.rmtree(paths.work_dir, ignore_errors=True)
+
+
+def train_run(
+    run: dict,
+    data_dir: str | Path,
+    paths: RunPaths,
+    threads: int = 1,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Train one run as `run` (a resolved run config) says and write its three outputs."""
+    keras, tf = set_up(run, threads)
+    from cnnablate import actstats
+    from cnnablate.provenance import cpu_model, git_commit, machine, package_versions
+
+    started_at = time.time()
+    data = load_data(run, data_dir, log)
+    model = build_and_compile(keras, run, data, log)
+    history, train_seconds = fit_with_resume(keras, model, run, data, paths.work_dir, log)
+
+    bs = int(run["train"]["batch_size"])
+    test_loss, test_acc = model.evaluate(data.splits["test"].eval_dataset(bs), verbose=0)
+    val = data.splits["val"]
+    stats_x = next(iter(val.eval_dataset(min(STATS_IMAGES, len(val)))))[0]
+    metrics = {
+        "study": run["study"],
+        "variant": run["variant"],
+        "seed": int(run["seed"]),
+        **summarize(history, int(run["train"]["epochs"])),
         "test_accuracy": _finite(test_acc),
         "test_loss": _finite(test_loss),
         "parameters": int(model.count_params()),
         "train_seconds": round(train_seconds, 3),
-        "seconds_per_epoch": round(
-            sum(h["seconds"] or 0.0 for h in history) / max(1, len(history)), 4
-        ),
         "device": [
             tf.config.experimental.get_device_details(d).get("device_name", d.name)
             for d in tf.config.list_physical_devices("GPU")
@@ -373,31 +432,18 @@ def train_run(
         "started_at": started_at,
         "finished_at": time.time(),
         "run_config": {**run, "threads": threads},
-        "activation_stats": act_stats,
+        "activation_stats": actstats.activation_statistics(model, stats_x.numpy()),
         "activation_curve": activation_curve(run["activation"]),
         "provenance": {
             "packages": package_versions(),
             "git_commit": git_commit(),
             "config_hash": config_hash(run),
-            "dataset": meta["name"],
-            "dataset_checksum": meta["checksum"],
+            "dataset": data.meta["name"],
+            "dataset_checksum": data.meta["checksum"],
             "machine": machine(),
             "keras_backend": keras.backend.backend(),
         },
     }
-
-    # Outputs: each written under a temporary name and renamed, metrics.json last.
-    tmp_model = paths.model.with_name(f".tmp{os.getpid()}.{paths.model.name}")
-    model.save(tmp_model)
-    os.replace(tmp_model, paths.model)
-    tmp_hist = paths.history.with_name(f".{paths.history.name}.tmp{os.getpid()}")
-    with open(tmp_hist, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=HISTORY_COLUMNS)
-        writer.writeheader()
-        for h in history:
-            writer.writerow({k: ("nan" if h[k] is None else h[k]) for k in HISTORY_COLUMNS})
-    os.replace(tmp_hist, paths.history)
-    write_json_atomic(paths.metrics, metrics)
-    shutil.rmtree(work, ignore_errors=True)
+    write_outputs(paths, model, history, metrics)
     log(f"done: status={metrics['status']} best_val_accuracy={metrics['best_val_accuracy']}")
     return metrics

@@ -138,6 +138,14 @@ BAD_CONFIGS = [
     ("baseline not a variant", "studies.acts.baseline", "gelu",
      ["studies.acts.baseline", "'gelu'"]),
     ("no studies", "studies", {}, ["studies"]),
+    ("misspelled model option", "studies.acts.model.bn_momentm", 0.9,
+     ["studies.acts.model.bn_momentm", "'all_cnn_c'", "dropout, bn_momentum"]),
+    ("option of another model", "studies.acts.variants.relu.model", {"include_top": False},
+     ["studies.acts.variants.relu.model.include_top", "'all_cnn_c'", "bn_momentum"]),
+    ("unknown dataset source", "datasets.digits.source", "mnist",
+     ["datasets.digits.source", "'mnist'", "sklearn_digits"]),
+    ("option of another source", "datasets.digits.path", "/data",
+     ["datasets.digits.path", "'sklearn_digits'", "test_fraction"]),
     ("negative learning rate in a variant", "studies.acts.variants.relu.train",
      {"learning_rate": -1}, ["studies.acts.variants.relu.train.learning_rate", "-1"]),
     ("unknown train key in a variant", "studies.acts.variants.relu.train", {"lr": 0.1},
@@ -198,3 +206,22 @@ def test_every_schema_key_has_a_description():
 
     walk(schema, "schema")
     assert missing == []
+
+
+def test_schema_lists_every_model_and_its_options():
+    """The schema's text (what users read) names each registered model and option."""
+    from cnnablate import catalog
+
+    model = cfg.load_schema()["definitions"]["model"]
+    for name, entry in catalog.MODELS.items():
+        assert f"{name}: {', '.join(entry.options)}" in " ".join(model["description"].split())
+        for option in entry.options:
+            assert option in model["properties"], option
+
+
+def test_every_registered_source_option_is_a_schema_key():
+    from cnnablate import catalog
+
+    keys = set(cfg.load_schema()["definitions"]["dataset"]["properties"])
+    for name, entry in catalog.DATASET_SOURCES.items():
+        assert set(entry.options) | set(catalog.COMMON_DATASET_OPTIONS) <= keys, name

@@ -46,7 +46,7 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
 # it costs seconds per `snakemake -n` and per job.
 NO_TF_MODULES = (
     "catalog", "config", "resources", "gpu", "aggregate", "stats", "figures", "report",
-    "smk", "provenance", "data.archive", "data.sources", "data.prepare",
+    "smk", "provenance", "data.archive", "data.prepare", "fingerprint", "models",
 )
 
 

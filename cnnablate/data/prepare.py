@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnablate import catalog
+from cnnablate.atomic import atomic_path
 from cnnablate.data.splits import SplitArrays, carve_validation
 from cnnablate.data.store import SPLITS, output_files, sha256_file, write_json_atomic
 
@@ -32,15 +33,10 @@ def loader(source: str) -> Loader:
 
 
 def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            np.save(fh, array)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, array)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def validate_splits(splits: dict[str, SplitArrays], num_classes: int, name: str) -> None:

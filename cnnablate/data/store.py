@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from cnnablate.atomic import write_json_atomic  # noqa: F401 - re-exported for its users
 from cnnablate.data.splits import SplitArrays
 
 SPLITS = ("train", "val", "test")
@@ -34,17 +34,6 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
-
-
-def write_json_atomic(path: str | Path, payload: dict) -> None:
-    """Write JSON under a temporary name and rename it into place."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def load_prepared(data_dir: str | Path, split: str, mmap: bool = True) -> SplitArrays:
