@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
+from cnnablate import catalog
 from tests.browser import (
     MARKUP,
     TINY_STUDY,
@@ -27,7 +28,7 @@ from tests.workflow import ROOT
 pytestmark = [pytest.mark.browser, pytest.mark.workflow]
 
 SCREENSHOT = ROOT / "artifacts" / "report.png"
-FIGURES = ("learning_curves", "final_metric", "activation_functions", "activation_statistics")
+FIGURES = tuple(catalog.FIGURES)  # the figure registry
 
 
 @pytest.fixture(scope="module")

@@ -15,13 +15,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from cnnablate import catalog
 from cnnablate.aggregate import aggregate_study
 from cnnablate.report import render_report, verdict
 from tests.test_stats import write_run
 
 MARKUP = "<b>x</b>"
 ESCAPED = "&lt;b&gt;x&lt;/b&gt;"
-FIGURES = ("learning_curves", "final_metric", "activation_functions", "activation_statistics")
+FIGURES = tuple(catalog.FIGURES)  # the figure registry
 
 
 def tiny_png(path: Path) -> Path:
