@@ -66,21 +66,59 @@ def module_file(module: str, root: Path = ROOT) -> Path | None:
 def imported_modules(path: Path, root: Path = ROOT) -> set[str]:
     """`cnnablate` modules `path` imports anywhere (also inside functions), with the packages
     they live in (importing `a.b.c` runs `a/__init__.py` and `a/b/__init__.py`)."""
+    return set(_analysed(str(path), path.stat().st_mtime_ns, str(root))[0])
+
+
+def source_digest(path: Path, root: Path = ROOT) -> str:
+    """SHA-256 of `path`'s code: its parse tree without docstrings (so no comments, no layout,
+    no line numbers)."""
+    return _analysed(str(path), Path(path).stat().st_mtime_ns, str(root))[1]
+
+
+@functools.lru_cache(maxsize=512)
+def _analysed(path: str, mtime_ns: int, root: str) -> tuple[frozenset[str], str]:
+    """(imported cnnablate modules, digest) of one version of a file: parsed and walked once."""
+    tree = ast.parse(Path(path).read_text(), filename=path)
     found: set[str] = set()
-    for node in ast.walk(_parse(path)):
-        names: list[str] = []
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.update(_imported(node, Path(root)))
+        elif isinstance(node, _DOCUMENTED):
+            _drop_docstring(node)
+    _drop_docstring(tree)
+    return frozenset(found), hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+
+
+_DOCUMENTED = (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def _drop_docstring(node: ast.AST) -> None:
+    body = node.body
+    if (
+        body
+        and isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant)
+        and isinstance(body[0].value.value, str)
+    ):
+        node.body = body[1:] or [ast.Pass()]
+
+
+def _imported(node: ast.Import | ast.ImportFrom, root: Path) -> set[str]:
+    names: list[str] = []
+    if isinstance(node, ast.ImportFrom):
+        if node.module and node.level == 0:
             names.append(node.module)
             # `from cnnablate import actstats` imports a module, not a name.
             names.extend(f"{node.module}.{alias.name}" for alias in node.names)
-        elif isinstance(node, ast.Import):
-            names.extend(alias.name for alias in node.names)
-        for name in names:
-            parts = name.split(".")
-            for i in range(1, len(parts) + 1):
-                prefix = ".".join(parts[:i])
-                if module_file(prefix, root):
-                    found.add(prefix)
+    else:
+        names.extend(alias.name for alias in node.names)
+    found = set()
+    for name in names:
+        parts = name.split(".")
+        for i in range(1, len(parts) + 1):
+            prefix = ".".join(parts[:i])
+            if module_file(prefix, root):
+                found.add(prefix)
     return found
 
 
@@ -101,56 +139,17 @@ def closure(paths: Iterable[Path], root: Path = ROOT) -> set[Path]:
     return seen
 
 
-def _parse(path: Path) -> ast.Module:
-    return _parsed(str(path), path.stat().st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=256)
-def _parsed(path: str, mtime_ns: int) -> ast.Module:
-    return ast.parse(Path(path).read_text(), filename=path)
-
-
-def _strip_docstrings(tree: ast.AST) -> ast.AST:
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if (
-            isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-            and body
-            and isinstance(body[0], ast.Expr)
-            and isinstance(body[0].value, ast.Constant)
-            and isinstance(body[0].value.value, str)
-        ):
-            node.body = body[1:] or [ast.Pass()]
-    return tree
-
-
-def source_digest(path: Path) -> str:
-    """SHA-256 of `path`'s code: its parse tree without docstrings (so no comments, no layout,
-    no line numbers)."""
-    tree = _strip_docstrings(ast.parse(Path(path).read_text(), filename=str(path)))
-    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
-
-
 def fingerprint(paths: Iterable[Path], data: Any = None, root: Path = ROOT) -> str:
     """The code fingerprint of a job whose entry points are `paths`: `<combined digest>` then
     `file:digest` per file of their closure (12 and 8 hex digits), so a rerun's reason names the
     file that changed. `data` (JSON-able) is registry data the job's results depend on."""
     files = sorted(closure(paths, root), key=lambda p: p.relative_to(root).as_posix())
-    parts = [f"{p.relative_to(root).as_posix()}:{_digest(p)[:8]}" for p in files]
+    parts = [f"{p.relative_to(root).as_posix()}:{source_digest(p, root)[:8]}" for p in files]
     if data is not None:
         text = json.dumps(data, sort_keys=True, default=str)
         parts.append(f"registry:{hashlib.sha256(text.encode()).hexdigest()[:8]}")
     combined = hashlib.sha256(" ".join(parts).encode()).hexdigest()[:12]
     return " ".join([combined, *parts])
-
-
-def _digest(path: Path) -> str:
-    return _cached_digest(str(path), path.stat().st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=512)
-def _cached_digest(path: str, mtime_ns: int) -> str:
-    return source_digest(Path(path))
 
 
 def _function_module(dotted: str) -> str:

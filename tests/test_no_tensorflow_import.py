@@ -60,6 +60,20 @@ def test_planning_and_report_modules_do_not_import_keras(module: str) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
 
 
+PLANNING_MODULES = ("catalog", "config", "resources", "fingerprint", "data.archive", "models")
+
+
+@pytest.mark.parametrize("module", PLANNING_MODULES)
+def test_planning_modules_do_not_import_matplotlib_or_pandas(module: str) -> None:
+    """What the Snakefile imports while planning stays light (benchmarks/planning.py)."""
+    result = run_python(
+        f"import sys, cnnablate.{module}\n"
+        "bad = [m for m in ('matplotlib', 'pandas', 'scipy', 'keras') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
 BUILD_AND_RUN = """
 import sys
 import numpy as np
