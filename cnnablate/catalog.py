@@ -84,6 +84,7 @@ class Model:
     images_per_s: dict[str, float] = field(default_factory=lambda: {"cpu": 5.0, "gpu": 400.0})
     activation_kb_per_pixel: float = 8.0
     test_image_size: int = 32  # what the tests build it at (small and fast)
+    test_width: float = 0.25
 
 
 MODELS: dict[str, Model] = {
@@ -99,12 +100,12 @@ MODELS: dict[str, Model] = {
     "all_cnn_c": Model(
         module="all_cnn", min_image_size=12, options=("dropout", "bn_momentum"),
         images_per_s={"cpu": 10.0, "gpu": 1000.0}, activation_kb_per_pixel=6.0,
-        test_image_size=16,
+        test_image_size=16, test_width=0.1,
     ),
     "nin": Model(
         module="nin", min_image_size=16, options=("dropout", "bn_momentum"),
         images_per_s={"cpu": 8.0, "gpu": 800.0}, activation_kb_per_pixel=6.0,
-        test_image_size=16,
+        test_image_size=16, test_width=0.1,
     ),
 }
 

@@ -14,10 +14,9 @@ from cnnablate import catalog
 from cnnablate.models import build_model
 from cnnablate.models.mobilenet_v2 import _make_divisible
 
-SMALL = {  # name -> (input shape, width) small enough for quick steps
-    "all_cnn_c": ((16, 16, 3), 0.1),
-    "nin": ((16, 16, 3), 0.1),
-    "mobilenet_v2": ((32, 32, 3), 0.25),
+SMALL = {  # name -> (input shape, width) small enough for quick steps, from the registry
+    name: ((entry.test_image_size, entry.test_image_size, 3), entry.test_width)
+    for name, entry in catalog.MODELS.items()
 }
 CONVS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
 
@@ -274,3 +273,15 @@ def test_saved_model_reloads(tmp_path) -> None:
             keras.ops.convert_to_numpy(loaded(x)), keras.ops.convert_to_numpy(model(x)),
             rtol=1e-5, atol=1e-6,
         )
+
+
+@pytest.mark.parametrize("name", list(catalog.MODELS))
+def test_registered_options_are_the_builders_own_keywords(name: str) -> None:
+    """The options a config may set (checked while planning) are exactly what build() takes."""
+    import inspect
+
+    from cnnablate.models import builder
+
+    params = inspect.signature(builder(name)).parameters.values()
+    keywords = {p.name for p in params if p.kind is p.KEYWORD_ONLY}
+    assert keywords - {"activation", "norm", "init", "width"} == set(catalog.MODELS[name].options)
