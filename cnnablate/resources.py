@@ -189,3 +189,18 @@ def rule_resources(
         return value
 
     return {key: field(key) for key in ("mem_mb", "runtime", "gpu", "cpus_per_gpu")}
+
+
+def conda_env_by_gpu(
+    run_of: Callable[[Any], Mapping], resources_cfg: Mapping | None, cpu_env: str, gpu_env: str
+) -> Callable[..., str]:
+    """A function for a rule's `conda:`: `gpu_env` for jobs that get a GPU (the same decision
+    as their `gpu` resource, `gpu: null` included), `cpu_env` for the others."""
+
+    def env(wildcards: Any, input: Any = None) -> str:  # noqa: A002
+        meta = getattr(input, "meta", None)
+        counts = dataset_counts(meta) if meta else None
+        gpu = train_resources(run_of(wildcards), resources_cfg, counts)["gpu"]
+        return gpu_env if gpu > 0 else cpu_env
+
+    return env
