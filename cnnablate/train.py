@@ -228,13 +228,14 @@ def train_run(
 
         from cnnablate import actstats
         from cnnablate.data.pipeline import Split
+        from cnnablate.gpu import configure_tensorflow
         from cnnablate.models import build_model
         from cnnablate.provenance import cpu_model, git_commit, machine, package_versions
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(max(1, min(threads, 2)))
-    for gpu in tf.config.list_physical_devices("GPU"):
-        tf.config.experimental.set_memory_growth(gpu, True)
+    # before any data: fail fast without the GPUs asked for; per-run memory cap when packed
+    configure_tensorflow(tf, log)
     tf.config.experimental.enable_op_determinism()
     seed = int(run["seed"])
     keras.utils.set_random_seed(seed)
