@@ -96,6 +96,7 @@ def run_of(model: str = "all_cnn_c", size: int = 32, epochs: int = 1) -> dict:
         ({"gpu": 0}, run_of(), "cpu.yaml"),
         ({"gpu": 1}, run_of(), "gpu.yaml"),
         ({"gpu": 2, "train_threads": 4}, run_of(), "gpu.yaml"),
+        ({"gpu": 1, "runs_per_gpu": 4}, run_of(), "gpu.yaml"),  # a slot of a shared GPU
         # gpu: null decides per run: 100 epochs of CIFAR-sized All-CNN-C gets a GPU ...
         ({"gpu": None}, run_of(epochs=100), "gpu.yaml"),
         # ... one epoch of 64 images does not
