@@ -301,7 +301,9 @@ def test_runs_per_gpu_packs_four_runs_on_one_gpu(slurm_cluster, tmp_path):
     for job in train_ids:
         info = scontrol_job(job)
         assert info["JobState"] == "COMPLETED", info
-        assert re.fullmatch(r"gres[:/]shard(:\w+)?:1", info.get("TresPerJob", "")), info
+        # --gres is per node: "gres:shard:1" ("gres/shard:1" in newer Slurm)
+        tres = info.get("TresPerNode") or info.get("TresPerJob", "")
+        assert re.fullmatch(r"gres[:/]shard(:\w+)?:1", tres), info
         intervals.append(
             tuple(datetime.fromisoformat(info[k]).timestamp() for k in ("StartTime", "EndTime"))
         )
