@@ -240,8 +240,8 @@ def train_run(
     seed = int(run["seed"])
     keras.utils.set_random_seed(seed)
     train = run["train"]
-    if train.get("precision", "float32") != "float32":
-        keras.mixed_precision.set_dtype_policy(train["precision"])
+    # always set: the policy is global, a float32 run after a mixed one in one process stays float32
+    keras.mixed_precision.set_dtype_policy(train.get("precision", "float32"))
 
     started_at = time.time()
     t_start = time.perf_counter()
