@@ -11,6 +11,8 @@
 3. Training images/s, MobileNetV2 at 224 px (batch 64) and All-CNN-C at 32 px (batch 128):
    - pipeline: the training input pipeline (cnnablate.data.pipeline.Split) from uint8 images
      (256 px natives for MobileNetV2, as a real dataset is resized; 32 px for All-CNN-C),
+   - data on device: the same batches made on the device (DeviceBatches: the split's uint8
+     pixels placed there once, gathered, resized, scaled and augmented there),
    - bound: the same model and the same compiled train step on synthetic tensors already on
      the device (what the step costs with no input work at all),
    each in float32 and in mixed precision (mixed_float16; mixed_bfloat16 with --cpu), and for
@@ -58,7 +60,7 @@ def worker(spec: dict) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from cnnablate.data.pipeline import Split
+    from cnnablate.data.pipeline import DeviceBatches, Split
     from cnnablate.gpu import configure_tensorflow
     from cnnablate.models import build_model
 
@@ -76,12 +78,16 @@ def worker(spec: dict) -> dict:
     rng = np.random.default_rng(0)
     results = {}
     for arm in spec["arms"]:
-        if arm == "pipeline":
+        if arm in ("pipeline", "device"):
             n = max(bs * 8, 512)
             images = rng.integers(0, 256, (n, native, native, 3), dtype=np.uint8)
             split = Split.load(images, rng.integers(0, 10, n), image_size=size)
             epochs = -(-(steps + 5) * bs // n) + 1
-            batches = iter(split.train_dataset(bs, 0, 0, epochs, augment="flip_crop"))
+            if arm == "pipeline":
+                batches = iter(split.train_dataset(bs, 0, 0, epochs, augment="flip_crop"))
+            else:
+                on_device = DeviceBatches(split)
+                batches = on_device.train_batches(bs, 0, 0, epochs, augment="flip_crop")
         else:
             with tf.device("/GPU:0" if tf.config.list_logical_devices("GPU") else "/CPU:0"):
                 x = tf.random.uniform((bs, size, size, 3), -1.0, 1.0)
@@ -234,11 +240,13 @@ def main() -> None:
         for precision in ("float32", mixed):
             spec = {"model": model, "width": width, "size": size, "native": native,
                     "batch": bs, "precision": precision, "steps": steps,
-                    "arms": ["pipeline", "bound"], "threads": os.cpu_count() if args.cpu else 4}
+                    "arms": ["pipeline", "device", "bound"],
+                    "threads": os.cpu_count() if args.cpu else 4}
             got = run_worker(spec)
             ratio = got["pipeline"] / got["bound"]
             rows.append([f"{model} w{width}", size, bs, precision, f"{got['pipeline']:.0f}",
-                         f"{got['bound']:.0f}", f"{ratio:.2f}"])
+                         f"{got['device']:.0f}", f"{got['bound']:.0f}", f"{ratio:.2f}",
+                         f"{got['device'] / got['bound']:.2f}"])
             print(rows[-1], flush=True)
     packed_rows = []
     if not args.no_packed:
@@ -262,8 +270,8 @@ def main() -> None:
     text = [f"## gpu_check ({'CPU mode' if args.cpu else 'GPU'}), {when}", "",
             "```", seen, "```", "",
             f"Training images/s, {steps} timed steps after 3 warm-up steps:", "",
-            table(["model", "px", "batch", "precision", "pipeline", "bound (on device)",
-                   "pipeline / bound"], rows)]
+            table(["model", "px", "batch", "precision", "pipeline", "data on device",
+                   "bound", "pipeline / bound", "on device / bound"], rows)]
     if packed_rows:
         text += ["", f"Runs packed on one device ({PACKED} processes, runs_per_gpu {PACKED}, "
                  "pipeline arm, float32; summed images/s):", "",

@@ -23,5 +23,5 @@ def test_gpu_check_cpu_mode_writes_its_table(tmp_path):
     rows = [line for line in text.splitlines() if line.startswith("| all_cnn_c")]
     assert [row.split("|")[4].strip() for row in rows] == ["float32", "mixed_bfloat16"]
     for row in rows:
-        pipeline, bound = (float(row.split("|")[i]) for i in (5, 6))
-        assert pipeline > 0 and bound > 0
+        pipeline, device, bound = (float(row.split("|")[i]) for i in (5, 6, 7))
+        assert pipeline > 0 and device > 0 and bound > 0
