@@ -1,20 +1,32 @@
 # The two commands of the README: `make report` and `make test`. Each makes the virtual
 # environment first if it is missing or older than the pins.
+# GPU=1 (e.g. `make report GPU=1`, or `make gpu-env`): requirements-gpu.txt (tensorflow[and-cuda])
+# in a venv of its own, .venv-gpu (tensorflow and tensorflow-cpu cannot share one).
 PYTHON ?= python3
-VENV ?= .venv
+REQUIREMENTS := $(if $(GPU),requirements-gpu.txt,requirements.txt)
+VENV ?= $(if $(GPU),.venv-gpu,.venv)
 BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
 # 4 on 2 cores is deliberate (BENCHMARKS.md, figure 1).
 CORES ?= 4
 export PATH := $(BIN):$(PATH)
 
-.PHONY: report test lint lock clean
+.PHONY: report test lint lock clean gpu-env gpu-requirements-check
 
-$(STAMP): requirements.txt requirements.lock
+$(STAMP): $(REQUIREMENTS) requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt -c requirements.lock
+	$(BIN)/python -m pip install --quiet -r $(REQUIREMENTS) -c requirements.lock
 	touch $(STAMP)
+
+# The GPU environment only; then e.g. `make report GPU=1` or `.venv-gpu/bin/snakemake ...`.
+gpu-env:
+	$(MAKE) GPU=1 .venv-gpu/.installed
+
+# Do the GPU pins resolve on this index? Installs nothing, but pip fetches every wheel to read
+# its metadata (tensorflow alone is ~600 MB); tests/test_gpu_setup.py does a lighter check.
+gpu-requirements-check:
+	$(PYTHON) -m pip install --dry-run --ignore-installed --no-deps -r requirements-gpu.txt -c requirements.lock
 
 report: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) report/index.html

@@ -73,7 +73,9 @@ def _limit(limit: Any, available: int | None, default: int) -> int:
     return min(int(limit), available) if limit else available
 
 
-def _images_per_s(run: Mapping, device: str, threads: int) -> float:
+def _images_per_s(run: Mapping, device: str, threads: int, share: int = 1) -> float:
+    """`share` runs train on one GPU at once: each counts on 1/share of its throughput (the
+    worst case; packing pays off where one run leaves the GPU idle, which this ignores)."""
     model = run["model"]
     entry = catalog.MODELS.get(model["name"])
     ips = entry.images_per_s[device] if entry else UNKNOWN_MODEL_IMAGES_PER_S[device]
@@ -81,11 +83,13 @@ def _images_per_s(run: Mapping, device: str, threads: int) -> float:
     pixels = max((int(run["image_size"]) / 32.0) ** 2, MIN_PIXEL_FACTOR)
     if device == "cpu":
         ips *= math.sqrt(max(1, threads))  # TF scales far from linearly with threads
-    return ips / (pixels * width**2)
+    return ips / (pixels * width**2 * share)
 
 
-def _runtime_s(run: Mapping, device: str, threads: int, n_train: int, n_eval: int) -> float:
-    ips = _images_per_s(run, device, threads)
+def _runtime_s(
+    run: Mapping, device: str, threads: int, n_train: int, n_eval: int, share: int = 1
+) -> float:
+    ips = _images_per_s(run, device, threads, share)
     epochs = int(run["train"].get("epochs", 1))
     # Validation each epoch and one test pass; a forward pass is ~1/3 of a training step.
     per_epoch = n_train / ips + n_eval / (3.0 * ips)
@@ -143,6 +147,7 @@ def train_resources(
         gpu = 1 if cpu_minutes > AUTO_GPU_CPU_MINUTES else 0
     gpu = int(gpu)
     device = "gpu" if gpu > 0 else "cpu"
+    share = _runs_per_gpu(cfg) if gpu > 0 else 1
 
     mem_mb = cfg.get("train_mem_mb")
     attempt = max(1, int(attempt))
@@ -150,13 +155,33 @@ def train_resources(
         mem_mb = _mem_mb(run, device, n_train, n_eval) * attempt
     runtime = cfg.get("train_runtime_min")
     if runtime is None:
-        seconds = _runtime_s(run, device, threads, n_train, n_eval) * RUNTIME_SAFETY
+        seconds = _runtime_s(run, device, threads, n_train, n_eval, share) * RUNTIME_SAFETY
         runtime = max(MIN_RUNTIME_MIN, math.ceil(seconds / 60.0)) * attempt
 
     out = {"mem_mb": int(mem_mb), "runtime": int(runtime), "gpu": gpu}
-    if gpu > 0:
+    if share > 1:
+        # One slot of a shared GPU: not a whole `gpu` (Snakemake's --resources gpu=N and the
+        # SLURM plugin's --gpus would count it as one), but `gpu_slot` locally and a GPU
+        # shard on SLURM (gres/shard, which SLURM hands out up to the GPU's shard count).
+        shards = int(cfg.get("slurm_gpu_shards") or share)
+        if gpu != 1 or shards % share:
+            raise ValueError(
+                f"resources: runs_per_gpu {share} needs gpu: 1 (got {gpu}) and "
+                f"slurm_gpu_shards a multiple of it (got {shards})"
+            )
+        out.update(gpu=0, gpu_slot=1, gres=f"shard:{shards // share}")
+    elif gpu > 0:
         out["cpus_per_gpu"] = max(1, math.ceil(threads / gpu))
     return out
+
+
+def _runs_per_gpu(cfg: Mapping) -> int:
+    return max(1, int(cfg.get("runs_per_gpu") or 1))
+
+
+def gpus_of(resources: Mapping) -> int:
+    """GPUs a job gets, whole or a shared slot: what it should claim and check."""
+    return int(resources.get("gpu") or 0) or int(resources.get("gpu_slot") or 0)
 
 
 def rule_resources(
@@ -168,7 +193,7 @@ def rule_resources(
     input and attempt (by parameter name); the dataset's meta.json (`input.meta`) is read when
     it exists (Snakemake evaluates resources once the job's inputs are there), so jobs of small
     datasets don't ask for CIFAR-sized time. cpus_per_gpu is None (dropped by Snakemake) for
-    CPU jobs.
+    CPU jobs, gpu_slot and gres for jobs that do not share a GPU.
     """
 
     def estimate(wildcards: Any, input: Any, attempt: int) -> dict[str, int]:  # noqa: A002
@@ -183,4 +208,20 @@ def rule_resources(
         value.__name__ = f"train_{key}"
         return value
 
-    return {key: field(key) for key in ("mem_mb", "runtime", "gpu", "cpus_per_gpu")}
+    keys = ("mem_mb", "runtime", "gpu", "cpus_per_gpu", "gpu_slot", "gres")
+    return {key: field(key) for key in keys}
+
+
+def conda_env_by_gpu(
+    run_of: Callable[[Any], Mapping], resources_cfg: Mapping | None, cpu_env: str, gpu_env: str
+) -> Callable[..., str]:
+    """A function for a rule's `conda:`: `gpu_env` for jobs that get a GPU (the same decision
+    as their `gpu` resource, `gpu: null` included), `cpu_env` for the others."""
+
+    def env(wildcards: Any, input: Any = None) -> str:  # noqa: A002
+        meta = getattr(input, "meta", None)
+        counts = dataset_counts(meta) if meta else None
+        resources = train_resources(run_of(wildcards), resources_cfg, counts)
+        return gpu_env if gpus_of(resources) > 0 else cpu_env
+
+    return env

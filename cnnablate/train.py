@@ -224,7 +224,7 @@ class RunData:
     splits: dict  # split name -> cnnablate.data.pipeline.Split
 
 
-def set_up(run: dict, threads: int):
+def set_up(run: dict, threads: int, log: Callable[[str], None] = print):
     """Import Keras/TensorFlow with `threads` threads, deterministic ops, the run's seed and
     dtype policy; returns (keras, tf)."""
     configure_threads(threads)
@@ -232,14 +232,16 @@ def set_up(run: dict, threads: int):
         import keras
         import tensorflow as tf
 
+        from cnnablate.gpu import configure_tensorflow
+
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(max(1, min(threads, 2)))
-    for gpu in tf.config.list_physical_devices("GPU"):
-        tf.config.experimental.set_memory_growth(gpu, True)
+    # before any data: fail fast without the GPUs asked for; per-run memory cap when packed
+    configure_tensorflow(tf, log)
     tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(int(run["seed"]))
-    if run["train"].get("precision", "float32") != "float32":
-        keras.mixed_precision.set_dtype_policy(run["train"]["precision"])
+    # always set: the policy is global, a float32 run after a mixed one in one process stays float32
+    keras.mixed_precision.set_dtype_policy(run["train"].get("precision", "float32"))
     return keras, tf
 
 
@@ -402,7 +404,7 @@ def train_run(
     log: Callable[[str], None] = print,
 ) -> dict:
     """Train one run as `run` (a resolved run config) says and write its three outputs."""
-    keras, tf = set_up(run, threads)
+    keras, tf = set_up(run, threads, log)
     from cnnablate import actstats
     from cnnablate.provenance import cpu_model, git_commit, machine, package_versions
 

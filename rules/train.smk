@@ -1,6 +1,6 @@
 # One job per (study, variant, seed). The resolved run config is a param, so editing one
 # variant reruns only that variant's jobs.
-from cnnablate.resources import rule_resources
+from cnnablate.resources import conda_env_by_gpu, rule_resources
 
 
 rule train:
@@ -25,6 +25,10 @@ rule train:
     benchmark:
         f"{RESULTS}/benchmarks/train/{{study}}/{{variant}}/seed{{seed}}.tsv"
     conda:
-        "../envs/train.yaml"
+        # tensorflow[and-cuda] for runs with gpu >= 1, tensorflow-cpu for the others
+        conda_env_by_gpu(
+            lambda wc: RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))], config["resources"],
+            "../envs/train.yaml", "../envs/train-gpu.yaml",
+        )
     script:
         "../scripts/train.py"

@@ -6,18 +6,28 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 - the cnnablate package
 from cnnablate.smk import log_to  # noqa: E402
 
-with log_to(snakemake.log[0]) as log:  # noqa: F821
-    from cnnablate.gpu import claim_gpus
+from cnnablate.gpu import GPUUnavailable, claim_gpus  # noqa: E402
+from cnnablate.resources import gpus_of  # noqa: E402
 
-    # Before TensorFlow starts: it only ever sees the GPUs in CUDA_VISIBLE_DEVICES then.
-    with claim_gpus(getattr(snakemake.resources, "gpu", 0), log=log):  # noqa: F821
-        from cnnablate.train import RunPaths, train_run
-
-        out = snakemake.output  # noqa: F821
-        train_run(
-            dict(snakemake.params.run),  # noqa: F821
-            Path(snakemake.input.meta).parent,  # noqa: F821
-            RunPaths(Path(out.history), Path(out.metrics), Path(out.model)),
-            threads=snakemake.threads,  # noqa: F821
+resources = snakemake.config.get("resources", {})  # noqa: F821
+try:
+    with log_to(snakemake.log[0]) as log:  # noqa: F821
+        # Before TensorFlow starts: it only ever sees the GPUs in CUDA_VISIBLE_DEVICES then.
+        with claim_gpus(
+            gpus_of(dict(snakemake.resources.items())),  # noqa: F821
             log=log,
-        )
+            runs_per_gpu=resources.get("runs_per_gpu", 1),
+            allow_cpu_fallback=resources.get("allow_cpu_fallback", False),
+        ):
+            from cnnablate.train import RunPaths, train_run
+
+            out = snakemake.output  # noqa: F821
+            train_run(
+                dict(snakemake.params.run),  # noqa: F821
+                Path(snakemake.input.meta).parent,  # noqa: F821
+                RunPaths(Path(out.history), Path(out.metrics), Path(out.model)),
+                threads=snakemake.threads,  # noqa: F821
+                log=log,
+            )
+except GPUUnavailable as error:  # the cause on the console too, not only in the log
+    sys.exit(f"{snakemake.log[0]}: {error}")  # noqa: F821

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cnnablate import gpu
-from cnnablate.gpu import GPUClaimTimeout, available_gpus, claim_gpus
+from cnnablate.gpu import GPUClaimTimeout, GPUUnavailable, available_gpus, claim_gpus
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,11 +26,12 @@ WORKER = textwrap.dedent(
     from cnnablate.gpu import claim_gpus
     count, out, release, timeout = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
     timeout = None if timeout == "none" else float(timeout)
+    runs_per_gpu = int(sys.argv[5])
     def note(**kw):
         with open(out, "a") as fh:
             fh.write(json.dumps({"pid": os.getpid(), "t": time.time(), **kw}) + "\\n")
     try:
-        with claim_gpus(count, timeout=timeout) as ids:
+        with claim_gpus(count, timeout=timeout, runs_per_gpu=runs_per_gpu) as ids:
             note(event="claimed", ids=ids, cvd=os.environ["CUDA_VISIBLE_DEVICES"])
             while not os.path.exists(release):
                 time.sleep(0.05)
@@ -57,7 +58,9 @@ class Workers:
         self.env.pop("SLURM_JOB_ID", None)
         self.procs: list[subprocess.Popen] = []
 
-    def start(self, name: str, count: int = 1, timeout: float | None = None) -> subprocess.Popen:
+    def start(
+        self, name: str, count: int = 1, timeout: float | None = None, runs_per_gpu: int = 1
+    ) -> subprocess.Popen:
         release = self.dir / f"release-{name}"
         proc = subprocess.Popen(
             [
@@ -68,6 +71,7 @@ class Workers:
                 str(self.out),
                 str(release),
                 "none" if timeout is None else str(timeout),
+                str(runs_per_gpu),
             ],
             env=self.env,
         )
@@ -269,3 +273,103 @@ def test_timeout_from_environment(tmp_path, monkeypatch):
             with claim_gpus(1, available=["0"], lock_dir=tmp_path):
                 pass
         assert 0.25 < time.monotonic() - start < 5
+
+
+def test_runs_per_gpu_packs_k_jobs_on_each_gpu_then_waits(workers):
+    pool = workers("0,1")
+    procs = [pool.start(f"p{i}", runs_per_gpu=2) for i in range(4)]
+    claims = pool.wait_claims(4)
+    assert sorted(c["ids"][0] for c in claims) == ["0", "0", "1", "1"]
+    # spread before doubling up: the first two claims took different GPUs
+    first_two = sorted(claims, key=lambda c: c["t"])[:2]
+    assert {c["ids"][0] for c in first_two} == {"0", "1"}
+    fifth = pool.start("p4", timeout=1.0, runs_per_gpu=2)
+    assert fifth.wait(timeout=30) == 3  # both slots of both GPUs taken
+    pool.release(procs[1])
+    freed = pool.claimed_by(procs[1])
+    sixth = pool.start("p5", runs_per_gpu=2)
+    pool.wait_claims(5)
+    assert pool.claimed_by(sixth) == freed
+    for proc in [procs[0], *procs[2:], sixth]:
+        pool.release(proc)
+
+
+def test_packed_and_exclusive_jobs_never_share_a_gpu(workers):
+    pool = workers("0")
+    packed = pool.start("packed", runs_per_gpu=4)
+    pool.wait_claims(1)
+    exclusive = pool.start("exclusive", timeout=1.0)
+    assert exclusive.wait(timeout=30) == 3
+    pool.release(packed)
+    alone = pool.start("alone")
+    pool.wait_claims(2)
+    late_packed = pool.start("late", timeout=1.0, runs_per_gpu=4)
+    assert late_packed.wait(timeout=30) == 3
+    pool.release(alone)
+
+
+def test_request_travels_in_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    with claim_gpus(1, available=["0"], lock_dir=tmp_path, runs_per_gpu=3,
+                    allow_cpu_fallback=False):
+        assert os.environ[gpu.ENV_REQUEST] == "1"
+        assert os.environ[gpu.ENV_RUNS_PER_GPU] == "3"
+        assert os.environ[gpu.ENV_ALLOW_CPU] == "0"
+    assert gpu.ENV_REQUEST not in os.environ
+    monkeypatch.setenv("SLURM_JOB_ID", "7")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    with claim_gpus(1, runs_per_gpu=4, allow_cpu_fallback=True):
+        assert os.environ[gpu.ENV_RUNS_PER_GPU] == "4" and os.environ[gpu.ENV_ALLOW_CPU] == "1"
+
+
+def test_no_gpus_on_the_machine_fails_at_once_without_fallback(tmp_path, monkeypatch):
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    with pytest.raises(GPUUnavailable, match="this machine has none.*allow_cpu_fallback"):
+        with claim_gpus(1, available=[], lock_dir=tmp_path, allow_cpu_fallback=False):
+            pass
+
+
+def test_memory_cap_is_an_equal_share_of_what_the_contexts_leave():
+    assert gpu.memory_cap_mb(16384, 4) == 3584  # (16384 - 4 * 512) / 4
+    assert gpu.memory_cap_mb(81920, 2) == 40448  # (81920 - 1024) / 2
+    assert gpu.memory_cap_mb(1024, 8) == 256  # never below 256 MB
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "cause"),
+    [
+        ({"built_with_cuda": False}, "CPU-only build"),
+        ({"built_with_cuda": True, "list_error": "RuntimeError: CUDA_ERROR_NO_DEVICE"},
+         "TensorFlow reported: RuntimeError: CUDA_ERROR_NO_DEVICE"),
+        ({"built_with_cuda": True, "driver_error": "libcuda.so.1: cannot open shared object"},
+         "NVIDIA driver library does not load (libcuda.so.1: cannot open shared object)"),
+        ({"built_with_cuda": True, "cuda_visible_devices": "3"},
+         "with CUDA_VISIBLE_DEVICES='3': no usable device"),
+        ({"built_with_cuda": True, "cuda_visible_devices": None},
+         "with CUDA_VISIBLE_DEVICES=unset"),
+    ],
+)
+def test_missing_gpus_message_names_the_cause_and_the_fix(kwargs, cause):
+    kwargs = {"cuda_visible_devices": "0", **kwargs}
+    message = gpu.missing_gpus_message(2, 0, **kwargs)
+    assert message.startswith("gpu: 2 GPU(s) requested, TensorFlow sees 0")
+    assert cause in message
+    assert "requirements-gpu.txt" in message and "allow_cpu_fallback: true" in message
+
+
+def test_configure_tensorflow_on_this_cpu_only_tensorflow(monkeypatch):
+    tf = pytest.importorskip("tensorflow")
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("this TensorFlow sees a GPU")
+    messages: list[str] = []
+    monkeypatch.setenv(gpu.ENV_REQUEST, "1")
+    monkeypatch.setenv(gpu.ENV_ALLOW_CPU, "0")
+    with pytest.raises(GPUUnavailable, match="sees 0"):
+        gpu.configure_tensorflow(tf, messages.append)
+    assert ("CPU-only build" in messages[-1]) == (not tf.test.is_built_with_cuda())
+    monkeypatch.setenv(gpu.ENV_ALLOW_CPU, "1")
+    assert gpu.configure_tensorflow(tf, messages.append) == []
+    assert messages[-1].startswith("WARNING gpu: 1 GPU(s) requested")
+    monkeypatch.setenv(gpu.ENV_REQUEST, "0")
+    messages.clear()
+    assert gpu.configure_tensorflow(tf, messages.append) == [] and messages == []

@@ -122,10 +122,11 @@ def test_rule_resources_callables(tmp_path):
     meta.write_text(json.dumps({"counts": DIGITS}))
     run = make_run()
     funcs = rule_resources(lambda wc: run, {"gpu": 0})
-    assert set(funcs) == {"mem_mb", "runtime", "gpu", "cpus_per_gpu"}
+    assert set(funcs) == {"mem_mb", "runtime", "gpu", "cpus_per_gpu", "gpu_slot", "gres"}
     job_input = SimpleNamespace(meta=str(meta))
     expected = train_resources(run, {"gpu": 0}, DIGITS)
-    assert {k: f({}, job_input) for k, f in funcs.items()} == {**expected, "cpus_per_gpu": None}
+    unset = {"cpus_per_gpu": None, "gpu_slot": None, "gres": None}
+    assert {k: f({}, job_input) for k, f in funcs.items()} == {**expected, **unset}
     gpu_funcs = rule_resources(lambda wc: run, {"gpu": 1, "train_threads": 2})
     assert gpu_funcs["cpus_per_gpu"]({}, job_input) == 2
     assert funcs["runtime"]({}, job_input, attempt=2) == 2 * expected["runtime"]
@@ -140,3 +141,47 @@ def test_no_tensorflow_import():
 
     code = "import sys, cnnablate.resources; assert 'tensorflow' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_runs_per_gpu_asks_for_a_gpu_slot_and_a_shard_not_a_whole_gpu():
+    run = make_run(size=32, epochs=50, max_train_images=50_000)
+    alone = train_resources(run, {"gpu": 1})
+    packed = train_resources(run, {"gpu": 1, "runs_per_gpu": 4})
+    assert alone["gpu"] == 1 and "gres" not in alone and "gpu_slot" not in alone
+    assert packed["gpu"] == 0 and packed["gpu_slot"] == 1 and packed["gres"] == "shard:1"
+    assert "cpus_per_gpu" not in packed  # no --gpus: the plugin then uses --cpus-per-task
+    # the site gives each GPU 8 shards: a quarter of a GPU is 2 of them
+    site = train_resources(run, {"gpu": 1, "runs_per_gpu": 4, "slurm_gpu_shards": 8})
+    assert site["gres"] == "shard:2"
+    # host memory is per run either way (each run is its own process and SLURM job)
+    assert packed["mem_mb"] == alone["mem_mb"]
+
+
+def test_packed_run_time_counts_on_a_share_of_the_gpu():
+    from cnnablate.resources import (
+        REFERENCE_IMAGES_PER_S,
+        RUNTIME_SAFETY,
+        STARTUP_S,
+    )
+
+    run = make_run(size=32, width=1.0, epochs=100, batch=128, max_train_images=50_000,
+                   max_eval_images=10_000)
+    ips = REFERENCE_IMAGES_PER_S["gpu"]["all_cnn_c"]
+    for k in (1, 4):
+        # 100 epochs of 50k images + 10k validation images (a third of a step each) + test
+        seconds = STARTUP_S["gpu"] + 100 * (50_000 + 10_000 / 3) * k / ips + 10_000 / 3 * k / ips
+        want = max(MIN_RUNTIME_MIN, -(-seconds * RUNTIME_SAFETY // 60))
+        got = train_resources(run, {"gpu": 1, "runs_per_gpu": k})["runtime"]
+        assert got == int(want), (k, got, want)
+
+
+@pytest.mark.parametrize(
+    "cfg", [{"gpu": 2, "runs_per_gpu": 2}, {"gpu": 1, "runs_per_gpu": 4, "slurm_gpu_shards": 6}]
+)
+def test_bad_packing_is_a_clear_error(cfg):
+    with pytest.raises(ValueError, match="runs_per_gpu"):
+        train_resources(make_run(), cfg)
+
+
+def test_cpu_runs_ignore_runs_per_gpu():
+    assert "gres" not in train_resources(make_run(), {"gpu": 0, "runs_per_gpu": 4})

@@ -1,11 +1,13 @@
-"""`--profile profiles/slurm` against a real SLURM: a one-node cluster with 2 fake GPUs, started
-by tests/slurm/cluster.sh (root + apt-get), runs a 3-run study whose runs ask for 1 GPU each.
+"""`--profile profiles/slurm` against a real SLURM: a one-node cluster with 2 fake GPUs (4 GPU
+shards each), started by tests/slurm/cluster.sh (root + apt-get), runs a 3-run study whose runs
+ask for 1 GPU each, then a 4-run study packed 4 to a GPU (`runs_per_gpu: 4`: gres/shard).
 
 Checks: every training job went to sbatch with a GPU request and the per-run memory and time
 estimates of cnnablate.resources (so the rule wires them, and the profile does not override
 them); SLURM never ran more than two of them at once and gave concurrent ones different GPUs;
 each training process saw SLURM's CUDA_VISIBLE_DEVICES; the report was built.
-Training itself runs on the CPU (the GPUs are fake). About 2-3 minutes on 2 cores.
+Training itself runs on the CPU (the GPUs are fake; `allow_cpu_fallback`, else the runs would
+stop at once since TensorFlow sees no GPU). About 4-6 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 CLUSTER_SH = REPO / "tests" / "slurm" / "cluster.sh"
 WORKFLOW_LIMIT_S = 330  # `timeout -s INT` lets snakemake scancel its jobs before it stops
 FAKE_GPUS = 2
+SHARDS_PER_GPU = 4
 
 STUDY = {
     "datasets": {"digits": {"source": "sklearn_digits"}},
@@ -56,7 +59,7 @@ STUDY = {
         }
     },
     # three 1-GPU jobs on a 2-GPU node: the third must wait for a GPU
-    "resources": {"gpu": 1, "train_threads": 1},
+    "resources": {"gpu": 1, "train_threads": 1, "allow_cpu_fallback": True},
     "report": {"title": "cnnablate SLURM test"},
 }
 
@@ -84,7 +87,7 @@ def ensure_slurm_plugin() -> None:
 
 
 def cluster(command: str, base: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "BASE": str(base), "GPUS": str(FAKE_GPUS)}
+    env = {**os.environ, "BASE": str(base), "GPUS": str(FAKE_GPUS), "SHARDS": str(SHARDS_PER_GPU)}
     return subprocess.run(
         ["bash", str(CLUSTER_SH), command], env=env, capture_output=True, text=True, timeout=600
     )
@@ -158,11 +161,12 @@ def max_overlap(intervals: list[tuple[float, float]]) -> int:
     return peak
 
 
-def test_study_on_slurm_with_fake_gpus(slurm_cluster, tmp_path):
+def run_workflow(tmp_path: Path, study: dict) -> tuple[Path, str]:
+    """The study through the adapted profile; its work dir and Snakemake's output."""
     work = tmp_path / "work"
     work.mkdir()
     config_file = tmp_path / "tiny.yaml"
-    config_file.write_text(yaml.safe_dump(STUDY))
+    config_file.write_text(yaml.safe_dump(study))
     profile = write_profile(tmp_path / "profile")
     output = tmp_path / "snakemake.out"
     cmd = [
@@ -185,6 +189,11 @@ def test_study_on_slurm_with_fake_gpus(slurm_cluster, tmp_path):
             f"{text[-6000:]}\n{tails}"
         )
     assert (work / "report" / "index.html").stat().st_size > 0
+    return work, text
+
+
+def test_study_on_slurm_with_fake_gpus(slurm_cluster, tmp_path):
+    work, text = run_workflow(tmp_path, STUDY)
 
     runs = {run_id(run): run for run in resolve_runs(STUDY)}
     assert len(runs) == 3
@@ -248,3 +257,74 @@ def test_study_on_slurm_with_fake_gpus(slurm_cluster, tmp_path):
         for s2, e2, gpu2 in seen[i + 1 :]:
             if s1 < e2 and s2 < e1:
                 assert gpu1 != gpu2, f"concurrent runs shared GPU {gpu1}: {seen}"
+
+
+PACKED = {
+    **STUDY,
+    "studies": {
+        "tiny": {
+            **STUDY["studies"]["tiny"],
+            "seeds": [0, 1],
+            "variants": {"relu": {"activation": "relu"}, "elu": {"activation": "elu"}},
+        }
+    },
+    "resources": {**STUDY["resources"], "runs_per_gpu": SHARDS_PER_GPU},
+}
+
+
+def test_runs_per_gpu_packs_four_runs_on_one_gpu(slurm_cluster, tmp_path):
+    """4 runs, runs_per_gpu 4: each asks SLURM for one of a GPU's 4 shards (not a whole GPU),
+    SLURM runs all four at once although the node has only 2 GPUs, each with its own outputs
+    and log, and the runs that shared a GPU were told so (CUDA_VISIBLE_DEVICES, 4 per GPU)."""
+    work, text = run_workflow(tmp_path, PACKED)
+    runs = {run_id(run): run for run in resolve_runs(PACKED)}
+    assert len(runs) == 4
+    counts = dataset_counts(work / "results" / "data" / "digits" / "meta.json")
+    expected = {key: train_resources(run, PACKED["resources"], counts) for key, run in runs.items()}
+
+    calls = [c.split(" --wrap")[0] for c in re.findall(r"sbatch call: (sbatch .*)", text)]
+    train_calls = [c for c in calls if "--comment rule_train_" in c]
+    print("sbatch calls of training jobs:", *train_calls, sep="\n")
+    assert len(train_calls) == 4, calls
+    for call in train_calls:
+        match = re.search(r"--comment rule_train_wildcards_tiny_([a-z]+)_(\d) ", call)
+        variant, seed = match.groups()
+        want = expected[("tiny", variant, int(seed))]
+        assert "--gres=shard:1" in call and "--gpus" not in call, call
+        assert re.search(rf"--mem {want['mem_mb']}\b", call), (want, call)
+        assert re.search(rf"-t {want['runtime']}\b", call), (want, call)
+
+    submitted = re.findall(r"submitted with SLURM jobid (\d+) \(log: (\S+)\)", text)
+    train_ids = [job for job, log in submitted if "/rule_train/" in log]
+    assert len(train_ids) == 4, submitted
+    intervals = []
+    for job in train_ids:
+        info = scontrol_job(job)
+        assert info["JobState"] == "COMPLETED", info
+        # --gres is per node: "gres:shard:1" ("gres/shard:1" in newer Slurm)
+        tres = info.get("TresPerNode") or info.get("TresPerJob", "")
+        assert re.fullmatch(r"gres[:/]shard(:\w+)?:1", tres), info
+        intervals.append(
+            tuple(datetime.fromisoformat(info[k]).timestamp() for k in ("StartTime", "EndTime"))
+        )
+    print("SLURM packed train jobs (start, end):", intervals)
+    # SLURM ran more training jobs at once than the node has GPUs: they shared GPUs
+    assert max_overlap(intervals) > FAKE_GPUS, intervals
+
+    seen = []
+    for study, variant, seed in runs:
+        run_dir = work / "results" / "runs" / study / variant / f"seed{seed}"
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        assert (run_dir / "model.keras").exists() and (run_dir / "history.csv").exists()
+        log = (work / "logs" / "train" / study / variant / f"seed{seed}.log").read_text()
+        assert "gpu: under SLURM, keeping CUDA_VISIBLE_DEVICES" in log, log[-2000:]
+        assert f"done: status={metrics['status']}" in log
+        seen.append(
+            (metrics["started_at"], metrics["finished_at"], metrics["cuda_visible_devices"])
+        )
+    print("packed train processes (started_at, finished_at, CUDA_VISIBLE_DEVICES):", seen)
+    per_gpu: dict[str, int] = {}
+    for _, _, cvd in seen:
+        assert cvd in {str(i) for i in range(FAKE_GPUS)}, seen
+        per_gpu[cvd] = per_gpu.get(cvd, 0) + 1
+    assert max(per_gpu.values()) <= SHARDS_PER_GPU, seen

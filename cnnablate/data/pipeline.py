@@ -12,6 +12,7 @@ exactly the batches an uninterrupted run sees from epoch k on.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -146,3 +147,71 @@ def _augment(x: tf.Tensor, seed: tf.Tensor, mode: str) -> tf.Tensor:
             padded, size=tf.concat([[tf.shape(x)[0]], [size, size, x.shape[-1]]], 0), seed=seed + 1
         )
     return x
+
+
+def device_budget_bytes(share: float = 0.25) -> int:
+    """Bytes of a split this process may keep on its device: `share` of the first visible
+    GPU's memory (nvidia-smi, or $CNNABLATE_GPU_MEMORY_MB) when there is one, else of the
+    host's physical memory (the same code then runs on the CPU)."""
+    if tf.config.list_logical_devices("GPU"):
+        from cnnablate.gpu import gpu_total_mb
+
+        ids = [i for i in os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",") if i]
+        return int(share * (gpu_total_mb(ids[0] if ids else "0") or 0) * 2**20)
+    return int(share * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+class DeviceBatches:
+    """A split's uint8 pixels placed on the device once; every batch is gathered, resized,
+    scaled and augmented there by one compiled function, so the host does no per-batch data
+    work. Batches (order, pixels, augmentation) are identical to `Split.train_dataset` /
+    `eval_dataset`: same ops, same stateless seeds.
+
+    Not yet used by `train_run` (it feeds Keras from `Split`'s tf.data pipeline); used by
+    benchmarks/gpu_check.py to measure what moving the input work to the GPU is worth.
+    """
+
+    def __init__(self, split: Split, device: str | None = None):
+        if device is None:
+            device = "/GPU:0" if tf.config.list_logical_devices("GPU") else "/CPU:0"
+        self.device, self.n = device, len(split)
+        size, channels, presized = split.image_size, split.channels, split.presized
+        with tf.device(device):
+            images = tf.identity(tf.constant(split.images))
+            labels = tf.identity(tf.constant(split.labels))
+
+        @tf.function(jit_compile=False)
+        def fetch(indices, aug_seed, augment_mode: str):
+            with tf.device(device):
+                x = tf.gather(images, indices)
+                if not presized:
+                    x = _resize_uint8(x, size, channels)
+                x = _scale(x)
+                if augment_mode != "none":
+                    x = _augment(x, aug_seed, augment_mode)
+                return x, tf.gather(labels, indices)
+
+        self._fetch = fetch
+
+    @staticmethod
+    def fits(split: Split, budget_bytes: int) -> bool:
+        return split.images.nbytes + split.labels.nbytes <= budget_bytes
+
+    def train_batches(
+        self, batch_size: int, seed: int, first_epoch: int, epochs: int, augment: str = "none"
+    ):
+        """(x, y) device tensors for epochs [first_epoch, epochs), as Split.train_dataset."""
+        for epoch in range(first_epoch, epochs):
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(self.n, dtype=tf.int64),
+                seed=tf.constant([seed, epoch], dtype=tf.int64),
+            )
+            for start in range(0, self.n, batch_size):
+                idx = order[start : start + batch_size]
+                aug_seed = tf.stack([tf.constant(seed * 7919 + epoch, tf.int64), idx[0]])
+                yield self._fetch(idx, aug_seed, augment)
+
+    def eval_batches(self, batch_size: int):
+        for start in range(0, self.n, batch_size):
+            idx = tf.range(start, min(start + batch_size, self.n), dtype=tf.int64)
+            yield self._fetch(idx, tf.zeros(2, tf.int64), "none")

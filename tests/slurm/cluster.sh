@@ -13,7 +13,8 @@
 #
 # Env: BASE (state, logs, pid files; wiped on start; give stop the same one), CPUS, MEM_MB (what
 # the node advertises; more than the machine has is allowed, so GPUs, not cores, limit jobs),
-# GPUS (fake GPUs: char devices cloned from /dev/null, which is all Slurm 22.05 checks).
+# GPUS (fake GPUs: char devices cloned from /dev/null, which is all Slurm 22.05 checks), SHARDS
+# (gres/shard per fake GPU, for jobs that share a GPU).
 #
 # slurm.conf has to be /etc/slurm/slurm.conf: the slurm-jobstep plugin strips SLURM_CONF from
 # the environment before its nested `srun`, which then finds no other configuration.
@@ -23,6 +24,7 @@ BASE=${BASE:-/tmp/cnnablate-slurm}
 CPUS=${CPUS:-8}
 MEM_MB=${MEM_MB:-32768}
 GPUS=${GPUS:-2}
+SHARDS=${SHARDS:-4} # GPU shards per fake GPU (gres/shard: several jobs share one GPU)
 NODE=localhost
 CONF_DIR=/etc/slurm
 MARK="# written by cnnablate tests/slurm/cluster.sh"
@@ -104,11 +106,11 @@ Waittime=0
 # without it one job would be given all the node's memory
 DefMemPerCPU=256
 MailProg=/bin/true
-GresTypes=gpu
+GresTypes=gpu,shard
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
-NodeName=$NODE NodeAddr=127.0.0.1 NodeHostname=$NODE CPUs=$CPUS RealMemory=$MEM_MB Gres=gpu:fake:$GPUS State=UNKNOWN
+NodeName=$NODE NodeAddr=127.0.0.1 NodeHostname=$NODE CPUs=$CPUS RealMemory=$MEM_MB Gres=gpu:fake:$GPUS,shard:$((GPUS * SHARDS)) State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
   # Slurm 22.05 drops GPUs without device files and rejects files that are not char devices.
@@ -121,6 +123,9 @@ $MARK
 AutoDetect=off
 NodeName=$NODE Name=gpu Type=fake File=/dev/fakegpu[0-$((GPUS - 1))]
 EOF
+  for ((i = 0; i < GPUS; i++)); do
+    echo "NodeName=$NODE Name=shard Count=$SHARDS File=/dev/fakegpu$i" >>"$CONF_DIR/gres.conf"
+  done
 }
 
 start_munge() {

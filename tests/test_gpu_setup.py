@@ -1,0 +1,136 @@
+"""The GPU set-up is pinned like the CPU one: requirements-gpu.txt, envs/train-gpu.yaml, the
+Makefile's GPU=1 switch, and the train rule's choice of conda env per run."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from cnnablate.resources import conda_env_by_gpu
+
+REPO = Path(__file__).resolve().parents[1]
+TF_GPU = "tensorflow[and-cuda]"
+
+
+def pins(lines: list[str]) -> dict[str, str]:
+    """name -> version of every `name==version` line (comments and options skipped)."""
+    out = {}
+    for line in lines:
+        line = line.split("#")[0].strip()
+        if "==" in line and not line.startswith("-"):
+            name, version = line.split("==")
+            out[name.strip().lower()] = version.strip()
+    return out
+
+
+def lock() -> dict[str, str]:
+    locked = pins((REPO / "requirements.lock").read_text().splitlines())
+    return {name.replace("_", "-"): version for name, version in locked.items()}
+
+
+def requirement_lines(name: str) -> list[str]:
+    text = (REPO / name).read_text().splitlines()
+    return [line for line in text if line.strip() and not line.startswith("#")]
+
+
+def test_gpu_requirements_are_the_cpu_ones_with_tensorflow_and_cuda():
+    cpu, gpu = requirement_lines("requirements.txt"), requirement_lines("requirements-gpu.txt")
+    assert [line for line in cpu if not line.startswith("tensorflow-cpu==")] == [
+        line for line in gpu if not line.startswith(TF_GPU + "==")
+    ]
+    tf_cpu = pins(cpu)["tensorflow-cpu"]
+    assert pins(gpu)[TF_GPU] == tf_cpu == lock()["tensorflow-cpu"]
+    assert "tensorflow-cpu" not in pins(gpu)  # both in one env would overwrite each other
+
+
+def conda_pip_pins(name: str) -> dict[str, str]:
+    env = yaml.safe_load((REPO / "envs" / name).read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    return pins(pip)
+
+
+def test_gpu_conda_env_is_the_cpu_one_with_tensorflow_and_cuda_at_the_locked_pins():
+    cpu, gpu = conda_pip_pins("train.yaml"), conda_pip_pins("train-gpu.yaml")
+    assert gpu.pop(TF_GPU) == cpu.pop("tensorflow-cpu")
+    assert gpu == cpu
+    locked = lock()
+    for name, version in {**gpu, "tensorflow-cpu": locked["tensorflow-cpu"]}.items():
+        assert locked[name.replace("_", "-")] == version, name
+    env = yaml.safe_load((REPO / "envs" / "train-gpu.yaml").read_text())
+    assert "python=3.11" in env["dependencies"]
+
+
+def test_makefile_gpu_switch_uses_the_gpu_requirements_in_their_own_venv():
+    if shutil.which("make") is None:
+        pytest.skip("no make")
+    plan = subprocess.run(
+        ["make", "-n", "-B", "report", "GPU=1"], cwd=REPO, capture_output=True, text=True
+    ).stdout
+    assert "-r requirements-gpu.txt -c requirements.lock" in plan, plan
+    assert re.search(r"\.venv-gpu/bin/snakemake ", plan), plan
+    cpu_plan = subprocess.run(
+        ["make", "-n", "-B", "report"], cwd=REPO, capture_output=True, text=True
+    ).stdout
+    assert "-r requirements.txt -c requirements.lock" in cpu_plan, cpu_plan
+    assert "requirements-gpu" not in cpu_plan
+
+
+def run_of(model: str = "all_cnn_c", size: int = 32, epochs: int = 1) -> dict:
+    return {
+        "image_size": size,
+        "model": {"name": model, "width": 1.0},
+        "train": {"epochs": epochs, "batch_size": 64, "max_train_images": 50_000},
+    }
+
+
+@pytest.mark.parametrize(
+    ("resources", "run", "expected"),
+    [
+        ({"gpu": 0}, run_of(), "cpu.yaml"),
+        ({"gpu": 1}, run_of(), "gpu.yaml"),
+        ({"gpu": 2, "train_threads": 4}, run_of(), "gpu.yaml"),
+        ({"gpu": 1, "runs_per_gpu": 4}, run_of(), "gpu.yaml"),  # a slot of a shared GPU
+        # gpu: null decides per run: 100 epochs of CIFAR-sized All-CNN-C gets a GPU ...
+        ({"gpu": None}, run_of(epochs=100), "gpu.yaml"),
+        # ... one epoch of 64 images does not
+        ({"gpu": None}, {**run_of(), "train": {"epochs": 1, "batch_size": 64,
+                                                "max_train_images": 64, "max_eval_images": 64}},
+         "cpu.yaml"),
+    ],
+)
+def test_train_rule_conda_env_follows_the_runs_gpu(resources, run, expected):
+    env = conda_env_by_gpu(lambda wc: run, resources, "cpu.yaml", "gpu.yaml")
+    assert env(SimpleNamespace(), SimpleNamespace()) == expected
+
+
+def test_train_rule_uses_the_gpu_env_function():
+    text = (REPO / "rules" / "train.smk").read_text()
+    conda = text.split("conda:")[1].split("script:")[0]
+    assert "conda_env_by_gpu" in conda
+    assert '"../envs/train.yaml"' in conda and '"../envs/train-gpu.yaml"' in conda
+
+
+def test_gpu_tensorflow_pin_resolves_on_the_package_index():
+    """The pinned tensorflow (the and-cuda extra's package) exists on the index for this Python
+    and platform. `pip index versions` reads only the index page, not the ~600 MB wheel;
+    `make gpu-requirements-check` is the full (heavy) dry-run install."""
+    version = pins(requirement_lines("requirements-gpu.txt"))[TF_GPU]
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "index", "versions", "tensorflow"],
+            capture_output=True, text=True, timeout=120,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.skip("package index did not answer within 120 s")
+    if proc.returncode != 0:
+        pytest.skip(f"no package index reachable: {proc.stderr.strip().splitlines()[-1:]}")
+    available = re.search(r"Available versions: (.*)", proc.stdout)
+    assert available, proc.stdout
+    assert version in [v.strip() for v in available.group(1).split(",")], proc.stdout
