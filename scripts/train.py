@@ -7,14 +7,16 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 - the cn
 from cnnablate.smk import log_to  # noqa: E402
 
 from cnnablate.gpu import GPUUnavailable, claim_gpus  # noqa: E402
-from cnnablate.resources import gpus_of  # noqa: E402
 
 resources = snakemake.config.get("resources", {})  # noqa: F821
+job = snakemake.resources  # noqa: F821
+# a whole GPU, or a slot of a shared one (runs_per_gpu; cnnablate.resources.gpus_of)
+gpus = int(job.get("gpu", 0) or 0) or int(job.get("gpu_slot", 0) or 0)
 try:
     with log_to(snakemake.log[0]) as log:  # noqa: F821
         # Before TensorFlow starts: it only ever sees the GPUs in CUDA_VISIBLE_DEVICES then.
         with claim_gpus(
-            gpus_of(dict(snakemake.resources.items())),  # noqa: F821
+            gpus,
             log=log,
             runs_per_gpu=resources.get("runs_per_gpu", 1),
             allow_cpu_fallback=resources.get("allow_cpu_fallback", False),
