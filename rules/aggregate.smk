@@ -6,6 +6,7 @@ rule aggregate:
         metrics=lambda wc: [f"{run_dir(run)}/metrics.json" for run in runs_of(wc.study)],
         history=lambda wc: [f"{run_dir(run)}/history.csv" for run in runs_of(wc.study)],
         code=AGGREGATE_CODE,
+        stale=lambda wc: stale_marker(wc.study),
     output:
         runs=report(
             f"{RESULTS}/studies/{{study}}/runs.csv",

@@ -55,7 +55,8 @@ TRAIN_CODE = library(
 )
 AGGREGATE_CODE = library("__init__.py", "smk.py", "aggregate.py", "stats.py")
 REPORT_CODE = library(
-    "__init__.py", "smk.py", "aggregate.py", "figures.py", "report.py", "stats.py"
+    "__init__.py", "smk.py", "aggregate.py", "figures.py", "report.py", "stats.py",
+    "freshness.py",
 )
 
 
@@ -80,3 +81,35 @@ def archive_of(wildcards):
     if spec["source"] not in ARCHIVES:
         return []
     return spec.get("archive") or f"results/downloads/{ARCHIVES[spec['source']]['filename']}"
+
+
+# No stale results (cnnablate/freshness.py): a study whose tables, figures or report outlive a
+# missing run gets a marker file, an input of its aggregate, figures and report jobs, so that a
+# plain rerun rebuilds the missing files and everything above them. Checked once per study
+# while Snakemake builds the jobs; written only by the main process (not inside cluster jobs).
+from functools import cache  # noqa: E402
+
+from cnnablate import freshness  # noqa: E402
+
+
+def stale_marker_path(study):
+    return f"{RESULTS}/studies/{study}/.rebuild"
+
+
+@cache
+def stale_marker(study):
+    """[the study's marker] once it exists (an input of its aggregate, figures, report)."""
+    marker = stale_marker_path(study)
+    layers = [
+        [f"{run_dir(run)}/{name}" for run in runs_of(study) for name in freshness.RUN_FILES],
+        [f"{RESULTS}/studies/{study}/{name}.csv" for name in ("runs", "summary", "paired")],
+        [FIGURE_PATH.format(study=study, name=name) for name in FIGURES],
+        [f"{REPORT}/index.html"],
+    ]
+    gone = freshness.stale_reason(layers)
+    if gone and workflow.is_main_process:
+        freshness.mark_stale(marker, gone)
+        print(f"cnnablate: {study}: {len(gone)} result files are missing under built ones "
+              f"(first: {gone[0]}); rebuilding them, then the study's tables, figures and "
+              "report", file=sys.stderr)
+    return [marker] if os.path.exists(marker) else []

@@ -10,6 +10,7 @@ rule figures:
         history=lambda wc: [f"{run_dir(run)}/history.csv" for run in runs_of(wc.study)],
         summary=rules.aggregate.output.summary,
         code=REPORT_CODE,
+        stale=lambda wc: stale_marker(wc.study),
     output:
         **{
             name: report(
@@ -41,6 +42,7 @@ rule report:
         meta=expand("results/data/{dataset}/meta.json", dataset=DATASETS),
         code=REPORT_CODE,
         template=source_file("report/templates/index.html.j2"),
+        stale=lambda wc: [marker for study in STUDIES for marker in stale_marker(study)],
     output:
         html=f"{REPORT}/index.html",
     params:
