@@ -29,6 +29,8 @@ rule aggregate:
     params:
         study=lambda wc: study_settings(wc.study),
         confidence=config["report"]["confidence"],
+    message:
+        "aggregate study={wildcards.study} (log: {log})"
     log:
         f"{LOGS}/aggregate/{{study}}.log",
     conda:

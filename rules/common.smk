@@ -20,6 +20,39 @@ RESULTS = "results/smoke" if SMOKE else "results"
 LOGS = "logs/smoke" if SMOKE else "logs"
 REPORT = "report/smoke" if SMOKE else "report"
 
+# A user's archive path that does not exist is a config mistake: say so before any job.
+for _name in dict.fromkeys(run["dataset"] for run in RUNS):
+    _archive = config["datasets"][_name].get("archive")
+    if _archive and not os.path.isfile(_archive):
+        raise WorkflowError(
+            f"config error: datasets.{_name}.archive: {_archive!r} is not a file (paths are "
+            "relative to the directory snakemake runs in); fix the path, or remove `archive:` "
+            "to download the official archive"
+        )
+
+# Smoke mode where a dataset's real files are absent: a SYNTHETIC stand-in in the real format
+# (cnnablate/data/synthetic.py), prepared apart from real data so a real run never reads it,
+# and flagged in every run config, hence in the logs, tables and report.
+from cnnablate.data.synthetic import real_data_present  # noqa: E402
+
+SYNTHETIC = {
+    name for name in dict.fromkeys(run["dataset"] for run in RUNS)
+    if SMOKE and not real_data_present(name, config["datasets"][name])
+}
+for _run in RUNS:
+    if _run["dataset"] in SYNTHETIC:
+        _run["synthetic"] = True
+if SYNTHETIC:
+    print(f"cnnablate: smoke run on SYNTHETIC stand-ins for {', '.join(sorted(SYNTHETIC))} "
+          "(their real files are absent): a check of the pipeline, not of the data",
+          file=sys.stderr)
+
+
+def data_dir(dataset):
+    """Where a dataset's prepared arrays are: the real ones, or smoke mode's stand-in."""
+    return f"{RESULTS}/synthetic-data/{dataset}" if dataset in SYNTHETIC else f"results/data/{dataset}"
+
+
 RUN_BY_ID = {cnnablate_config.run_id(run): run for run in RUNS}
 STUDIES = list(dict.fromkeys(run["study"] for run in RUNS))
 DATASETS = list(dict.fromkeys(run["dataset"] for run in RUNS))
@@ -42,20 +75,20 @@ def source_file(relative):
 
 # What each stage imports from cnnablate (tests/test_workflow_code_inputs.py checks these).
 PREPARE_CODE = library(
-    "__init__.py", "smk.py", "data/__init__.py", "data/prepare.py", "data/splits.py",
+    "__init__.py", "smk.py", "errors.py", "data/__init__.py", "data/prepare.py", "data/splits.py",
     "data/store.py",
     "data/digits.py", "data/sources.py", "data/cifar_binary.py", "data/archive.py",
     "data/tfds_source.py", "data/image_folder.py",
 )
 TRAIN_CODE = library(
-    "__init__.py", "smk.py", "catalog.py", "config.py", "train.py", "gpu.py", "provenance.py",
+    "__init__.py", "smk.py", "errors.py", "catalog.py", "config.py", "train.py", "gpu.py", "provenance.py",
     "activations.py", "initializers.py", "actstats.py", "data/__init__.py",
     "data/store.py", "data/splits.py", "data/pipeline.py", "models/__init__.py",
     "models/layers.py", "models/mobilenet_v2.py", "models/all_cnn.py", "models/nin.py",
 )
-AGGREGATE_CODE = library("__init__.py", "smk.py", "aggregate.py", "stats.py")
+AGGREGATE_CODE = library("__init__.py", "smk.py", "errors.py", "aggregate.py", "stats.py")
 REPORT_CODE = library(
-    "__init__.py", "smk.py", "aggregate.py", "figures.py", "report.py", "stats.py",
+    "__init__.py", "smk.py", "errors.py", "aggregate.py", "figures.py", "report.py", "stats.py",
     "freshness.py",
 )
 
@@ -113,3 +146,23 @@ def stale_marker(study):
               f"(first: {gone[0]}); rebuilding them, then the study's tables, figures and "
               "report", file=sys.stderr)
     return [marker] if os.path.exists(marker) else []
+
+
+def failure_advice(snakemake_log):
+    """The Snakefile's onerror line: after Ctrl-C, what finished and how to resume; after a
+    failed job, where to look and that a rerun keeps what finished."""
+    done = sum(
+        all(os.path.exists(f"{run_dir(run)}/{name}") for name in freshness.RUN_FILES)
+        for run in RUNS
+    )
+    try:
+        interrupted = "user request" in open(snakemake_log).read()
+    except (OSError, TypeError):
+        interrupted = False
+    if interrupted:
+        return (f"cnnablate: interrupted; {done} of {len(RUNS)} runs are complete. Rerun the "
+                "same command to resume: finished runs are kept, interrupted training resumes "
+                "at its last finished epoch, and the tables and report are rebuilt.")
+    return (f"cnnablate: a job failed ({done} of {len(RUNS)} runs are complete); its message "
+            "and log are named above. Fix what it says, then rerun the same command: finished "
+            "jobs are kept.")

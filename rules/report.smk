@@ -24,6 +24,8 @@ rule figures:
     params:
         study=lambda wc: study_settings(wc.study),
         confidence=config["report"]["confidence"],
+    message:
+        "figures study={wildcards.study} (log: {log})"
     log:
         f"{LOGS}/figures/{{study}}.log",
     conda:
@@ -39,7 +41,7 @@ rule report:
         runs=expand(rules.aggregate.output.runs, study=STUDIES),
         figures=expand(rules.figures.output, study=STUDIES),
         # Class names, counts and checksum of each dataset, for the report's dataset facts.
-        meta=expand("results/data/{dataset}/meta.json", dataset=DATASETS),
+        meta=[f"{data_dir(dataset)}/meta.json" for dataset in DATASETS],
         code=REPORT_CODE,
         template=source_file("report/templates/index.html.j2"),
         stale=lambda wc: [marker for study in STUDIES for marker in stale_marker(study)],
@@ -56,6 +58,8 @@ rule report:
         title=config["report"]["title"],
         confidence=config["report"]["confidence"],
         config_hash=cnnablate_config.config_hash(config),
+    message:
+        "report (log: {log})"
     log:
         f"{LOGS}/report.log",
     conda:

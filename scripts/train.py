@@ -9,6 +9,9 @@ from cnnablate.smk import log_to  # noqa: E402
 with log_to(snakemake.log[0]) as log:  # noqa: F821
     from cnnablate.gpu import claim_gpus
 
+    if snakemake.params.run.get("synthetic"):  # noqa: F821
+        log("SYNTHETIC data: smoke mode's generated stand-in (the real data is absent)")
+
     # Before TensorFlow starts: it only ever sees the GPUs in CUDA_VISIBLE_DEVICES then.
     with claim_gpus(getattr(snakemake.resources, "gpu", 0), log=log):  # noqa: F821
         from cnnablate.train import RunPaths, train_run
