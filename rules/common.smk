@@ -1,7 +1,9 @@
 # Plans the runs from the config; plain Python only (no TensorFlow while planning).
+import glob
 import os
 import re
 import sys
+import time
 
 sys.path.insert(0, workflow.basedir)
 
@@ -155,10 +157,8 @@ def failure_advice(snakemake_log):
         all(os.path.exists(f"{run_dir(run)}/{name}") for name in freshness.RUN_FILES)
         for run in RUNS
     )
-    try:
-        interrupted = "user request" in open(snakemake_log).read()
-    except (OSError, TypeError):
-        interrupted = False
+    interrupted = any(_ends_interrupted(path) for path in glob.glob(f"{LOGS}/**/*.log",
+                                                                    recursive=True))
     if interrupted:
         return (f"cnnablate: interrupted; {done} of {len(RUNS)} runs are complete. Rerun the "
                 "same command to resume: finished runs are kept, interrupted training resumes "
@@ -166,3 +166,18 @@ def failure_advice(snakemake_log):
     return (f"cnnablate: a job failed ({done} of {len(RUNS)} runs are complete); its message "
             "and log are named above. Fix what it says, then rerun the same command: finished "
             "jobs are kept.")
+
+
+_PLANNED_AT = time.time()
+
+
+def _ends_interrupted(log_path):
+    """Whether a job of this invocation ended on Ctrl-C (cnnablate.smk.log_to's last line)."""
+    try:
+        if os.path.getmtime(log_path) < _PLANNED_AT:
+            return False
+        with open(log_path, "rb") as fh:
+            fh.seek(max(0, os.path.getsize(log_path) - 400))
+            return b"interrupted (Ctrl-C)" in fh.read()
+    except OSError:
+        return False

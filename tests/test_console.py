@@ -130,6 +130,8 @@ def test_ctrl_c_ends_quietly_with_what_finished_and_how_to_resume(tmp_path):
             proc.wait()
     assert proc.returncode != 0
     assert "Traceback" not in out and "KeyboardInterrupt" not in out
-    assert "cnnablate: interrupted; 0 of 4 runs are complete. Rerun the same command" in out
+    assert "cnnablate: interrupted; 0 of 4 runs are complete. Rerun the same command" in out, out
+    # After Snakemake's own "Terminating ..." only its short error block per interrupted job
+    # (two were running) and our line remain: no tracebacks from the jobs.
     tail = out[out.index("Terminating processes on user request"):]
-    assert len(tail.splitlines()) < 25, tail
+    assert len(tail.splitlines()) < 40, tail
