@@ -46,6 +46,17 @@ def stale_reason(layers: Sequence[Sequence[str | Path]]) -> list[str]:
     return []
 
 
+def stale_files(study_layers: Sequence[Sequence[str | Path]], report: str | Path) -> list[str]:
+    """`stale_reason` of a study's runs, tables and figures with the report above them.
+
+    A study with none of its own files built is new (the report may be another config's):
+    Snakemake builds it all anyway, and calling it stale would only confuse.
+    """
+    if not any(os.path.exists(p) for layer in study_layers for p in layer):
+        return []
+    return stale_reason([*study_layers, [report]])
+
+
 def mark_stale(marker: str | Path, gone: Sequence[str]) -> None:
     """(Re)write the marker: new content, so Snakemake's checksum check sees an updated input."""
     marker = Path(marker)

@@ -139,9 +139,8 @@ def stale_marker(study):
         [f"{run_dir(run)}/{name}" for run in runs_of(study) for name in freshness.RUN_FILES],
         [f"{RESULTS}/studies/{study}/{name}.csv" for name in ("runs", "summary", "paired")],
         [FIGURE_PATH.format(study=study, name=name) for name in FIGURES],
-        [f"{REPORT}/index.html"],
     ]
-    gone = freshness.stale_reason(layers)
+    gone = freshness.stale_files(layers, f"{REPORT}/index.html")
     if gone and workflow.is_main_process:
         freshness.mark_stale(marker, gone)
         print(f"cnnablate: {study}: {len(gone)} result files are missing under built ones "

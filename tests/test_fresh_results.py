@@ -162,3 +162,23 @@ def test_report_refuses_a_table_naming_a_run_whose_files_are_gone(tmp_path):
         check_runs_exist(table, dirs)
     with pytest.raises(StaleResultsError, match="not in the config"):
         check_runs_exist(table, {("relu", 0): dirs[("relu", 0)]})
+
+
+def test_only_a_study_with_something_built_is_stale(tmp_path):
+    from cnnablate.freshness import stale_files
+
+    def f(name: str, exists: bool) -> str:
+        path = tmp_path / name
+        if exists:
+            path.write_text("x")
+        return str(path)
+
+    report = f("index.html", True)  # e.g. another config's report
+    new_study = [[f("r1", False), f("r2", False)], [f("t", False)], [f("fig", False)]]
+    assert stale_files(new_study, report) == []
+    run_gone = [[f("r3", True), f("r4", False)], [f("t2", True)], [f("fig2", True)]]
+    assert stale_files(run_gone, report) == [str(tmp_path / "r4")]
+    tables_gone = [[f("r5", True)], [f("t3", False)], [f("fig3", True)]]
+    assert stale_files(tables_gone, report) == [str(tmp_path / "t3")]
+    all_built = [[f("r6", True)], [f("t4", True)], [f("fig4", True)]]
+    assert stale_files(all_built, report) == []

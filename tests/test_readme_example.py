@@ -40,7 +40,7 @@ def test_example_is_a_valid_study_of_its_own():
 def test_readme_example_learns(tmp_path):
     work = copy_workflow(tmp_path / "wf")
     (work / "my_study.yaml").write_text(readme_example())
-    snakemake(work, "--cores", "2", "--configfile", "my_study.yaml")
+    snakemake(work, "--cores", "2", "--configfile", "my_study.yaml", timeout=1800)
     (study,) = yaml.safe_load(readme_example())["studies"]
     with open(work / f"results/studies/{study}/runs.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
