@@ -45,7 +45,7 @@ onstart:
 
 
 onerror:
-    print("cnnablate: a job failed; its log is named above (logs/...). Rerun to resume.")
+    print(failure_advice(log))
 
 
 rule all:

@@ -38,7 +38,10 @@ def load_runs(metrics_files: Iterable[str | Path]) -> pd.DataFrame:
     for path in metrics_files:
         metrics = json.loads(Path(path).read_text())
         rows.append({col: metrics.get(col) for col in RUN_COLUMNS})
-    runs = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
+        # Smoke mode's generated stand-in data, where the real data was absent.
+        rows[-1]["data"] = ("SYNTHETIC" if (metrics.get("run_config") or {}).get("synthetic")
+                            else "real")
+    runs = pd.DataFrame(rows, columns=[*RUN_COLUMNS, "data"])
     return runs.sort_values(["variant", "seed"], kind="stable").reset_index(drop=True)
 
 

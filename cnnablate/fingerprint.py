@@ -44,6 +44,7 @@ NOT_RESULTS = frozenset({
 # Entry script of each stage (the `script:` of its rule).
 SCRIPTS = {
     "prepare": "scripts/prepare_dataset.py",
+    "prepare_synthetic": "scripts/prepare_synthetic.py",
     "train": "scripts/train.py",
     "aggregate": "scripts/aggregate.py",
     "figures": "scripts/figures.py",
@@ -185,6 +186,15 @@ class Fingerprints:
         entry = catalog.DATASET_SOURCES[source]
         return self._memoised(
             ("prepare", source),
+            [f"{PACKAGE}.data.{entry.module}"],
+            {"loader": entry.loader, "args": list(entry.args)},
+        )
+
+    def prepare_synthetic(self, source: str) -> str:
+        """Smoke mode's SYNTHETIC stand-in's: the generators and the source's loader module."""
+        entry = catalog.DATASET_SOURCES[source]
+        return self._memoised(
+            ("prepare_synthetic", source),
             [f"{PACKAGE}.data.{entry.module}"],
             {"loader": entry.loader, "args": list(entry.args)},
         )

@@ -120,10 +120,11 @@ def collect_provenance(metrics_files: list[str]) -> dict:
     packages: dict[str, set] = {}
     commits, machines, devices, backends, hashes = set(), set(), set(), set(), set()
     datasets: dict[str, set] = {}
-    smoke = 0
+    smoke = synthetic = 0
     for path in metrics_files:
         m = json.loads(Path(path).read_text())
         smoke += bool((m.get("run_config") or {}).get("smoke"))
+        synthetic += bool((m.get("run_config") or {}).get("synthetic"))
         prov = m.get("provenance", {})
         for name, version in prov.get("packages", {}).items():
             packages.setdefault(name, set()).add(str(version))
@@ -145,6 +146,7 @@ def collect_provenance(metrics_files: list[str]) -> dict:
         "keras_backends": sorted(backends),
         "n_runs": len(metrics_files),
         "n_smoke": smoke,  # runs shrunk by smoke mode: a check of the pipeline, not a result
+        "n_synthetic": synthetic,  # smoke runs on generated stand-ins for absent real data
     }
 
 

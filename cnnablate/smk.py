@@ -9,13 +9,17 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 
+from cnnablate import errors
+
 
 @contextlib.contextmanager
 def log_to(path: str) -> Iterator[Callable[[str], None]]:
     """Send stdout and stderr to `path`, yielding a timestamped line logger.
 
     The redirect is at file-descriptor level so that TensorFlow's C++ messages land in the
-    log too, not on the terminal Snakemake is drawing on.
+    log too, not on the terminal Snakemake is drawing on. A known user error
+    (`cnnablate.errors`) ends the job with one line on the console, its traceback in the log;
+    Ctrl-C ends it quietly.
     """
     sys.stdout.flush()
     sys.stderr.flush()
@@ -27,11 +31,19 @@ def log_to(path: str) -> Iterator[Callable[[str], None]]:
         def log(message: str) -> None:
             print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
+        console_line, exit_code = None, None
         try:
             yield log
-        except BaseException:
+        except KeyboardInterrupt:
+            # Ctrl-C reaches every job: say so in the log only, and leave the summary (what
+            # finished, how to resume) to the Snakefile's onerror, once.
+            log("interrupted (Ctrl-C); rerun the same command to resume")
+            exit_code = 130
+        except BaseException as exc:
             traceback.print_exc()
-            raise
+            if not errors.is_known(exc):
+                raise  # a bug: its traceback shows on the console too
+            console_line, exit_code = errors.one_line(exc, path), 1
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -39,3 +51,7 @@ def log_to(path: str) -> Iterator[Callable[[str], None]]:
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
+    if console_line:
+        print(console_line, file=sys.stderr, flush=True)
+    if exit_code is not None:
+        raise SystemExit(exit_code)

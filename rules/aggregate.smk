@@ -5,6 +5,7 @@ rule aggregate:
     input:
         metrics=lambda wc: [f"{run_dir(run)}/metrics.json" for run in runs_of(wc.study)],
         history=lambda wc: [f"{run_dir(run)}/history.csv" for run in runs_of(wc.study)],
+        stale=lambda wc: stale_marker(wc.study),
     output:
         runs=report(
             f"{RESULTS}/studies/{{study}}/runs.csv",
@@ -28,6 +29,8 @@ rule aggregate:
         study=lambda wc: study_settings(wc.study),
         confidence=config["report"]["confidence"],
         code=CODE.aggregate(),
+    message:
+        "aggregate study={wildcards.study} (log: {log})"
     log:
         f"{LOGS}/aggregate/{{study}}.log",
     conda:

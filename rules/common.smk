@@ -1,7 +1,9 @@
 # Plans the runs from the config; plain Python only (no TensorFlow while planning).
+import glob
 import os
 import re
 import sys
+import time
 
 sys.path.insert(0, workflow.basedir)
 
@@ -21,6 +23,39 @@ SMOKE = any(run.get("smoke") for run in RUNS)
 RESULTS = "results/smoke" if SMOKE else "results"
 LOGS = "logs/smoke" if SMOKE else "logs"
 REPORT = "report/smoke" if SMOKE else "report"
+
+# A user's archive path that does not exist is a config mistake: say so before any job.
+for _name in dict.fromkeys(run["dataset"] for run in RUNS):
+    _archive = config["datasets"][_name].get("archive")
+    if _archive and not os.path.isfile(_archive):
+        raise WorkflowError(
+            f"config error: datasets.{_name}.archive: {_archive!r} is not a file (paths are "
+            "relative to the directory snakemake runs in); fix the path, or remove `archive:` "
+            "to download the official archive"
+        )
+
+# Smoke mode where a dataset's real files are absent: a SYNTHETIC stand-in in the real format
+# (cnnablate/data/synthetic.py), prepared apart from real data so a real run never reads it,
+# and flagged in every run config, hence in the logs, tables and report.
+from cnnablate.data.synthetic import real_data_present  # noqa: E402
+
+SYNTHETIC = {
+    name for name in dict.fromkeys(run["dataset"] for run in RUNS)
+    if SMOKE and not real_data_present(name, config["datasets"][name])
+}
+for _run in RUNS:
+    if _run["dataset"] in SYNTHETIC:
+        _run["synthetic"] = True
+if SYNTHETIC:
+    print(f"cnnablate: smoke run on SYNTHETIC stand-ins for {', '.join(sorted(SYNTHETIC))} "
+          "(their real files are absent): a check of the pipeline, not of the data",
+          file=sys.stderr)
+
+
+def data_dir(dataset):
+    """Where a dataset's prepared arrays are: the real ones, or smoke mode's stand-in."""
+    return f"{RESULTS}/synthetic-data/{dataset}" if dataset in SYNTHETIC else f"results/data/{dataset}"
+
 
 RUN_BY_ID = {cnnablate_config.run_id(run): run for run in RUNS}
 STUDIES = list(dict.fromkeys(run["study"] for run in RUNS))
@@ -63,3 +98,67 @@ def archive_of(wildcards):
     if spec["source"] not in ARCHIVES:
         return []
     return spec.get("archive") or f"results/downloads/{ARCHIVES[spec['source']]['filename']}"
+
+
+# No stale results (cnnablate/freshness.py): a study whose tables, figures or report outlive a
+# missing run gets a marker file, an input of its aggregate, figures and report jobs, so that a
+# plain rerun rebuilds the missing files and everything above them. Checked once per study
+# while Snakemake builds the jobs; written only by the main process (not inside cluster jobs).
+from functools import cache  # noqa: E402
+
+from cnnablate import freshness  # noqa: E402
+
+
+def stale_marker_path(study):
+    return f"{RESULTS}/studies/{study}/.rebuild"
+
+
+@cache
+def stale_marker(study):
+    """[the study's marker] once it exists (an input of its aggregate, figures, report)."""
+    marker = stale_marker_path(study)
+    layers = [
+        [f"{run_dir(run)}/{name}" for run in runs_of(study) for name in freshness.RUN_FILES],
+        [f"{RESULTS}/studies/{study}/{name}.csv" for name in ("runs", "summary", "paired")],
+        [FIGURE_PATH.format(study=study, name=name) for name in FIGURES],
+    ]
+    gone = freshness.stale_files(layers, f"{REPORT}/index.html")
+    if gone and workflow.is_main_process:
+        freshness.mark_stale(marker, gone)
+        print(f"cnnablate: {study}: {len(gone)} result files are missing under built ones "
+              f"(first: {gone[0]}); rebuilding them, then the study's tables, figures and "
+              "report", file=sys.stderr)
+    return [marker] if os.path.exists(marker) else []
+
+
+def failure_advice(snakemake_log):
+    """The Snakefile's onerror line: after Ctrl-C, what finished and how to resume; after a
+    failed job, where to look and that a rerun keeps what finished."""
+    done = sum(
+        all(os.path.exists(f"{run_dir(run)}/{name}") for name in freshness.RUN_FILES)
+        for run in RUNS
+    )
+    interrupted = any(_ends_interrupted(path) for path in glob.glob(f"{LOGS}/**/*.log",
+                                                                    recursive=True))
+    if interrupted:
+        return (f"cnnablate: interrupted; {done} of {len(RUNS)} runs are complete. Rerun the "
+                "same command to resume: finished runs are kept, interrupted training resumes "
+                "at its last finished epoch, and the tables and report are rebuilt.")
+    return (f"cnnablate: a job failed ({done} of {len(RUNS)} runs are complete); its message "
+            "and log are named above. Fix what it says, then rerun the same command: finished "
+            "jobs are kept.")
+
+
+_PLANNED_AT = time.time()
+
+
+def _ends_interrupted(log_path):
+    """Whether a job of this invocation ended on Ctrl-C (cnnablate.smk.log_to's last line)."""
+    try:
+        if os.path.getmtime(log_path) < _PLANNED_AT:
+            return False
+        with open(log_path, "rb") as fh:
+            fh.seek(max(0, os.path.getsize(log_path) - 400))
+            return b"interrupted (Ctrl-C)" in fh.read()
+    except OSError:
+        return False

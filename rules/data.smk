@@ -8,6 +8,8 @@ rule download_archive:
         archive="|".join(re.escape(name) for name in ARCHIVE_BY_FILENAME),
     params:
         entry=lambda wc: ARCHIVE_BY_FILENAME[wc.archive],
+    message:
+        "download_archive archive={wildcards.archive} (log: {log})"
     log:
         "logs/download/{archive}.log",
     conda:
@@ -29,6 +31,8 @@ rule prepare_dataset:
     params:
         spec=lambda wc: config["datasets"][wc.dataset],
         code=lambda wc: CODE.prepare(config["datasets"][wc.dataset]["source"]),
+    message:
+        "prepare_dataset dataset={wildcards.dataset} (log: {log})"
     log:
         "logs/data/{dataset}.log",
     benchmark:
@@ -37,3 +41,25 @@ rule prepare_dataset:
         "../envs/data.yaml"
     script:
         "../scripts/prepare_dataset.py"
+
+
+# Smoke mode only, for a dataset whose real files are absent (rules/common.smk, SYNTHETIC).
+rule prepare_synthetic:
+    output:
+        **{
+            f"{split}_{kind}": f"{RESULTS}/synthetic-data/{{dataset}}/{split}_{kind}.npy"
+            for split in ("train", "val", "test")
+            for kind in ("images", "labels")
+        },
+        meta=f"{RESULTS}/synthetic-data/{{dataset}}/meta.json",
+    params:
+        spec=lambda wc: config["datasets"][wc.dataset],
+        code=lambda wc: CODE.prepare_synthetic(config["datasets"][wc.dataset]["source"]),
+    message:
+        "prepare_synthetic dataset={wildcards.dataset} (SYNTHETIC; log: {log})"
+    log:
+        f"{LOGS}/synthetic-data/{{dataset}}.log",
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/prepare_synthetic.py"

@@ -9,6 +9,7 @@ rule figures:
         metrics=lambda wc: [f"{run_dir(run)}/metrics.json" for run in runs_of(wc.study)],
         history=lambda wc: [f"{run_dir(run)}/history.csv" for run in runs_of(wc.study)],
         summary=rules.aggregate.output.summary,
+        stale=lambda wc: stale_marker(wc.study),
     output:
         **{
             name: report(
@@ -23,6 +24,8 @@ rule figures:
         study=lambda wc: study_settings(wc.study),
         confidence=config["report"]["confidence"],
         code=CODE.figures(),
+    message:
+        "figures study={wildcards.study} (log: {log})"
     log:
         f"{LOGS}/figures/{{study}}.log",
     conda:
@@ -38,8 +41,9 @@ rule report:
         runs=expand(rules.aggregate.output.runs, study=STUDIES),
         figures=expand(rules.figures.output, study=STUDIES),
         # Class names, counts and checksum of each dataset, for the report's dataset facts.
-        meta=expand("results/data/{dataset}/meta.json", dataset=DATASETS),
+        meta=[f"{data_dir(dataset)}/meta.json" for dataset in DATASETS],
         template=source_file("report/templates/index.html.j2"),
+        stale=lambda wc: [marker for study in STUDIES for marker in stale_marker(study)],
     output:
         html=f"{REPORT}/index.html",
     params:
@@ -54,6 +58,8 @@ rule report:
         confidence=config["report"]["confidence"],
         config_hash=cnnablate_config.config_hash(config),
         code=CODE.report(),
+    message:
+        "report (log: {log})"
     log:
         f"{LOGS}/report.log",
     conda:

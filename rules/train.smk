@@ -5,7 +5,7 @@ from cnnablate.resources import conda_env_by_gpu, rule_resources
 
 rule train:
     input:
-        meta=lambda wc: f"results/data/{RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))]['dataset']}/meta.json",
+        meta=lambda wc: f"{data_dir(RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))]['dataset'])}/meta.json",
     output:
         history=f"{RESULTS}/runs/{{study}}/{{variant}}/seed{{seed}}/history.csv",
         metrics=f"{RESULTS}/runs/{{study}}/{{variant}}/seed{{seed}}/metrics.json",
@@ -20,6 +20,8 @@ rule train:
         **rule_resources(
             lambda wc: RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))], config["resources"]
         ),
+    message:
+        "train study={wildcards.study} variant={wildcards.variant} seed={wildcards.seed} (log: {log})"
     log:
         f"{LOGS}/train/{{study}}/{{variant}}/seed{{seed}}.log",
     benchmark:

@@ -7,6 +7,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 - the cn
 from cnnablate.smk import log_to  # noqa: E402
 
 with log_to(snakemake.log[0]):  # noqa: F821
+    from cnnablate.freshness import check_runs_exist
     from cnnablate.report import render_report
 
     params = snakemake.params  # noqa: F821
@@ -15,6 +16,10 @@ with log_to(snakemake.log[0]):  # noqa: F821
     for i, settings in enumerate(params.studies):  # the rule lists studies in this order
         name = settings["name"]
         runs = params.run_dirs[name]
+        # Never render old numbers: every run the table names must still have its files.
+        check_runs_exist(inputs.runs[i], {
+            (Path(d).parent.name, int(Path(d).name.removeprefix("seed"))): d for d in runs
+        })
         studies.append({
             "settings": dict(settings),
             "summary": inputs.summary[i],

@@ -6,9 +6,9 @@ import hashlib
 import urllib.error
 
 import pytest
-from fakedata import write_tar
 
 from cnnablate.data import archive
+from cnnablate.data.synthetic import write_tar
 
 
 def _file(tmp_path, data=b"hello world\n", name="a.bin"):

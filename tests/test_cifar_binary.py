@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fakedata import (
+
+from cnnablate.data import archive, cifar_binary
+from cnnablate.data.synthetic import (
     CIFAR10_DIR,
     CIFAR100_DIR,
     cifar_members,
@@ -12,8 +14,6 @@ from fakedata import (
     make_cifar_archive,
     write_tar,
 )
-
-from cnnablate.data import archive, cifar_binary
 
 
 def _record(labels: list[int], r: np.ndarray, g: np.ndarray, b: np.ndarray) -> bytes:

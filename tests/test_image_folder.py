@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fakedata import make_image_folder
 
 from cnnablate.data import image_folder
+from cnnablate.data.synthetic import make_image_folder
 
 
 def _all(splits):

@@ -6,7 +6,12 @@ import json
 
 import numpy as np
 import pytest
-from fakedata import (
+
+from cnnablate import catalog
+from cnnablate.data import archive
+from cnnablate.data.prepare import loader, prepare_dataset
+from cnnablate.data.store import SPLITS, load_meta, load_prepared, output_files, sha256_file
+from cnnablate.data.synthetic import (
     CIFAR10_DIR,
     cifar_members,
     make_cifar_archive,
@@ -14,11 +19,6 @@ from fakedata import (
     mock_tfds,
     write_tar,
 )
-
-from cnnablate import catalog
-from cnnablate.data import archive
-from cnnablate.data.prepare import loader, prepare_dataset
-from cnnablate.data.store import SPLITS, load_meta, load_prepared, output_files, sha256_file
 
 
 def _check_written(out_dir, meta):

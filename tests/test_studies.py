@@ -4,11 +4,10 @@
 - `snakemake -n --configfile studies/X.yaml` plans one train job per (study, variant, seed) of
   that file alone, without any of its data present.
 - All study files together run end to end in smoke mode (`--config smoke=true`) through the
-  real rules, in one Snakemake invocation, on data generated in the real formats: CIFAR binary
-  archives (given via `archive:` plus checksum pins in a small override file merged after the
-  study files, exactly as a user would), an image folder for NDSB, and tfds `beans`, which is
-  prepared in this process under `tfds.testing.mock_data` (the mock cannot reach Snakemake's
-  subprocesses) by the real `prepare_dataset`, so Snakemake finds it done and skips it.
+  real rules, in one Snakemake invocation, with none of their data present and offline: on the
+  SYNTHETIC stand-ins smoke mode generates in each source's real format (CIFAR binary archives,
+  tfds's mock of beans, an image folder for NDSB), labelled as such in logs, tables and report.
+- With the data present (a user's archive), smoke mode prepares the real data instead.
 """
 
 from __future__ import annotations
@@ -258,24 +257,12 @@ def _run_dirs(work: Path) -> set[tuple[str, str, int]]:
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
-    from cnnablate.data.prepare import prepare_dataset
-    from tests.fakedata import make_cifar_archive, make_image_folder, mock_tfds
-
+    """Every study file in smoke mode with none of their data present: offline, on SYNTHETIC
+    stand-ins in each source's real format (the CIFAR archives, an image folder, tfds's mock
+    of beans), read by the real loaders through the real rules."""
     tmp = tmp_path_factory.mktemp("studies-smoke")
     work = copy_workflow(tmp / "wf")
-    data = tmp / "data"
-    c10 = make_cifar_archive(data / "cifar-10-binary.tar.gz", "cifar10", n_train=100, n_test=40)
-    c100 = make_cifar_archive(data / "cifar-100-binary.tar.gz", "cifar100", n_train=300,
-                              n_test=100)  # fmt: skip
-    ndsb = make_image_folder(data / "ndsb" / "train", ("copepod", "diatom", "shrimp"),
-                             per_class=10, size=[(40, 30), (70, 52)], channels=1)  # fmt: skip
-    pins = ("archive", "expected_size", "expected_sha256")
     override = {
-        "datasets": {
-            "cifar10": {k: c10["spec"][k] for k in pins},
-            "cifar100": {k: c100["spec"][k] for k in pins},
-            "ndsb": {"path": str(ndsb["root"])},
-        },
         "studies": {name: {"baseline": v} for name, v in SMOKE_BASELINES.items()},
         "smoke_settings": SMOKE_SETTINGS,
         "report": {"title": "smoke run of every study file"},
@@ -283,15 +270,27 @@ def smoke(tmp_path_factory):
     write_config(work / "smoke-override.yaml", override)
     files = [f"studies/{p.name}" for p in STUDY_FILES] + ["smoke-override.yaml"]
     config = _merge(*(_raw(work / f) for f in files), {"smoke": "true"})
+    # No tfds folder anywhere (the real beans would be found under ~/tensorflow_datasets).
+    env = {"TFDS_DATA_DIR": str(tmp / "no-tfds-data")}
+    plan = planned_jobs_env(work, env, "--configfile", *files, "--config", "smoke=true")
+    proc = snakemake(work, "--configfile", *files, "--config", "smoke=true", "--cores", "2",
+                     env=env)
+    return {"work": work, "config": config, "proc": proc, "plan": plan}
 
-    # tfds beans: prepared here, where the tfds mock works, into the rule's output folder.
-    beans_dir = work / "results" / "data" / "beans"
-    with mock_tfds(num_examples=12):
-        prepare_dataset("beans", config["datasets"]["beans"], beans_dir)
-    beans_mtime = (beans_dir / "meta.json").stat().st_mtime_ns
 
-    proc = snakemake(work, "--configfile", *files, "--config", "smoke=true", "--cores", "2")
-    return {"work": work, "config": config, "proc": proc, "beans_mtime": beans_mtime}
+def planned_jobs_env(work: Path, env: dict, *args: str) -> list[tuple]:
+    import os
+
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return planned_jobs(work, *args)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 @pytest.mark.workflow
@@ -314,22 +313,53 @@ def test_smoke_runs_the_expected_jobs_through_the_real_rules(smoke):
 
 
 @pytest.mark.workflow
-def test_smoke_read_every_data_source(smoke):
+def test_smoke_without_data_runs_offline_on_labelled_synthetic_stand_ins(smoke):
     work = smoke["work"]
+    # Nothing is downloaded and nothing lands where real runs read prepared data.
+    assert not any(j[0] in ("download_archive", "prepare_dataset") for j in smoke["plan"])
+    assert sorted(j[1] for j in smoke["plan"] if j[0] == "prepare_synthetic") == [
+        "beans", "cifar10", "cifar100", "ndsb"]
+    assert not (work / "results/data").exists() and not (work / "results/downloads").exists()
 
     def meta(name):
-        return json.loads((work / "results/data" / name / "meta.json").read_text())
+        return json.loads((work / "results/smoke/synthetic-data" / name / "meta.json").read_text())
 
+    # Each stand-in went through its real loader, in the real shapes.
     assert meta("cifar10")["source"] == "cifar10_binary" and meta("cifar10")["num_classes"] == 10
     c100 = meta("cifar100")
     assert c100["source"] == "cifar100_binary" and c100["num_classes"] == 100  # fine labels
-    ndsb = meta("ndsb")
-    assert ndsb["source"] == "image_folder" and ndsb["image_shape"] == [64, 64, 1]
-    assert meta("beans")["source"] == "tfds" and meta("beans")["num_classes"] == 3
-    # Snakemake took the beans folder prepared in the test process as up to date.
-    assert (work / "results/data/beans/meta.json").stat().st_mtime_ns == smoke["beans_mtime"]
-    assert not (work / "logs/data/beans.log").exists()
-    assert (work / "logs/data/cifar100.log").exists()
+    assert meta("cifar10")["image_shape"] == [32, 32, 3]
+    assert meta("ndsb")["source"] == "image_folder" and meta("ndsb")["image_shape"] == [64, 64, 1]
+    beans = meta("beans")
+    assert beans["source"] == "tfds" and beans["num_classes"] == 3
+    assert beans["image_shape"] == [500, 500, 3]
+    assert all(meta(n)["synthetic"] is True for n in ("beans", "cifar10", "cifar100", "ndsb"))
+    # Labelled SYNTHETIC: console, job logs, tables, report.
+    assert "SYNTHETIC" in smoke["proc"].stderr
+    for run in cfg.resolve_runs(smoke["config"]):
+        log = work / "logs/smoke/train" / run["study"] / run["variant"] / "seed0.log"
+        assert "SYNTHETIC" in log.read_text()
+        table = (work / "results/smoke/studies" / run["study"] / "runs.csv").read_text()
+        assert table.splitlines()[0].endswith(",data") and ",SYNTHETIC" in table
+    page = (work / "report/smoke/index.html").read_text()
+    assert "SYNTHETIC data:" in page
+
+
+def test_smoke_with_the_data_present_prepares_the_real_data(tmp_path):
+    """Where the real files are there (here a user's archive), smoke mode reads them, into the
+    real prepared folder, and nothing is synthetic."""
+    from cnnablate.data.synthetic import make_cifar_archive
+
+    work = copy_workflow(tmp_path / "wf")
+    c10 = make_cifar_archive(tmp_path / "cifar-10-binary.tar.gz", "cifar10", n_train=50)
+    write_config(work / "mine.yaml", {"datasets": {"cifar10": {"archive": str(c10["path"])}}})
+    proc = snakemake(work, "-n", "--configfile", "studies/init_cifar10.yaml", "mine.yaml",
+                     "--config", "smoke=true")
+    jobs = planned_jobs(work, "--configfile", "studies/init_cifar10.yaml", "mine.yaml",
+                        "--config", "smoke=true")
+    assert ("prepare_dataset", "cifar10") in jobs
+    assert not any(j[0] == "prepare_synthetic" for j in jobs)
+    assert "SYNTHETIC" not in proc.stdout + proc.stderr
 
 
 @pytest.mark.workflow

@@ -11,9 +11,9 @@ import time
 
 import numpy as np
 import pytest
-from fakedata import mock_tfds
 
 from cnnablate.data import tfds_source
+from cnnablate.data.synthetic import mock_tfds
 
 pytest.importorskip("tensorflow_datasets")
 

@@ -41,6 +41,9 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900,
 
 _RULE = re.compile(r"^\s*(?:local)?rule (\w+):\s*$")
 _WILDCARDS = re.compile(r"^\s*wildcards: (.*)$")
+# A rule with a `message:` prints "Job N: <message>" instead of its block; ours start with
+# the rule's name and its wildcards as key=value, in the order of the rule's output pattern.
+_MESSAGE = re.compile(r"^Job \d+: (\w+)((?: \w+=[^\s=]+)*)(?: \(|$)")
 
 
 def planned_jobs(workdir: Path, *args: str) -> list[tuple]:
@@ -48,7 +51,12 @@ def planned_jobs(workdir: Path, *args: str) -> list[tuple]:
     proc = snakemake(workdir, "-n", *args)
     jobs, current = [], None
     for line in (proc.stdout + proc.stderr).splitlines():
-        if m := _RULE.match(line):
+        if m := _MESSAGE.match(line):
+            if current:
+                jobs.append(current)
+            values = [pair.split("=", 1)[1] for pair in m.group(2).split()]
+            current = (m.group(1), *values)
+        elif m := _RULE.match(line):
             if current:
                 jobs.append(current)
             current = (m.group(1),)

@@ -1,8 +1,11 @@
 """Generate small datasets in the exact on-disk formats of the real sources.
 
-Nothing here downloads. The encoders are written independently of the project's decoders
-(per-record `tobytes` of each channel plane rather than one vectorised transpose), so a test
-that round-trips through both checks the layout, not the code against itself.
+Used by the tests and by smoke mode (`--config smoke=true`), which trains on such a stand-in
+where a study's real data is absent (`real_data_present`, `prepare_synthetic`), so that every
+study file can be checked end to end offline. Nothing here downloads. The encoders are
+written independently of the project's decoders (per-record `tobytes` of each channel plane
+rather than one vectorised transpose), so a test that round-trips through both checks the
+layout, not the code against itself.
 
 Public API (also used by end-to-end smoke tests of study files):
 
@@ -254,3 +257,79 @@ def mock_tfds(num_examples: int = 8) -> Iterator[None]:
 
     with tfds.testing.mock_data(num_examples=num_examples):
         yield
+
+
+# ---- smoke mode's stand-ins for absent real data ---------------------------------------------
+
+# Images per split of a stand-in: enough for smoke mode's stratified splits and one epoch.
+SYNTHETIC_TRAIN, SYNTHETIC_TEST = 300, 100
+SYNTHETIC_FOLDER_CLASSES = ("class_a", "class_b", "class_c")
+
+
+def _tfds_data_dir(spec: dict) -> Path:
+    import os
+
+    return Path(spec.get("data_dir") or os.environ.get("TFDS_DATA_DIR")
+                or Path.home() / "tensorflow_datasets")
+
+
+def real_data_present(name: str, spec: dict, prepared_root: str | Path = "results/data") -> bool:
+    """Whether dataset `name` can be prepared from local files, without a download.
+
+    Cheap and TensorFlow-free (the Snakefile asks while planning): a prepared folder, the
+    archive (the user's `archive:` or an earlier download), the image folder, or a tfds folder
+    with a `dataset_info.json` under `data_dir`.
+    """
+    from cnnablate.data.archive import ARCHIVES
+
+    source = spec.get("source")
+    if (Path(prepared_root) / name / "meta.json").exists() or source == "sklearn_digits":
+        return True
+    if source in ARCHIVES:
+        archive = spec.get("archive") or Path("results/downloads") / ARCHIVES[source]["filename"]
+        return Path(archive).is_file()
+    if source == "image_folder":
+        return Path(spec.get("path", "")).is_dir()
+    if source == "tfds":
+        base = str(spec.get("name", "")).split(":")[0].split("/")[0]
+        folder = _tfds_data_dir(spec) / base
+        return base != "" and any(folder.glob("**/dataset_info.json"))
+    return False
+
+
+def prepare_synthetic(name: str, spec: dict, out_dir: str | Path, workdir: str | Path) -> dict:
+    """Prepare a SYNTHETIC stand-in for dataset `name` in `out_dir`, as the real one would be.
+
+    The stand-in is written in the source's own format (a CIFAR binary archive, an image folder,
+    tfds's mock data with the real dataset's features) and read by the real loader and
+    `prepare_dataset`, so smoke mode exercises the same code; its meta.json says
+    `"synthetic": true` so the run configs, tables and report can say so.
+    """
+    from cnnablate.data.archive import ARCHIVES
+    from cnnablate.data.prepare import prepare_dataset
+    from cnnablate.data.store import write_json_atomic
+
+    workdir = Path(workdir)
+    source = spec.get("source")
+    stand_in = dict(spec)
+    context: contextlib.AbstractContextManager = contextlib.nullcontext()
+    if source in ARCHIVES:
+        kind = "cifar100" if source == "cifar100_binary" else "cifar10"
+        made = make_cifar_archive(workdir / ARCHIVES[source]["filename"], kind,
+                                  n_train=SYNTHETIC_TRAIN * (3 if kind == "cifar100" else 1),
+                                  n_test=SYNTHETIC_TEST * (3 if kind == "cifar100" else 1))
+        stand_in.update(made["spec"])
+    elif source == "image_folder":
+        made = make_image_folder(workdir / "images", SYNTHETIC_FOLDER_CLASSES, per_class=30,
+                                 size=[(40, 30), (70, 52)], channels=int(spec.get("channels", 3)))
+        stand_in["path"] = str(made["root"])
+    elif source == "tfds":
+        context = mock_tfds(num_examples=40)  # per split, at the real 500x500 for beans
+    elif source != "sklearn_digits":
+        raise ValueError(f"datasets.{name}.source: no synthetic stand-in for {source!r}")
+    with context:
+        meta = prepare_dataset(name, stand_in, out_dir)
+    meta["synthetic"] = True
+    meta["spec"] = spec  # the user's, not the stand-in's temporary paths
+    write_json_atomic(Path(out_dir) / "meta.json", meta)
+    return meta

@@ -1,0 +1,184 @@
+"""Never a stale result: after a run's files are deleted, or a `--forceall` is interrupted, a
+plain rerun of the README command rebuilds exactly the missing runs, then the tables, figures
+and report; and the report refuses a table naming a run whose files are gone."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cnnablate.freshness import RUN_FILES, StaleResultsError, check_runs_exist
+from tests.workflow import copy_workflow, planned_jobs, snakemake, write_config
+
+TINY = {
+    "datasets": {"digits": {"source": "sklearn_digits"}},
+    "studies": {
+        "acts": {
+            "dataset": "digits",
+            "image_size": 16,
+            "model": {"name": "all_cnn_c", "width": 0.125, "bn_momentum": 0.9},
+            "train": {"epochs": 3, "batch_size": 32, "learning_rate": 0.05,
+                      "max_train_images": 256, "max_eval_images": 96},
+            "seeds": [0, 1],
+            "baseline": "relu",
+            "variants": {"relu": {"activation": "relu"}, "elu": {"activation": "elu"}},
+        },
+    },
+}
+RUNS = [("relu", 0), ("relu", 1), ("elu", 0), ("elu", 1)]
+DOWNSTREAM = [("aggregate", "acts"), ("figures", "acts"), ("report",)]
+README_COMMAND = ("--cores", "2", "report/index.html")
+
+
+def _run(work: Path, variant: str, seed: int) -> Path:
+    return work / f"results/runs/acts/{variant}/seed{seed}"
+
+
+def _mtimes(work: Path) -> dict[tuple[str, int], int]:
+    return {r: (_run(work, *r) / "metrics.json").stat().st_mtime_ns for r in RUNS}
+
+
+def _assert_fresh(work: Path) -> None:
+    """Every run complete; tables and report newer than every run; the table is the runs'."""
+    newest_run = max(
+        (_run(work, *r) / name).stat().st_mtime_ns for r in RUNS for name in RUN_FILES
+    )
+    for product in ("results/studies/acts/runs.csv", "report/figures/acts/final_metric.png",
+                    "report/index.html"):
+        assert (work / product).stat().st_mtime_ns > newest_run, product
+    with open(work / "results/studies/acts/runs.csv", newline="") as fh:
+        rows = {(row["variant"], int(row["seed"])): row for row in csv.DictReader(fh)}
+    assert set(rows) == set(RUNS)
+    for run, row in rows.items():
+        metrics = json.loads((_run(work, *run) / "metrics.json").read_text())
+        assert float(row["best_val_accuracy"]) == pytest.approx(metrics["best_val_accuracy"])
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    work = copy_workflow(tmp_path_factory.mktemp("fresh"))
+    write_config(work / "config.yaml", TINY)
+    snakemake(work, *README_COMMAND)
+    return work
+
+
+def _clone(done: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(done, tmp_path / "wf", symlinks=True))
+
+
+@pytest.mark.workflow
+def test_deleted_run_is_retrained_and_everything_above_it_rebuilt(done, tmp_path):
+    work = _clone(done, tmp_path)
+    assert planned_jobs(work) == []
+    before = _mtimes(work)
+    for name in RUN_FILES:  # what an interrupted --forcerun leaves: the run's outputs gone
+        (_run(work, "elu", 1) / name).unlink()
+
+    # Today's Snakemake alone says "Nothing to be done" here (the tables are still present).
+    assert planned_jobs(work) == sorted([("train", "acts", "elu", "1"), *DOWNSTREAM])
+    proc = snakemake(work, *README_COMMAND)
+    assert "Nothing to be done" not in proc.stdout + proc.stderr
+    after = _mtimes(work)
+    assert after[("elu", 1)] > before[("elu", 1)]
+    assert {r: t for r, t in after.items() if r != ("elu", 1)} == {
+        r: t for r, t in before.items() if r != ("elu", 1)}  # the others were not retrained
+    _assert_fresh(work)
+    assert planned_jobs(work) == []  # and a second run does nothing
+
+
+@pytest.mark.workflow
+def test_deleted_tables_are_rebuilt_under_an_existing_report(done, tmp_path):
+    work = _clone(done, tmp_path)
+    shutil.rmtree(work / "results/studies/acts")
+    shutil.rmtree(_run(work, "relu", 0))  # a whole run folder too
+    assert planned_jobs(work) == sorted([("train", "acts", "relu", "0"), *DOWNSTREAM])
+
+
+def _training_started(work: Path, since: float) -> bool:
+    # A run's epoch backup, written in this invocation: it has finished an epoch.
+    return any(p.stat().st_mtime > since for p in
+               work.glob("results/runs/acts/*/seed*/.resume/backup/training_metadata.json"))
+
+
+@pytest.mark.workflow
+def test_interrupted_forceall_then_plain_rerun_leaves_no_stale_result(done, tmp_path):
+    work = _clone(done, tmp_path)
+    exe = Path(sys.executable).with_name("snakemake")
+    started = time.time()
+    proc = subprocess.Popen(
+        [str(exe), "--directory", str(work), "-s", str(work / "Snakefile"), "--forceall",
+         *README_COMMAND],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=work, start_new_session=True,
+    )
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            if _training_started(work, started):
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the forced run finished before it could be interrupted"
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole foreground process group
+        proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    interrupted = [r for r in RUNS if not (_run(work, *r) / "metrics.json").exists()]
+    assert interrupted, "Ctrl-C left every run complete: nothing was interrupted"
+    assert (work / "report/index.html").exists()  # the old report: stale until rebuilt
+
+    planned = planned_jobs(work)
+    assert [j for j in planned if j[0] == "train"] == sorted(
+        ("train", "acts", v, str(s)) for v, s in interrupted)
+    snakemake(work, *README_COMMAND)
+    logs = [(work / f"logs/train/acts/{v}/seed{s}.log").read_text() for v, s in interrupted]
+    assert any("resuming after epoch" in log for log in logs)  # from the epoch backup
+    _assert_fresh(work)
+    assert planned_jobs(work) == []
+
+
+def test_report_refuses_a_table_naming_a_run_whose_files_are_gone(tmp_path):
+    table = tmp_path / "runs.csv"
+    table.write_text("study,variant,seed,best_val_accuracy\nacts,relu,0,0.5\nacts,elu,0,0.6\n")
+    dirs = {}
+    for variant in ("relu", "elu"):
+        run = tmp_path / variant / "seed0"
+        run.mkdir(parents=True)
+        for name in RUN_FILES:
+            (run / name).write_text("x")
+        dirs[(variant, 0)] = str(run)
+    check_runs_exist(table, dirs)  # all present: fine
+    (tmp_path / "elu/seed0/metrics.json").unlink()
+    with pytest.raises(StaleResultsError, match=r"elu/seed0/metrics\.json.*Rerun"):
+        check_runs_exist(table, dirs)
+    with pytest.raises(StaleResultsError, match="not in the config"):
+        check_runs_exist(table, {("relu", 0): dirs[("relu", 0)]})
+
+
+def test_only_a_study_with_something_built_is_stale(tmp_path):
+    from cnnablate.freshness import stale_files
+
+    def f(name: str, exists: bool) -> str:
+        path = tmp_path / name
+        if exists:
+            path.write_text("x")
+        return str(path)
+
+    report = f("index.html", True)  # e.g. another config's report
+    new_study = [[f("r1", False), f("r2", False)], [f("t", False)], [f("fig", False)]]
+    assert stale_files(new_study, report) == []
+    run_gone = [[f("r3", True), f("r4", False)], [f("t2", True)], [f("fig2", True)]]
+    assert stale_files(run_gone, report) == [str(tmp_path / "r4")]
+    tables_gone = [[f("r5", True)], [f("t3", False)], [f("fig3", True)]]
+    assert stale_files(tables_gone, report) == [str(tmp_path / "t3")]
+    all_built = [[f("r6", True)], [f("t4", True)], [f("fig4", True)]]
+    assert stale_files(all_built, report) == []
