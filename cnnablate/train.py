@@ -226,7 +226,7 @@ def train_run(
         import keras
         import tensorflow as tf
 
-        from cnnablate import actstats
+        from cnnablate import actstats, monitor
         from cnnablate.data.pipeline import Split
         from cnnablate.models import build_model
         from cnnablate.provenance import cpu_model, git_commit, machine, package_versions
@@ -308,6 +308,7 @@ def train_run(
         keras.callbacks.TerminateOnNaN(),
         EpochClock(),
         keras.callbacks.CSVLogger(str(partial_history), append=True),
+        *monitor.watch_callbacks(keras, run, work, first_epoch),  # heartbeat, TensorBoard
         EpochBackup(),
     ]
     t_fit = time.perf_counter()

@@ -49,6 +49,7 @@ PREPARE_CODE = library(
 )
 TRAIN_CODE = library(
     "__init__.py", "smk.py", "catalog.py", "config.py", "train.py", "gpu.py", "provenance.py",
+    "monitor.py",
     "activations.py", "initializers.py", "actstats.py", "data/__init__.py",
     "data/store.py", "data/splits.py", "data/pipeline.py", "models/__init__.py",
     "models/layers.py", "models/mobilenet_v2.py", "models/all_cnn.py", "models/nin.py",
