@@ -35,18 +35,23 @@ def write_heartbeat(work_dir: Path, epoch: int, epochs: int) -> None:
     )
 
 
-def _keep_epochs_before(log_dir: Path, first_epoch: int) -> None:
-    """Rewrite every event file under `log_dir` without the summaries of epochs >= first_epoch
-    (those of a killed attempt that the backup does not hold: they are trained again)."""
+def _keep_saved_epochs(log_dir: Path, first_epoch: int, steps_per_epoch: int) -> None:
+    """Rewrite every event file under `log_dir` without the summaries of a killed attempt's
+    epochs that the backup does not hold (they are trained again): epoch scalars from step
+    `first_epoch` on, Keras's per-iteration evaluation scalars after `first_epoch` epochs."""
     import tensorflow as tf
     from tensorboard.compat.proto import event_pb2
 
+    last_iteration = first_epoch * steps_per_epoch
     for path in sorted(log_dir.rglob("events.out.tfevents.*")):
         kept = []
         for record in tf.data.TFRecordDataset(str(path)):
-            event = event_pb2.Event.FromString(record.numpy())
-            if not event.HasField("summary") or event.step < first_epoch:
-                kept.append(record.numpy())
+            raw = record.numpy()
+            event = event_pb2.Event.FromString(raw)
+            tags = [value.tag for value in event.summary.value]
+            by_iteration = any(tag.endswith("_vs_iterations") for tag in tags)
+            if not tags or event.step < (last_iteration + 1 if by_iteration else first_epoch):
+                kept.append(raw)
         tmp = path.with_name(f".{path.name}.tmp")
         with tf.io.TFRecordWriter(str(tmp)) as writer:
             for raw in kept:
@@ -54,11 +59,13 @@ def _keep_epochs_before(log_dir: Path, first_epoch: int) -> None:
         os.replace(tmp, path)
 
 
-def watch_callbacks(keras, run: dict, work_dir: Path, first_epoch: int) -> list:
+def watch_callbacks(
+    keras, run: dict, work_dir: Path, first_epoch: int, steps_per_epoch: int
+) -> list:
     """Keras callbacks for the heartbeat and (when `train.tensorboard`) TensorBoard.
 
     Put them before the epoch backup: an epoch's events are written before the backup that
-    counts it, so a kill between the two only leaves events that `_keep_epochs_before` drops.
+    counts it, so a kill between the two only leaves events that `_keep_saved_epochs` drops.
     """
     work_dir = Path(work_dir)
     epochs = int(run["train"]["epochs"])
@@ -76,9 +83,18 @@ def watch_callbacks(keras, run: dict, work_dir: Path, first_epoch: int) -> list:
         if first_epoch == 0:
             shutil.rmtree(log_dir, ignore_errors=True)  # a fresh run owns no old events
         elif log_dir.exists():
-            _keep_epochs_before(log_dir, first_epoch)
+            _keep_saved_epochs(log_dir, first_epoch, steps_per_epoch)
+
+        class EpochTensorBoard(keras.callbacks.TensorBoard):
+            def on_epoch_end(self, epoch, logs=None):
+                super().on_epoch_end(epoch, logs)
+                # On disk before the epoch's backup, so a resume never loses a saved epoch's
+                # points (the writer would otherwise hold them up to two minutes).
+                for writer in self._writers.values():
+                    writer.flush()
+
         # Epoch scalars only: no graph, no weight histograms, no profiling (the hot loop).
-        callbacks.insert(0, keras.callbacks.TensorBoard(
+        callbacks.insert(0, EpochTensorBoard(
             str(log_dir), histogram_freq=0, write_graph=False, write_images=False,
             update_freq="epoch", profile_batch=0,
         ))
