@@ -86,6 +86,15 @@ def watch_callbacks(
             _keep_saved_epochs(log_dir, first_epoch, steps_per_epoch)
 
         class EpochTensorBoard(keras.callbacks.TensorBoard):
+            # Keras's no-op batch hooks in place of TensorBoard's (which only count batches
+            # and log batch scalars, nothing at update_freq="epoch"): a callback with batch
+            # hooks of its own makes Keras call them synchronously every step, with the step's
+            # logs converted to Python numbers, instead of dispatching them asynchronously.
+            on_train_batch_begin = keras.callbacks.Callback.on_train_batch_begin
+            on_train_batch_end = keras.callbacks.Callback.on_train_batch_end
+            on_test_batch_begin = keras.callbacks.Callback.on_test_batch_begin
+            on_test_batch_end = keras.callbacks.Callback.on_test_batch_end
+
             def on_epoch_end(self, epoch, logs=None):
                 super().on_epoch_end(epoch, logs)
                 # On disk before the epoch's backup, so a resume never loses a saved epoch's

@@ -56,7 +56,8 @@ TRAIN_CODE = library(
 )
 AGGREGATE_CODE = library("__init__.py", "smk.py", "aggregate.py", "stats.py")
 REPORT_CODE = library(
-    "__init__.py", "smk.py", "aggregate.py", "figures.py", "report.py", "stats.py"
+    "__init__.py", "smk.py", "aggregate.py", "figures.py", "report.py", "stats.py",
+    "interactive.py",
 )
 
 

@@ -41,6 +41,12 @@ rule report:
         meta=expand("results/data/{dataset}/meta.json", dataset=DATASETS),
         code=REPORT_CODE,
         template=source_file("report/templates/index.html.j2"),
+        # inlined into the page by cnnablate/interactive.py
+        interactive=[
+            source_file(f"report/{f}")
+            for f in ("interactive.js", "vendor/uplot/uPlot.iife.min.js",
+                      "vendor/uplot/uPlot.min.css")
+        ],
     output:
         html=f"{REPORT}/index.html",
     params:
