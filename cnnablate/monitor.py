@@ -35,22 +35,19 @@ def write_heartbeat(work_dir: Path, epoch: int, epochs: int) -> None:
     )
 
 
-def _keep_saved_epochs(log_dir: Path, first_epoch: int, steps_per_epoch: int) -> None:
-    """Rewrite every event file under `log_dir` without the summaries of a killed attempt's
-    epochs that the backup does not hold (they are trained again): epoch scalars from step
-    `first_epoch` on, Keras's per-iteration evaluation scalars after `first_epoch` epochs."""
+def _keep_saved_epochs(log_dir: Path, first_epoch: int) -> None:
+    """Rewrite every event file under `log_dir` without the summaries of epochs from
+    `first_epoch` on: those of a killed attempt that the backup does not hold (they are
+    trained again, and logged again)."""
     import tensorflow as tf
     from tensorboard.compat.proto import event_pb2
 
-    last_iteration = first_epoch * steps_per_epoch
     for path in sorted(log_dir.rglob("events.out.tfevents.*")):
         kept = []
         for record in tf.data.TFRecordDataset(str(path)):
             raw = record.numpy()
             event = event_pb2.Event.FromString(raw)
-            tags = [value.tag for value in event.summary.value]
-            by_iteration = any(tag.endswith("_vs_iterations") for tag in tags)
-            if not tags or event.step < (last_iteration + 1 if by_iteration else first_epoch):
+            if not event.HasField("summary") or event.step < first_epoch:
                 kept.append(raw)
         tmp = path.with_name(f".{path.name}.tmp")
         with tf.io.TFRecordWriter(str(tmp)) as writer:
@@ -59,9 +56,7 @@ def _keep_saved_epochs(log_dir: Path, first_epoch: int, steps_per_epoch: int) ->
         os.replace(tmp, path)
 
 
-def watch_callbacks(
-    keras, run: dict, work_dir: Path, first_epoch: int, steps_per_epoch: int
-) -> list:
+def watch_callbacks(keras, run: dict, work_dir: Path, first_epoch: int) -> list:
     """Keras callbacks for the heartbeat and (when `train.tensorboard`) TensorBoard.
 
     Put them before the epoch backup: an epoch's events are written before the backup that
@@ -83,17 +78,21 @@ def watch_callbacks(
         if first_epoch == 0:
             shutil.rmtree(log_dir, ignore_errors=True)  # a fresh run owns no old events
         elif log_dir.exists():
-            _keep_saved_epochs(log_dir, first_epoch, steps_per_epoch)
+            _keep_saved_epochs(log_dir, first_epoch)
 
         class EpochTensorBoard(keras.callbacks.TensorBoard):
-            # Keras's no-op batch hooks in place of TensorBoard's (which only count batches
-            # and log batch scalars, nothing at update_freq="epoch"): a callback with batch
-            # hooks of its own makes Keras call them synchronously every step, with the step's
-            # logs converted to Python numbers, instead of dispatching them asynchronously.
+            # Keras's no-op hooks in place of TensorBoard's batch hooks (which only count
+            # batches and log batch scalars, nothing at update_freq="epoch"; a callback with
+            # batch hooks of its own makes Keras call them synchronously every step, with the
+            # step's logs converted to Python numbers) and of its validation hooks (which log
+            # the validation metrics a second time, against iterations: ~33 ms of CPU an
+            # epoch, benchmarks/tensorboard_cost.py). Epoch scalars are all it writes.
             on_train_batch_begin = keras.callbacks.Callback.on_train_batch_begin
             on_train_batch_end = keras.callbacks.Callback.on_train_batch_end
             on_test_batch_begin = keras.callbacks.Callback.on_test_batch_begin
             on_test_batch_end = keras.callbacks.Callback.on_test_batch_end
+            on_test_begin = keras.callbacks.Callback.on_test_begin
+            on_test_end = keras.callbacks.Callback.on_test_end
 
             def on_epoch_end(self, epoch, logs=None):
                 super().on_epoch_end(epoch, logs)

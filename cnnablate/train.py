@@ -308,7 +308,7 @@ def train_run(
         keras.callbacks.TerminateOnNaN(),
         EpochClock(),
         keras.callbacks.CSVLogger(str(partial_history), append=True),
-        *monitor.watch_callbacks(keras, run, work, first_epoch, steps),  # heartbeat, TensorBoard
+        *monitor.watch_callbacks(keras, run, work, first_epoch),  # heartbeat, TensorBoard
         EpochBackup(),
     ]
     t_fit = time.perf_counter()

@@ -80,6 +80,8 @@ def test_epoch_scalars_are_read_back_by_tensorboard(tmp_path):
         np.testing.assert_allclose([v for _, v in scalars[tag]],
                                    [float(r[column]) for r in history], rtol=1e-6)
     assert "train/epoch_learning_rate" in scalars
+    # epoch scalars only (no batch scalars, no second copy of validation per iteration)
+    assert all(tag.split("/")[1].startswith("epoch_") for tag in scalars), sorted(scalars)
     assert not (run_dir / ".resume").exists()
 
 
@@ -94,20 +96,17 @@ def test_resume_drops_the_killed_attempts_unsaved_epochs(tmp_path):
 
     from cnnablate.monitor import _keep_saved_epochs
 
-    # A killed attempt logged epochs 0..3 (10 steps each); its backup holds 2 epochs.
+    # A killed attempt logged epochs 0..3; its backup holds 2 epochs.
     log_dir = tmp_path / "tensorboard"
     writer = tf.summary.create_file_writer(str(log_dir / "validation"))
     with writer.as_default():
         for epoch in range(4):
-            tf.summary.scalar("evaluation_loss_vs_iterations", 1.0 + epoch, step=10 * (epoch + 1))
             tf.summary.scalar("epoch_loss", 2.0 + epoch, step=epoch)
+            tf.summary.scalar("epoch_accuracy", 0.5 + epoch / 10, step=epoch)
     writer.close()
-    _keep_saved_epochs(log_dir, first_epoch=2, steps_per_epoch=10)
+    _keep_saved_epochs(log_dir, first_epoch=2)
     acc = EventAccumulator(str(log_dir / "validation"), size_guidance={"tensors": 0})
     acc.Reload()
-    read = {tag: [(e.step, float(tensor_util.make_ndarray(e.tensor_proto)))
+    read = {tag: [(e.step, round(float(tensor_util.make_ndarray(e.tensor_proto)), 6))
                   for e in acc.Tensors(tag)] for tag in acc.Tags()["tensors"]}
-    assert read == {
-        "epoch_loss": [(0, 2.0), (1, 3.0)],
-        "evaluation_loss_vs_iterations": [(10, 1.0), (20, 2.0)],
-    }
+    assert read == {"epoch_loss": [(0, 2.0), (1, 3.0)], "epoch_accuracy": [(0, 0.5), (1, 0.6)]}
