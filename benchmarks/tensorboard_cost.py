@@ -31,6 +31,7 @@ def child(run: dict, data_dir: Path, work: Path, result: Path) -> None:
     from cnnablate.train import RunPaths, train_run
 
     spent = {hook: [0.0, 0.0, 0] for hook in HOOKS}  # wall, cpu, calls
+    epoch_end_cpu: list[float] = []  # per call: the first one also creates the file writers
     original = monitor.watch_callbacks
 
     def timed_callbacks(*args, **kwargs):
@@ -47,6 +48,8 @@ def child(run: dict, data_dir: Path, work: Path, result: Path) -> None:
                     spent[_hook][0] += time.perf_counter() - wall
                     spent[_hook][1] += time.thread_time() - cpu
                     spent[_hook][2] += 1
+                    if _hook == "on_epoch_end":
+                        epoch_end_cpu.append(time.thread_time() - cpu)
 
             setattr(board, hook, wrapped)
         return callbacks
@@ -56,6 +59,7 @@ def child(run: dict, data_dir: Path, work: Path, result: Path) -> None:
     with open(work / "history.csv") as fh:
         seconds = sorted(float(line.split(",")[-1]) for line in list(fh)[1:])
     result.write_text(json.dumps({"spent": spent, "epoch_seconds": seconds,
+                                  "epoch_end_cpu": epoch_end_cpu,
                                   "epochs": metrics["epochs_completed"]}))
 
 
@@ -97,6 +101,10 @@ def main() -> None:
                       f"cpu {cpu * 1000:8.1f} ms")
             print(f"  per epoch: wall {per_epoch[0] * 1000:.1f} ms, cpu {per_epoch[1] * 1000:.1f}"
                   f" ms; once per run: wall {once[0] * 1000:.1f} ms, cpu {once[1] * 1000:.1f} ms")
+            later = out["epoch_end_cpu"][1:]
+            print(f"  on_epoch_end cpu per call: "
+                  f"{', '.join(f'{c * 1000:.1f}' for c in out['epoch_end_cpu'])} ms (the first "
+                  f"creates the writers); later calls median {median(later) * 1000:.1f} ms")
             print(f"  hot-loop factor epoch / (epoch + TensorBoard): wall "
                   f"{epoch / (epoch + per_epoch[0]):.4f}, cpu-based "
                   f"{epoch / (epoch + per_epoch[1]):.4f}", flush=True)
