@@ -1,8 +1,9 @@
 """What a training job leaves for people watching it: a heartbeat and TensorBoard logs.
 
-- `.resume/heartbeat.json` (pid, host, epoch, epochs, time), rewritten when fitting starts and
-  after every epoch, so that `python -m cnnablate status` can tell a running job from a killed
-  one (`cnnablate.status`); it goes with `.resume/` when the run completes.
+- `.resume/heartbeat.json` (pid, host, epoch, epochs, time), written when the job starts, when
+  fitting starts and after every epoch, so that `python -m cnnablate status` can tell a
+  running job from a killed one (`cnnablate.status`); it goes with `.resume/` when the run
+  completes.
 - `tensorboard/` in the run folder (`train/` and `validation/` event files, one scalar per
   metric per epoch), written live, so `tensorboard --logdir results/runs/<study>` shows every
   variant and seed of a study while it trains. A resumed run first drops the events of the
@@ -26,8 +27,10 @@ HEARTBEAT = "heartbeat.json"
 TENSORBOARD_DIR = "tensorboard"
 
 
-def write_heartbeat(work_dir: Path, epoch: int, epochs: int) -> None:
-    """`epoch` epochs are done of `epochs`; this process (pid, host) is training them."""
+def write_heartbeat(work_dir: Path, epoch: int | None, epochs: int) -> None:
+    """`epoch` epochs are done of `epochs` (None: not known yet, the job is starting); this
+    process (pid, host) is training them."""
+    Path(work_dir).mkdir(parents=True, exist_ok=True)
     write_json_atomic(
         Path(work_dir) / HEARTBEAT,
         {"pid": os.getpid(), "host": socket.gethostname(), "epoch": epoch, "epochs": epochs,

@@ -5,12 +5,12 @@ writes nothing, so it is safe while Snakemake runs (locally, or on a cluster's s
 system) and after a kill. Per run:
 
 - done / diverged: `metrics.json` exists (its `status` says which);
-- running: `.resume/heartbeat.json` (written by the job when fitting starts and after every
-  epoch, `cnnablate.monitor`) names a live process: on this host, its pid is alive; from
+- running: `.resume/heartbeat.json` (written by the job when it starts, when fitting starts and
+  after every epoch, `cnnablate.monitor`) names a live process: on this host, its pid is alive; from
   another host (a cluster node), the heartbeat is younger than STALE_AFTER seconds or three
-  measured epochs, whichever is longer. A job still loading data or building its model has a
-  log but no heartbeat yet: it counts as running while its log is younger than STALE_AFTER
-  and shows no error;
+  measured epochs, whichever is longer. A job in its first second (importing, before its first
+  heartbeat) has a log but no heartbeat: it counts as running while its log is younger than
+  STALE_AFTER and shows no error;
 - failed: the job started (log or `.resume/`) and is not running; the detail is the error
   line of its log's last traceback, or "stopped" (killed: a rerun resumes after the last
   finished epoch);
@@ -141,7 +141,7 @@ def run_status(run: dict, run_dir: Path, log: Path, now: float | None = None) ->
         *ident, state, epochs, done, last_acc, per_epoch, detail
     )
     if _alive(beat, beat_mtime, now, stale):
-        return status("running")
+        return status("running", "" if rows else "starting")
     error = _last_error(log) if log_mtime is not None else None
     newer_log = log_mtime is not None and (beat_mtime is None or log_mtime > beat_mtime)
     if newer_log and error is None and now - log_mtime < stale:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnablate import monitor
 from cnnablate.config import config_hash
 from cnnablate.data.store import load_meta, load_prepared, write_json_atomic
 
@@ -222,11 +223,12 @@ def train_run(
 ) -> dict:
     """Train one run as `run` (a resolved run config) says and write its three outputs."""
     configure_threads(threads)
+    monitor.write_heartbeat(paths.work_dir, None, int(run["train"]["epochs"]))  # for `status`
     with _job_imports():
         import keras
         import tensorflow as tf
 
-        from cnnablate import actstats, monitor
+        from cnnablate import actstats
         from cnnablate.data.pipeline import Split
         from cnnablate.models import build_model
         from cnnablate.provenance import cpu_model, git_commit, machine, package_versions

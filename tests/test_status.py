@@ -174,3 +174,10 @@ def test_job_loading_its_data_counts_as_starting(tmp_path):
     old = time.time() - 3600
     os.utime(log, (old, old))
     assert status.run_status(RUN, tmp_path / "run", log).state == "failed"
+
+
+def test_job_that_wrote_its_first_heartbeat_is_starting(tmp_path):
+    run_dir = tmp_path / "run"
+    _partial(run_dir, [], os.getpid(), socket.gethostname())  # alive, no epoch done yet
+    starting = status.run_status(RUN, run_dir, tmp_path / "none.log")
+    assert (starting.state, starting.detail, starting.epochs_done) == ("running", "starting", 0)
