@@ -37,7 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def child(arm: str, run: dict, data_dir: Path, work: Path, threads: int, result: Path) -> None:
     stamps: list[float] = []
-    if arm == "pipeline":
+    if arm.startswith("pipeline"):
+        if arm == "pipeline-no-tb":  # the pipeline without its TensorBoard callback
+            run = {**run, "train": {**run["train"], "tensorboard": False}}
         from cnnablate.train import RunPaths, train_run
 
         def log(message: str) -> None:
@@ -84,6 +86,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="TensorFlow threads in both arms (the pipeline's default: 1)")
     parser.add_argument("--wait-quiet", action="store_true")
+    parser.add_argument("--arms", default="pipeline,plain",
+                        help="arms per round, in order; add pipeline-no-tb for the pipeline "
+                             "without TensorBoard logs")
     parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -118,11 +123,13 @@ def main() -> None:
             print(f"{m}: {run['image_size']}px, width {run['model']['width']}, batch "
                   f"{run['train']['batch_size']}, {n_train} training images, 1 + {args.epochs} "
                   f"epochs per process, {args.threads} thread(s)", flush=True)
-            ips: dict[str, list[float]] = {"pipeline": [], "plain": []}
+            arms = args.arms.split(",")
+            ips: dict[str, list[float]] = {arm: [] for arm in arms}
             ratios = []
+            tb_ratios = []
             for rnd in range(args.rounds):
                 per_round = {}
-                for arm in ("pipeline", "plain"):
+                for arm in arms:
                     result = tmp / f"{m}-{arm}-{rnd}.json"
                     load = os.getloadavg()[0]
                     t0 = time.perf_counter()
@@ -142,9 +149,16 @@ def main() -> None:
                           f"(epochs {', '.join(f'{p:.2f}' for p in periods)} s; process "
                           f"{time.perf_counter() - t0:.0f} s; load {load:.2f})", flush=True)
                 ratios.append(per_round["pipeline"] / per_round["plain"])
+                if "pipeline-no-tb" in per_round:
+                    tb_ratios.append(per_round["pipeline"] / per_round["pipeline-no-tb"])
             rows.append([m, median(ips["pipeline"]), median(ips["plain"]),
                          median(ips["pipeline"]) / median(ips["plain"]), median(ratios),
                          min(ratios), max(ratios), len(ips["pipeline"])])
+            if tb_ratios:
+                print(f"  {m}: pipeline with / without TensorBoard, per round: "
+                      f"{', '.join(f'{r:.3f}' for r in tb_ratios)} (median "
+                      f"{median(tb_ratios):.3f}); without TensorBoard / plain: median "
+                      f"{median(ips['pipeline-no-tb']) / median(ips['plain']):.3f}", flush=True)
     print(f"\nsteady-state epochs, {args.threads} TensorFlow thread(s) in both arms")
     print(table(["model", "pipeline img/s", "plain img/s", "ratio of medians",
                  "median round ratio", "min", "max", "epochs/arm"], rows))

@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOT_RESULTS = frozenset({
     "cnnablate.smk",
     "cnnablate.provenance",
+    "cnnablate.monitor",  # the heartbeat that `status` reads
     "cnnablate.gpu",
     "cnnablate.config",
     "cnnablate.catalog",

@@ -2,8 +2,9 @@
 section per study with its dataset, figures, tables, reported reference numbers and runs, then
 the provenance of the results.
 
-The page is self-contained: inline CSS, no script, no web fonts; figures and run histories are
-linked by relative paths, so it opens from disk with no server and no network.
+The page is self-contained: inline CSS and script (cnnablate/interactive.py), no web fonts;
+figures and run histories are linked by relative paths, so it opens from disk with no server
+and no network.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from cnnablate import catalog
+from cnnablate import catalog, interactive
 from cnnablate.aggregate import headline_metric
 from cnnablate.atomic import write_text_atomic
 
@@ -215,6 +216,12 @@ def render_report(studies: list[dict], out_html: str | Path, title: str,
             "figures": {k: rel(v) for k, v in s["figures"].items()},
             "reference": reference,
             "variant_descriptions": settings.get("variant_descriptions", {}),
+            "interactive": interactive.script_json({
+                "curves": interactive.learning_curves(
+                    s["metrics_files"], s["history_files"], list(position)),
+                "final_metric": interactive.final_metric(
+                    _records(summary), metric, settings["baseline"], list(position)),
+            }),
         })
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -226,7 +233,7 @@ def render_report(studies: list[dict], out_html: str | Path, title: str,
     html = env.get_template("index.html.j2").render(
         title=title, studies=sections, provenance=collect_provenance(all_metrics),
         config_hash=config_hash, confidence=confidence, alpha=ALPHA,
-        figure_titles=FIGURE_TITLES,
+        figure_titles=FIGURE_TITLES, interactive_assets=interactive.assets(),
     )
     write_text_atomic(out_html, html)  # concurrent renders never write into each other's file
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnablate import monitor
 from cnnablate.atomic import atomic_path, write_json_atomic
 from cnnablate.config import config_hash
 from cnnablate.data.store import load_meta, load_prepared
@@ -328,6 +329,7 @@ def fit_with_resume(
         keras.callbacks.TerminateOnNaN(),
         EpochClock(),
         keras.callbacks.CSVLogger(str(partial_history), append=True),
+        *monitor.watch_callbacks(keras, run, work, first_epoch),  # heartbeat, TensorBoard
         EpochBackup(),
     ]
     t_fit = time.perf_counter()
@@ -404,6 +406,7 @@ def train_run(
     log: Callable[[str], None] = print,
 ) -> dict:
     """Train one run as `run` (a resolved run config) says and write its three outputs."""
+    monitor.write_heartbeat(paths.work_dir, None, int(run["train"]["epochs"]))  # for `status`
     keras, tf = set_up(run, threads, log)
     from cnnablate import actstats
     from cnnablate.provenance import cpu_model, git_commit, machine, package_versions

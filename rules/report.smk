@@ -44,6 +44,12 @@ rule report:
         meta=[f"{data_dir(dataset)}/meta.json" for dataset in DATASETS],
         template=source_file("report/templates/index.html.j2"),
         stale=lambda wc: [marker for study in STUDIES for marker in stale_marker(study)],
+        # inlined into the page by cnnablate/interactive.py
+        interactive=[
+            source_file(f"report/{f}")
+            for f in ("interactive.js", "vendor/uplot/uPlot.iife.min.js",
+                      "vendor/uplot/uPlot.min.css")
+        ],
     output:
         html=f"{REPORT}/index.html",
     params:

@@ -47,6 +47,7 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
 NO_TF_MODULES = (
     "catalog", "config", "resources", "gpu", "aggregate", "stats", "figures", "report",
     "smk", "provenance", "data.archive", "data.prepare", "fingerprint", "models",
+    "status", "monitor", "interactive", "__main__",
 )
 
 

@@ -65,6 +65,14 @@ def test_rerun_is_bit_identical(reference, tmp_path):
     assert _metrics(work)["run_config"]["threads"] == 1
 
 
+def _tensorboard_steps(log_dir: Path, tag: str) -> list[int]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(log_dir), size_guidance={"tensors": 0})
+    acc.Reload()
+    return sorted(event.step for event in acc.Tensors(tag))
+
+
 def _training_process(root: psutil.Process) -> psutil.Process | None:
     for proc in root.children(recursive=True):
         try:
@@ -116,6 +124,8 @@ def test_sigkill_mid_epoch_resumes_at_last_finished_epoch(reference, tmp_path):
     assert _history(work) == _history(reference)
     assert _metrics(work) == _metrics(reference)
     assert not (work / RUN / ".resume").exists()
+    # TensorBoard: every epoch once, the killed attempt's unsaved epochs dropped.
+    assert _tensorboard_steps(work / RUN / "tensorboard/validation", "epoch_loss") == [0, 1, 2, 3]
 
 
 def test_diverged_run_is_reported_not_fatal(tmp_path):

@@ -1,0 +1,252 @@
+"""`python -m cnnablate status`: where a study stands, read from files only.
+
+No Snakemake and no TensorFlow: it reads the config, then per run its folder and its log, and
+writes nothing, so it is safe while Snakemake runs (locally, or on a cluster's shared file
+system) and after a kill. Per run:
+
+- done / diverged: `metrics.json` exists (its `status` says which);
+- running: `.resume/heartbeat.json` (written by the job when it starts, when fitting starts and
+  after every epoch, `cnnablate.monitor`) names a live process: on this host, its pid is alive; from
+  another host (a cluster node), the heartbeat is younger than STALE_AFTER seconds or three
+  measured epochs, whichever is longer. A job in its first second (importing, before its first
+  heartbeat) has a log but no heartbeat: it counts as running while its log is younger than
+  STALE_AFTER and shows no error;
+- failed: the job started (log or `.resume/`) and is not running; the detail is the error
+  line of its log's last traceback, or "stopped" (killed: a rerun resumes after the last
+  finished epoch);
+- waiting: nothing of it exists yet.
+
+The ETA is the remaining epochs times the measured seconds per epoch of the study's finished
+and running runs, divided by the number of runs running now (at least one).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cnnablate.monitor import HEARTBEAT
+
+STALE_AFTER = 900.0
+BAR_WIDTH = 20
+DATA_LINE = "] data: "  # the training job's first log line of an attempt (cnnablate.train)
+TRACEBACK = "Traceback (most recent call last)"
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    study: str
+    variant: str
+    seed: int
+    state: str  # done | running | failed | diverged | waiting
+    epochs: int
+    epochs_done: int
+    val_accuracy: float | None  # best for finished runs, last for running/failed ones
+    seconds_per_epoch: float | None
+    detail: str = ""
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # absent, or caught mid-write by a reader on another host
+
+
+def _float(value) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _partial_history(work: Path) -> list[dict]:
+    try:
+        with open(work / "history.csv", newline="") as fh:
+            return list(csv.DictReader(fh))
+    except OSError:
+        return []
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def _last_error(log: Path) -> str | None:
+    """The error line of the log's last attempt, if that attempt ended in a traceback."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return None
+    tb = text.rfind(TRACEBACK)
+    if tb < 0 or tb < text.rfind(DATA_LINE):
+        return None
+    lines = [line.strip() for line in text[tb:].splitlines() if line.strip()]
+    errors = [line for line in lines[1:] if not line.startswith(("File ", "^", "~"))]
+    return errors[-1] if errors else "error"
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def _alive(beat: dict | None, beat_mtime: float | None, now: float, stale: float) -> bool:
+    if not beat or beat_mtime is None:
+        return False
+    if beat.get("host") == socket.gethostname():
+        return _pid_alive(int(beat.get("pid", -1)))
+    return now - beat_mtime < stale
+
+
+def run_status(run: dict, run_dir: Path, log: Path, now: float | None = None) -> RunStatus:
+    """The state of one run, from its folder and its log."""
+    now = time.time() if now is None else now
+    epochs = int(run["train"]["epochs"])
+    ident = (run["study"], run["variant"], int(run["seed"]))
+    metrics = _read_json(run_dir / "metrics.json")
+    if metrics is not None:
+        diverged = metrics.get("status") == "diverged"
+        return RunStatus(
+            *ident, "diverged" if diverged else "done", epochs,
+            int(metrics.get("epochs_completed") or 0),
+            _float(metrics.get("best_val_accuracy")), _float(metrics.get("seconds_per_epoch")),
+            f"at epoch {metrics.get('diverged_epoch')}; log: {log}" if diverged else "",
+        )
+    work = run_dir / ".resume"
+    rows = _partial_history(work)
+    seconds = [s for s in (_float(r.get("seconds")) for r in rows) if s is not None]
+    per_epoch = sum(seconds) / len(seconds) if seconds else None
+    last_acc = _float(rows[-1].get("val_accuracy")) if rows else None
+    done = len(rows)
+    beat_path = work / HEARTBEAT
+    beat, beat_mtime, log_mtime = _read_json(beat_path), _mtime(beat_path), _mtime(log)
+    stale = max(STALE_AFTER, 3 * (per_epoch or 0.0))
+    status = lambda state, detail="": RunStatus(  # noqa: E731
+        *ident, state, epochs, done, last_acc, per_epoch, detail
+    )
+    if _alive(beat, beat_mtime, now, stale):
+        return status("running", "" if rows else "starting")
+    error = _last_error(log) if log_mtime is not None else None
+    newer_log = log_mtime is not None and (beat_mtime is None or log_mtime > beat_mtime)
+    if newer_log and error is None and now - log_mtime < stale:
+        return status("running", "starting")
+    if log_mtime is None and not work.exists():
+        return status("waiting")
+    how = error or "stopped (killed? a rerun resumes after the last finished epoch)"
+    return status("failed", f"{how}; log: {log}")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def _line(s: RunStatus) -> str:
+    name = f"{s.variant}/seed{s.seed}"
+    speed = f", {s.seconds_per_epoch:.2f} s/epoch" if s.seconds_per_epoch is not None else ""
+    acc = f"{s.val_accuracy:.4f}" if s.val_accuracy is not None else "-"
+    if s.state == "done":
+        text = f"{s.epochs_done} epochs, best val_accuracy {acc}{speed}"
+    elif s.state == "diverged":
+        text = s.detail
+    elif s.state == "running":
+        text = f"epoch {s.epochs_done} of {s.epochs}, val_accuracy {acc}{speed}"
+        if s.detail:
+            text = f"{s.detail}, {text}"
+    elif s.state == "failed":
+        text = f"after epoch {s.epochs_done} of {s.epochs}: {s.detail}"
+    else:
+        text = f"{s.epochs} epoch{'s' if s.epochs != 1 else ''}"
+    return f"  {name:<24} {s.state:<9} {text}"
+
+
+def study_seconds_per_epoch(runs: list[RunStatus]) -> float | None:
+    """Mean measured seconds per epoch over the study's finished and running runs."""
+    values = [r.seconds_per_epoch for r in runs
+              if r.state in ("done", "diverged", "running") and r.seconds_per_epoch]
+    return sum(values) / len(values) if values else None
+
+
+def remaining_epochs(r: RunStatus) -> int:
+    return 0 if r.state in ("done", "diverged") else r.epochs - r.epochs_done
+
+
+def format_status(statuses: list[RunStatus]) -> str:
+    """One header per study (progress bar, counts, ETA) and one line per run; a total."""
+    running_now = max(1, sum(s.state == "running" for s in statuses))
+    out: list[str] = []
+    total_work: float | None = 0.0
+    for study in dict.fromkeys(s.study for s in statuses):
+        runs = [s for s in statuses if s.study == study]
+        total = sum(r.epochs for r in runs)
+        left = sum(remaining_epochs(r) for r in runs)
+        frac = (total - left) / total if total else 1.0
+        filled = int(frac * BAR_WIDTH)
+        bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+        counts = ", ".join(
+            f"{n} {state}" for state in ("done", "diverged", "running", "failed", "waiting")
+            if (n := sum(r.state == state for r in runs))
+        )
+        per_epoch = study_seconds_per_epoch(runs)
+        if left == 0:
+            eta = "finished"
+        elif per_epoch is None:
+            eta, total_work = "ETA unknown (nothing measured yet)", None
+        else:
+            work = left * per_epoch
+            total_work = None if total_work is None else total_work + work
+            eta = f"ETA {_duration(work / running_now)}"
+        out.append(f"{study} [{bar}] {frac:4.0%}  {counts}; {left} epochs left, {eta}")
+        out.extend(_line(r) for r in runs)
+    if statuses:
+        finished = sum(r.state in ("done", "diverged") for r in statuses)
+        eta = "unknown" if total_work is None else _duration(total_work / running_now)
+        out.append(f"total: {finished} of {len(statuses)} runs finished, "
+                   f"{running_now if any(s.state == 'running' for s in statuses) else 0} "
+                   f"running; ETA {eta}")
+    else:
+        out.append("no runs in this config")
+    return "\n".join(out)
+
+
+def collect(runs: list[dict], root: Path, smoke: bool = False,
+            now: float | None = None) -> list[RunStatus]:
+    """Every run's status, with the folders the workflow uses (rules/common.smk)."""
+    results = root / ("results/smoke" if smoke else "results")
+    logs = root / ("logs/smoke" if smoke else "logs")
+    out = []
+    for run in runs:
+        rel = Path(run["study"]) / run["variant"]
+        run_dir = results / "runs" / rel / f"seed{run['seed']}"
+        log = logs / "train" / rel / f"seed{run['seed']}.log"
+        out.append(_status_at(run, run_dir, log, root, now))
+    return out
+
+
+def _status_at(run: dict, run_dir: Path, log: Path, root: Path, now: float | None) -> RunStatus:
+    status = run_status(run, run_dir, log, now)
+    # Show the log path as the user would type it from the project folder.
+    shown = os.path.relpath(log, root)
+    return RunStatus(**{**status.__dict__, "detail": status.detail.replace(str(log), shown)})

@@ -1,0 +1,141 @@
+// The report's interactive figures (cnnablate/interactive.py inlines this after uPlot).
+// Each <div class="iplot" data-kind="curves|final" data-metric="..."> reads the JSON of its
+// study from the <script type="application/json"> named by data-source.
+(function () {
+  "use strict";
+  var WIDTH = 560, HEIGHT = 300;
+
+  function width(el) {  // the figure's width: at most WIDTH, at most the page's
+    var room = el.parentNode ? el.parentNode.clientWidth : 0;
+    return Math.max(280, Math.min(WIDTH, room || WIDTH));
+  }
+
+  function fmt(v, digits) {
+    return v == null ? "–" : v.toFixed(digits == null ? 4 : digits);
+  }
+
+  function alpha(hex, a) {
+    var n = parseInt(hex.slice(1), 16);
+    return "rgba(" + (n >> 16 & 255) + "," + (n >> 8 & 255) + "," + (n & 255) + "," + a + ")";
+  }
+
+  // Per variant three series (mean, min, max): the band is filled between max and min, the
+  // legend shows one row per variant ("mean [min, max]" on hover), and hiding a variant
+  // hides its band with it.
+  function curves(el, study, metric) {
+    var data = [study.epochs], series = [{label: "epoch", value: function (u, v) {
+      return v == null ? "–" : String(v);
+    }}], bands = [], companions = {};
+    study.variants.forEach(function (v) {
+      var m = v[metric], i = series.length;
+      data.push(m.mean, m.lo, m.hi);
+      series.push({
+        label: v.name + " (n=" + v.n + ")", stroke: v.colour, width: 2,
+        points: {show: study.epochs.length < 40},
+        value: function (u, val, s, idx) {
+          if (val == null || idx == null) return "–";
+          return fmt(val) + " [" + fmt(m.lo[idx]) + ", " + fmt(m.hi[idx]) + "]";
+        }
+      });
+      series.push({label: v.name + " min", stroke: v.colour, width: 0, points: {show: false}});
+      series.push({label: v.name + " max", stroke: v.colour, width: 0, points: {show: false}});
+      bands.push({series: [i + 2, i + 1], fill: alpha(v.colour, 0.18)});
+      companions[i] = [i + 1, i + 2];
+    });
+    var u = new uPlot({
+      width: width(el), height: HEIGHT,
+      scales: {x: {time: false}},
+      axes: [{label: "epoch", incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500]},
+             {label: metric.replace("_", " "), size: 60}],
+      series: series, bands: bands,
+      legend: {live: true},
+      hooks: {setSeries: [function (u, idx, opts) {
+        if (companions[idx] && opts && opts.show != null) {
+          companions[idx].forEach(function (j) { u.setSeries(j, {show: opts.show}); });
+        }
+      }]}
+    }, data, el);
+    hideCompanionRows(u, companions);
+    return u;
+  }
+
+  function hideCompanionRows(u, companions) {
+    var rows = u.root.querySelectorAll(".u-legend .u-series");
+    Object.keys(companions).forEach(function (i) {
+      companions[i].forEach(function (j) { if (rows[j]) rows[j].style.display = "none"; });
+    });
+  }
+
+  // Mean (a dot) and confidence interval (a whisker) per variant; dashed line: the baseline.
+  function final(el, fm) {
+    var names = fm.variants.map(function (v) { return v.name; });
+    var x = names.map(function (_, i) { return i; });
+    var pick = function (key) { return fm.variants.map(function (v) { return v[key]; }); };
+    var base = fm.variants.filter(function (v) { return v.name === fm.baseline; })[0];
+    var u = new uPlot({
+      width: width(el), height: HEIGHT,
+      scales: {x: {time: false, range: [-0.5, names.length - 0.5]}},
+      axes: [
+        {label: "variant", splits: function () { return x; },
+         values: function (u, splits) { return splits.map(function (i) { return names[i] || ""; }); }},
+        {label: fm.metric.replace(/_/g, " "), size: 60}
+      ],
+      series: [
+        {label: "variant", value: function (u, v) { return v == null ? "–" : names[v]; }},
+        {label: "mean", stroke: "#333", width: 0, points: {show: true, size: 9, fill: "#333"},
+         paths: function () { return null; }, value: function (u, v) { return fmt(v); }},
+        {label: "CI low", stroke: "#777", width: 0, points: {show: false},
+         paths: function () { return null; }, value: function (u, v) { return fmt(v); }},
+        {label: "CI high", stroke: "#777", width: 0, points: {show: false},
+         paths: function () { return null; }, value: function (u, v) { return fmt(v); }}
+      ],
+      hooks: {draw: [function (u) {
+        var ctx = u.ctx, lo = u.data[2], hi = u.data[3];
+        ctx.save();
+        ctx.lineWidth = 2 * devicePixelRatio;
+        fm.variants.forEach(function (v, i) {
+          if (lo[i] == null || hi[i] == null) return;
+          var px = u.valToPos(i, "x", true);
+          ctx.strokeStyle = v.colour;
+          ctx.beginPath();
+          ctx.moveTo(px, u.valToPos(lo[i], "y", true));
+          ctx.lineTo(px, u.valToPos(hi[i], "y", true));
+          ctx.stroke();
+        });
+        if (base && base.mean != null) {
+          var py = u.valToPos(base.mean, "y", true);
+          ctx.setLineDash([6, 4]);
+          ctx.strokeStyle = "#888";
+          ctx.lineWidth = devicePixelRatio;
+          ctx.beginPath();
+          ctx.moveTo(u.bbox.left, py);
+          ctx.lineTo(u.bbox.left + u.bbox.width, py);
+          ctx.stroke();
+        }
+        ctx.restore();
+      }]}
+    }, [x, pick("mean"), pick("lo"), pick("hi")], el);
+    return u;
+  }
+
+  function draw() {
+    if (typeof uPlot === "undefined") return;
+    document.querySelectorAll(".iplot").forEach(function (el) {
+      var source = document.getElementById(el.getAttribute("data-source"));
+      if (!source) return;
+      var study = JSON.parse(source.textContent);
+      if (el.getAttribute("data-kind") === "final") {
+        if (study.final_metric.variants.length) final(el, study.final_metric);
+      } else if (study.curves.variants.length) {
+        curves(el, study.curves, el.getAttribute("data-metric"));
+      }
+      el.classList.add("drawn");
+    });
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", draw);
+  } else {
+    draw();
+  }
+})();
