@@ -169,7 +169,8 @@ def plot(out: dict, args, path: Path) -> None:
               label="today: any uncorrected p < 0.05")
     a.axhline(args.alpha, color="k", ls="--", lw=1, label=f"alpha = {args.alpha}")
     a.set_ylabel("family-wise rate of any better/worse")
-    a.set_title(f"Null: {args.variants} variants = baseline, {out['null'][names[0]]['studies']} studies")
+    studies = out["null"][names[0]]["studies"]
+    a.set_title(f"Null: {args.variants} variants = baseline, {studies} studies")
     a.legend(fontsize=8)
     xs = [c["effect_sds"] for c in out["curve"]]
     b.plot(xs, [c["fixed_max"] for c in out["curve"]], "o-", label=f"fixed, {args.max} seeds")
