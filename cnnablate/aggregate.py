@@ -129,3 +129,27 @@ def aggregate_study(
         tmp = Path(path).with_name(f".{Path(path).name}.tmp{os.getpid()}")
         frame.to_csv(tmp, index=False)
         tmp.replace(path)
+
+
+def write_round_state(
+    metrics_files: Iterable[str | Path], study: dict, round_no: int, out: str | Path
+) -> dict:
+    """The decision after round `round_no` of adaptive seeds, as JSON: the variants that run
+    the next round's seeds (empty: the study is finished), and every comparison's verdict."""
+    runs = load_runs(metrics_files)
+    decisions = decide_study(runs, study)
+    if decisions.look != round_no:
+        raise RuntimeError(
+            f"study {study['name']}: round {round_no}'s runs allow look {decisions.look}; "
+            "a run of this round is missing"
+        )
+    state = {
+        "study": study["name"], "round": round_no, "looks": decisions.n_looks,
+        "continuing": decisions.continuing,
+        "seeds_used": decisions.seeds_used, "stop_reason": decisions.stop_reason,
+        "verdicts": {f"{r['variant']} vs {r['baseline']}": r["verdict"] for r in decisions.rows},
+    }
+    tmp = Path(out).with_name(f".{Path(out).name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(state, indent=1) + "\n")
+    tmp.replace(out)
+    return state

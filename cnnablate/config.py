@@ -71,6 +71,10 @@ def validate(config: dict, schema: dict | None = None, source: str = "config") -
     if errors:
         lines = []
         for err in errors[:10]:
+            if err.validator == "oneOf" and err.context:
+                # e.g. seeds (a list or {initial, max, step}): name the key inside that failed
+                # (the deepest error is the branch the value was meant for)
+                err = max(err.context, key=lambda e: len(e.absolute_path))
             where = _path(err.absolute_path)
             # jsonschema's message for a typo'd key lists it; keep it short and exact.
             lines.append(f"{where}: {err.message}")

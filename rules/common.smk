@@ -48,14 +48,15 @@ PREPARE_CODE = library(
     "data/tfds_source.py", "data/image_folder.py",
 )
 TRAIN_CODE = library(
-    "__init__.py", "smk.py", "catalog.py", "config.py", "train.py", "gpu.py", "provenance.py",
+    "__init__.py", "smk.py", "catalog.py", "config.py", "rounds.py", "train.py", "gpu.py",
+    "provenance.py",
     "activations.py", "initializers.py", "actstats.py", "data/__init__.py",
     "data/store.py", "data/splits.py", "data/pipeline.py", "models/__init__.py",
     "models/layers.py", "models/mobilenet_v2.py", "models/all_cnn.py", "models/nin.py",
 )
-AGGREGATE_CODE = library("__init__.py", "smk.py", "aggregate.py", "stats.py")
+AGGREGATE_CODE = library("__init__.py", "smk.py", "aggregate.py", "stats.py", "decide.py")
 REPORT_CODE = library(
-    "__init__.py", "smk.py", "aggregate.py", "figures.py", "report.py", "stats.py"
+    "__init__.py", "smk.py", "aggregate.py", "figures.py", "report.py", "stats.py", "decide.py"
 )
 
 
