@@ -4,17 +4,16 @@ paired tests.
 
 Synthetic studies: a baseline and `--variants` other variants, every run's headline value
 drawn independently as normal(mean, sd), with `sd` the per-variant seed spread of the default
-study's runs (`--from-runs results/studies` reads it from their runs.csv; `--sd` sets it).
+study's runs (`--from-runs results/runs` reads their metrics.json; `--sd` sets it).
 Every study is decided by the same pure function the workflow calls (`decide`).
 
-    .venv/bin/python benchmarks/decisions_sim.py --from-runs results/studies \
+    .venv/bin/python benchmarks/decisions_sim.py --from-runs results/runs \
         --studies 10000 --figure benchmarks/decisions_sim.png
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import sys
@@ -28,18 +27,18 @@ from cnnablate.decide import Design, decide  # noqa: E402
 from cnnablate.stats import paired_comparison  # noqa: E402
 
 
-def seed_sd_from_runs(studies_dir: Path, metric: str = "best_val_accuracy",
+def seed_sd_from_runs(runs_dir: Path, metric: str = "best_val_accuracy",
                       chance_margin: float = 0.05) -> tuple[float, list[dict]]:
-    """Pooled per-variant SD over seeds of the default study's runs (variants that learned:
-    mean above 1/10 + margin; digits has 10 classes)."""
+    """Pooled per-variant SD over seeds of the default study's runs (results/runs/*/*/seed*/
+    metrics.json), over the variants that learned (mean above 1/10 + margin; digits has 10
+    classes): a variant at chance has almost no spread and would understate it."""
     groups: dict[tuple[str, str], list[float]] = {}
-    for path in sorted(studies_dir.glob("*/runs.csv")):
-        with path.open() as f:
-            for row in csv.DictReader(f):
-                if row["status"] == "completed" and row[metric]:
-                    groups.setdefault((row["study"], row["variant"]), []).append(float(row[metric]))
+    for path in sorted(runs_dir.glob("*/*/seed*/metrics.json")):
+        m = json.loads(path.read_text())
+        if m.get("status") == "completed" and m.get(metric) is not None:
+            groups.setdefault((m["study"], m["variant"]), []).append(float(m[metric]))
     rows, num, den = [], 0.0, 0
-    for (study, variant), values in groups.items():
+    for (study, variant), values in sorted(groups.items()):
         if len(values) < 2:
             continue
         sd = float(np.std(values, ddof=1))
@@ -100,7 +99,7 @@ def simulate(design: Design, n_studies: int, n_variants: int, sd: float,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--from-runs", type=Path, help="results/studies of the default study")
+    ap.add_argument("--from-runs", type=Path, help="results/runs of the default study")
     ap.add_argument("--sd", type=float, help="per-variant seed SD (instead of --from-runs)")
     ap.add_argument("--studies", type=int, default=10_000)
     ap.add_argument("--variants", type=int, default=5, help="variants besides the baseline")
@@ -127,25 +126,26 @@ def main() -> None:
                  "per_variant": per_variant, "null": {}, "alternative": {}, "curve": []}
     for n in (2, 3, args.max):
         out["null"][f"fixed_{n}"] = simulate(fixed, args.studies, args.variants, sd, {}, 1, n)
+        print(f"null fixed {n}:", out["null"][f"fixed_{n}"], flush=True)
     out["null"]["adaptive"] = simulate(adaptive, args.studies, args.variants, sd, {}, 1, 0)
     alt = {1: min_effect}
     out["alternative"]["fixed_max"] = simulate(fixed, args.studies, args.variants, sd, alt, 2,
                                                args.max)
     out["alternative"]["adaptive"] = simulate(adaptive, args.studies, args.variants, sd, alt, 2, 0)
     # Power against the true effect (a fifth of the studies per point): where each design stands.
-    for k in np.linspace(0.0, 3.0, 13):
-        eff = {1: float(k) * sd_diff}
-        n = max(1000, args.studies // 5)
+    for k in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0):
+        eff = {1: k * sd_diff}
+        n = max(500, args.studies // 10)
+        ada = simulate(adaptive, n, args.variants, sd, eff, 3, 0)
         out["curve"].append({
-            "effect_sds": float(k),
+            "effect_sds": k, "studies": n,
             "fixed_max": simulate(fixed, n, args.variants, sd, eff, 3, args.max)["power"],
-            "adaptive": simulate(adaptive, n, args.variants, sd, eff, 3, 0)["power"],
-            "adaptive_seed_fraction": simulate(adaptive, n, args.variants, sd, eff, 3, 0)[
-                "seed_fraction_of_max"],
+            "adaptive": ada["power"], "adaptive_seed_fraction": ada["seed_fraction_of_max"],
         })
+        print(out["curve"][-1], flush=True)
     out["seconds"] = time.perf_counter() - t0
     text = json.dumps(out, indent=1)
-    print(text)
+    print(text, flush=True)
     if args.json:
         args.json.write_text(text + "\n")
     if args.figure:

@@ -128,7 +128,8 @@ def test_tiny_adaptive_study_end_to_end_with_a_stop_between_rounds(tmp_path):
     # stop after round 1's decision (as if killed between rounds) ...
     snakemake(work, "--cores", "2", "results/studies/ada/rounds/round1.json")
     state = json.loads((work / "results/studies/ada/rounds/round1.json").read_text())
-    round1 = {p: p.stat().st_mtime for p in (work / "results/runs/ada").glob("*/seed*/metrics.json")}
+    runs = work / "results/runs/ada"
+    round1 = {p: p.stat().st_mtime for p in runs.glob("*/seed*/metrics.json")}
     assert len(round1) == 9
     # ... and resume: no finished seed is redone, only the continuing variants get seeds 3-5
     snakemake(work, "--cores", "2", "report/index.html")
