@@ -62,35 +62,35 @@ def draw(rng: np.random.Generator, n_variants: int, n_seeds: int, sd: float,
 
 
 def simulate(design: Design, n_studies: int, n_variants: int, sd: float,
-             effects: dict[int, float], seed: int, n_fixed: int) -> dict:
+             effects: dict[int, float], seed: int, n_fixed: int,
+             uncorrected_at: tuple[int, ...] = ()) -> dict:
     """Rates over `n_studies` synthetic studies: any better/worse on a null variant (the
-    family-wise error), `better` on each truly better variant (power), seeds used."""
+    family-wise error), `better` on each truly better variant (power), seeds used; and, on the
+    same data, today's rule (any uncorrected paired p < 0.05) at the seed counts given."""
     rng = np.random.default_rng(seed)
     n_seeds = design.max if design.adaptive else n_fixed
-    any_false = any_uncorrected = detected = 0
-    seeds_used = 0
+    any_false = detected = seeds_used = 0
+    uncorrected = dict.fromkeys(uncorrected_at, 0)
+    nulls = [f"v{i}" for i in range(1, n_variants + 1) if i not in effects]
     for _ in range(n_studies):
         data = draw(rng, n_variants, n_seeds, sd, effects)
-        if not design.adaptive:
-            data = {v: {s: x for s, x in d.items() if s < n_fixed} for v, d in data.items()}
         result = decide(data, "base", design, extras=False)
         verdict = {r["variant"]: r["verdict"] for r in result.rows}
-        nulls = [f"v{i}" for i in range(1, n_variants + 1) if i not in effects]
         any_false += any(verdict[v] in ("better", "worse") for v in nulls)
         detected += all(verdict[f"v{i}"] == "better" for i in effects if effects[i] > 0)
         seeds_used += sum(result.seeds_used.values())
-        if not design.adaptive:
-            base = [data["base"][s] for s in range(n_fixed)]
-            any_uncorrected += any(
-                paired_comparison(base, [data[v][s] for s in range(n_fixed)])["p_value"] < 0.05
+        for n in uncorrected_at:
+            base = [data["base"][s] for s in range(n)]
+            uncorrected[n] += any(
+                paired_comparison(base, [data[v][s] for s in range(n)])["p_value"] < 0.05
                 for v in nulls)
     arms = n_variants + 1
     return {
         "studies": n_studies,
         "fwer": any_false / n_studies,
-        "fwer_mc_se": math.sqrt(max(any_false, 1) * (n_studies - any_false)) / n_studies
-        / math.sqrt(n_studies),
-        "uncorrected_fwer": any_uncorrected / n_studies if not design.adaptive else None,
+        # Monte-Carlo SE of a rate at alpha's level (the bound tested), and of the estimate
+        "fwer_mc_se": math.sqrt(0.05 * 0.95 / n_studies),
+        "uncorrected_fwer": {str(n): k / n_studies for n, k in uncorrected.items()},
         "power": detected / n_studies if effects else None,
         "mean_seeds_per_arm": seeds_used / n_studies / arms,
         "seed_fraction_of_max": seeds_used / n_studies / (arms * n_seeds),
@@ -101,7 +101,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--from-runs", type=Path, help="results/runs of the default study")
     ap.add_argument("--sd", type=float, help="per-variant seed SD (instead of --from-runs)")
-    ap.add_argument("--studies", type=int, default=10_000)
+    ap.add_argument("--studies", type=int, default=10_000, help="null studies per design")
+    ap.add_argument("--alt-studies", type=int, default=2000, help="studies per design, alternative")
+    ap.add_argument("--curve", type=float, nargs="*", default=[],
+                    help="more true effects (in SDs of the paired difference) for the power curve")
+    ap.add_argument("--curve-studies", type=int, default=500)
     ap.add_argument("--variants", type=int, default=5, help="variants besides the baseline")
     ap.add_argument("--effect-sds", type=float, default=2.0,
                     help="min_effect in SDs of the paired difference (sd * sqrt 2)")
@@ -124,22 +128,24 @@ def main() -> None:
     t0 = time.perf_counter()
     out: dict = {"sd": sd, "sd_diff": sd_diff, "min_effect": min_effect,
                  "per_variant": per_variant, "null": {}, "alternative": {}, "curve": []}
-    for n in (2, 3, args.max):
-        out["null"][f"fixed_{n}"] = simulate(fixed, args.studies, args.variants, sd, {}, 1, n)
-        print(f"null fixed {n}:", out["null"][f"fixed_{n}"], flush=True)
+    out["null"]["fixed"] = simulate(fixed, args.studies, args.variants, sd, {}, 1, args.max,
+                                    uncorrected_at=(2, 3, args.max))
+    print("null fixed:", out["null"]["fixed"], flush=True)
     out["null"]["adaptive"] = simulate(adaptive, args.studies, args.variants, sd, {}, 1, 0)
+    print("null adaptive:", out["null"]["adaptive"], flush=True)
     alt = {1: min_effect}
-    out["alternative"]["fixed_max"] = simulate(fixed, args.studies, args.variants, sd, alt, 2,
-                                               args.max)
-    out["alternative"]["adaptive"] = simulate(adaptive, args.studies, args.variants, sd, alt, 2, 0)
-    # Power against the true effect (a fifth of the studies per point): where each design stands.
-    for k in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0):
+    for name, design in (("fixed_max", fixed), ("adaptive", adaptive)):
+        out["alternative"][name] = simulate(design, args.alt_studies, args.variants, sd, alt, 2,
+                                            args.max)
+        print(f"alternative {name}:", out["alternative"][name], flush=True)
+    # Power against the true effect: where each design stands beyond min_effect.
+    for k in args.curve:
         eff = {1: k * sd_diff}
-        n = max(500, args.studies // 10)
-        ada = simulate(adaptive, n, args.variants, sd, eff, 3, 0)
+        ada = simulate(adaptive, args.curve_studies, args.variants, sd, eff, 3, 0)
         out["curve"].append({
-            "effect_sds": k, "studies": n,
-            "fixed_max": simulate(fixed, n, args.variants, sd, eff, 3, args.max)["power"],
+            "effect_sds": k, "studies": args.curve_studies,
+            "fixed_max": simulate(fixed, args.curve_studies, args.variants, sd, eff, 3,
+                                  args.max)["power"],
             "adaptive": ada["power"], "adaptive_seed_fraction": ada["seed_fraction_of_max"],
         })
         print(out["curve"][-1], flush=True)
@@ -162,27 +168,34 @@ def plot(out: dict, args, path: Path) -> None:
     names = list(out["null"])
     rates = [out["null"][k]["fwer"] for k in names]
     errs = [3 * out["null"][k]["fwer_mc_se"] for k in names]
-    a.bar(names, rates, yerr=errs, color="#4a7", label="this decision rule (±3 MC SE)")
-    unc = [(k, out["null"][k]["uncorrected_fwer"]) for k in names
-           if out["null"][k]["uncorrected_fwer"] is not None]
-    a.scatter([k for k, _ in unc], [v for _, v in unc], color="#b00", zorder=3,
-              label="today: any uncorrected p < 0.05")
+    a.bar(names, rates, yerr=errs, color="#4a7", label="Holm (+ spending), ±3 MC SE")
+    today = out["null"]["fixed"]["uncorrected_fwer"]
+    a.bar([f"today, {n} seeds" for n in today], list(today.values()), color="#b44",
+          label="today: any uncorrected p < 0.05")
     a.axhline(args.alpha, color="k", ls="--", lw=1, label=f"alpha = {args.alpha}")
     a.set_ylabel("family-wise rate of any better/worse")
-    studies = out["null"][names[0]]["studies"]
-    a.set_title(f"Null: {args.variants} variants = baseline, {studies} studies")
+    studies = out["null"]["fixed"]["studies"]
+    a.set_title(f"Null: {args.variants} variants = baseline, {studies} studies each")
+    a.tick_params(axis="x", labelsize=7)
     a.legend(fontsize=8)
-    xs = [c["effect_sds"] for c in out["curve"]]
-    b.plot(xs, [c["fixed_max"] for c in out["curve"]], "o-", label=f"fixed, {args.max} seeds")
-    b.plot(xs, [c["adaptive"] for c in out["curve"]], "s-",
-           label=f"adaptive {args.initial}+{args.step}..{args.max}")
-    b.plot(xs, [c["adaptive_seed_fraction"] for c in out["curve"]], ":", color="gray",
-           label="adaptive: seeds used / fixed")
-    b.axvline(args.effect_sds, color="k", ls="--", lw=1, label="min_effect")
-    b.set_xlabel("true effect of one variant (SDs of the paired difference)")
+    if out["curve"]:
+        xs = [c["effect_sds"] for c in out["curve"]]
+        b.plot(xs, [c["fixed_max"] for c in out["curve"]], "o-", label=f"fixed, {args.max} seeds")
+        b.plot(xs, [c["adaptive"] for c in out["curve"]], "s-",
+               label=f"adaptive {args.initial}+{args.step}..{args.max}")
+        b.plot(xs, [c["adaptive_seed_fraction"] for c in out["curve"]], ":", color="gray",
+               label="adaptive: seeds used / fixed")
+        b.axvline(args.effect_sds, color="k", ls="--", lw=1, label="min_effect")
+        b.set_xlabel("true effect of one variant (SDs of the paired difference)")
+    else:
+        alt = out["alternative"]
+        b.bar(["power fixed", "power adaptive", "seeds adaptive/fixed"],
+              [alt["fixed_max"]["power"], alt["adaptive"]["power"],
+               alt["adaptive"]["seed_fraction_of_max"]], color=["#47a", "#4a7", "#999"])
+        b.axhline(0.6, color="gray", ls=":", lw=1)
     b.set_ylabel("power (better) / seed fraction")
-    b.set_title("One variant better, the others null")
-    b.legend(fontsize=8)
+    b.set_title("One variant better by min_effect, the others null")
+    b.legend(fontsize=8) if out["curve"] else None
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

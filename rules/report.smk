@@ -41,6 +41,7 @@ rule report:
         meta=expand("results/data/{dataset}/meta.json", dataset=DATASETS),
         code=REPORT_CODE,
         template=source_file("report/templates/index.html.j2"),
+        rounds=lambda wc: [path for study in STUDIES for path in round_files(study)],
     output:
         html=f"{REPORT}/index.html",
     params:

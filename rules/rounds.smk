@@ -52,6 +52,20 @@ def study_runs(study):
     return out
 
 
+def round_files(study):
+    """The decision files of a study's rounds up to the one that stops it (none: fixed seeds);
+    a rule whose params walk the rounds lists them as inputs, as Snakemake requires."""
+    spec = seed_spec(study)
+    if not seed_rounds.is_adaptive(spec):
+        return []
+    out = []
+    for k in range(1, seed_rounds.n_rounds(spec) + 1):
+        out.append(checkpoints.decide_round.get(study=study, round=k).output.state)
+        if not round_state(study, k)["continuing"]:
+            break
+    return out
+
+
 checkpoint decide_round:
     input:
         metrics=lambda wc: [
