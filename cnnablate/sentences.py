@@ -60,8 +60,9 @@ def comparison_sentence(row: Mapping, metric: str, min_effect: float | None) -> 
     if _ok(needed):
         effect = min_effect if min_effect else abs(float(diff))
         what = "" if min_effect else " (the observed size)"
-        text += (f"; about {int(float(needed))} seeds per arm would detect a "
-                 f"{_num(effect, scale)}{unit} difference{what}")
+        size = _num(effect, scale) + ("-point" if unit else "")
+        text += (f"; about {int(float(needed))} seeds per arm would detect a {size} "
+                 f"difference{what}")
     return text + "."
 
 
