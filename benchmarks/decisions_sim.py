@@ -129,7 +129,7 @@ def main() -> None:
     out: dict = {"sd": sd, "sd_diff": sd_diff, "min_effect": min_effect,
                  "per_variant": per_variant, "null": {}, "alternative": {}, "curve": []}
     out["null"]["fixed"] = simulate(fixed, args.studies, args.variants, sd, {}, 1, args.max,
-                                    uncorrected_at=(2, 3, args.max))
+                                    uncorrected_at=(2, 3))
     print("null fixed:", out["null"]["fixed"], flush=True)
     out["null"]["adaptive"] = simulate(adaptive, args.studies, args.variants, sd, {}, 1, 0)
     print("null adaptive:", out["null"]["adaptive"], flush=True)

@@ -56,7 +56,8 @@ TRAIN_CODE = library(
 )
 AGGREGATE_CODE = library("__init__.py", "smk.py", "aggregate.py", "stats.py", "decide.py")
 REPORT_CODE = library(
-    "__init__.py", "smk.py", "aggregate.py", "figures.py", "report.py", "stats.py", "decide.py"
+    "__init__.py", "smk.py", "aggregate.py", "figures.py", "report.py", "stats.py", "decide.py",
+    "sentences.py",
 )
 
 
