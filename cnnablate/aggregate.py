@@ -107,7 +107,10 @@ def paired_against_baseline(
     order = order or list(dict.fromkeys(runs["variant"]))
     design = design_from_settings({**(decisions or {}), "confidence": confidence})
     result = decide(study_results(runs, metric), baseline, design, order, metric)
-    return pd.DataFrame(result.rows, columns=list(PAIRED_COLUMNS))
+    frame = pd.DataFrame(result.rows, columns=list(PAIRED_COLUMNS))
+    # a count, or empty where not applicable (never "14.0")
+    frame["seeds_needed"] = pd.to_numeric(frame["seeds_needed"]).astype("Int64")
+    return frame
 
 
 def aggregate_study(
