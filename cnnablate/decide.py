@@ -128,16 +128,24 @@ def _mean_sd(diff: Sequence[float]) -> tuple[float, float]:
     return mean, sd
 
 
-def paired_t(diff: Sequence[float]) -> tuple[float, float]:
-    """(two-sided p, standard deviation) of a paired t-test of `diff` against 0."""
+def paired_t(diff: Sequence[float], sd_floor: float = 0.0) -> tuple[float, float]:
+    """(two-sided p, standard deviation) of a paired t-test of `diff` against 0.
+
+    `sd_floor`: the smallest SD the test believes (the values' rounding, see `resolution`):
+    an accuracy is a count of images, so two arms can differ by exactly the same amount on
+    every seed (a variant stuck at chance against a baseline that lands on the same count);
+    the plain t is then undefined, while the rounding alone has this much spread.
+    """
     n = len(diff)
     if n < 2:
         return math.nan, math.nan
     mean, sd = _mean_sd(diff)
-    if sd == 0:
-        # Identical differences: no spread, no t; all zero means no evidence of a difference.
-        return (1.0 if mean == 0 else math.nan), 0.0
-    t = mean / (sd / math.sqrt(n))
+    if mean == 0 and sd == 0:
+        return 1.0, 0.0  # identical results on every seed: no evidence of a difference
+    test_sd = max(sd, sd_floor)
+    if test_sd == 0:
+        return math.nan, 0.0  # the same nonzero difference everywhere and no known rounding
+    t = mean / (test_sd / math.sqrt(n))
     return float(2 * special.stdtr(n - 1, -abs(t))), sd
 
 
@@ -193,6 +201,17 @@ def _t_power(n: int, standardized: float, alpha: float) -> float:
     crit = sps.t.ppf(1 - alpha / 2, df)
     ncp = standardized * math.sqrt(n)
     return float(sps.nct.sf(crit, df, ncp) + sps.nct.cdf(-crit, df, ncp))
+
+
+def resolution(results: Mapping[str, Mapping[int, float]]) -> float:
+    """The values' rounding step, bounded from above by the smallest gap between distinct
+    values of the study (e.g. 1/270 for accuracies on 270 images); 0 when unknown. The SD of a
+    difference of two values each rounded to this step is step / sqrt(6): the floor
+    `paired_t` uses (a larger step only makes the test more conservative)."""
+    values = sorted({round(float(x), DECIMALS) for d in results.values() for x in d.values()
+                     if x is not None and math.isfinite(x)})
+    gaps = [b - a for a, b in zip(values, values[1:]) if b - a > 0]
+    return min(gaps) if gaps else 0.0
 
 
 def comparisons(variants: Sequence[str], baseline: str, all_pairs: bool) -> list[tuple[str, str]]:
@@ -257,6 +276,7 @@ def decide(
     sizes = design.look_sizes(n_fixed)
     alphas = design.look_alphas(n_fixed)
     state: dict[tuple[str, str], dict] = {p: {"verdict": "undecided"} for p in pairs}
+    sd_floor = resolution(results) / math.sqrt(6)
     open_pairs = list(pairs)
     looks_done = 0
     used: dict[str, int] = {}
@@ -278,7 +298,7 @@ def decide(
         for p in family:
             if p in open_pairs:
                 diff = _diff(results, p[0], p[1], seeds_k)
-                pval, sd = paired_t(diff)
+                pval, sd = paired_t(diff, sd_floor)
                 state[p].update(_describe(diff, design, pval, sd, k, extras))
                 pvals.append(pval)
             else:

@@ -170,3 +170,18 @@ def test_bounded_intervals_stay_in_range():
     # log scale: logs -0.693147, 1.098612; mean 0.202733, se = 1.791759 / 2 = 0.895880;
     # low = exp(0.202733 - 12.706205 * 0.895880) = exp(-11.180374) = 1.3943e-05
     assert lo == pytest.approx(1.3943e-05, rel=1e-3) and hi > 3.0
+
+
+def test_identical_differences_on_every_seed_are_tested_with_the_rounding_floor():
+    # Accuracies on 270 images: before 246/270 and none 28/270 on every seed (none stuck at
+    # chance), so the differences have no spread and the plain t is undefined. The floor is
+    # the rounding SD: the smallest gap between the study's values (6/270, after's two values)
+    # / sqrt(6); t = (218/270) / (0.0090722 / sqrt 2) = 125.87, 1 df:
+    # p = 1 - 2/pi * atan(125.87) = 0.0050580
+    results = {"before": {0: 246 / 270, 1: 246 / 270}, "none": {0: 28 / 270, 1: 28 / 270},
+               "after": {0: 174 / 270, 1: 180 / 270}}
+    rows = {r["variant"]: r for r in decide(results, "before", Design()).rows}
+    floor = (6 / 270) / math.sqrt(6)
+    t = (218 / 270) / (floor / math.sqrt(2))
+    assert rows["none"]["p_value"] == pytest.approx(1 - 2 / math.pi * math.atan(t), rel=1e-6)
+    assert rows["none"]["verdict"] == "worse"
