@@ -131,10 +131,10 @@ def _mean_sd(diff: Sequence[float]) -> tuple[float, float]:
 def paired_t(diff: Sequence[float], sd_floor: float = 0.0) -> tuple[float, float]:
     """(two-sided p, standard deviation) of a paired t-test of `diff` against 0.
 
-    `sd_floor`: the smallest SD the test believes (the values' rounding, see `resolution`):
-    an accuracy is a count of images, so two arms can differ by exactly the same amount on
-    every seed (a variant stuck at chance against a baseline that lands on the same count);
-    the plain t is then undefined, while the rounding alone has this much spread.
+    `sd_floor`: the SD used when the differences have none (the values' rounding, see
+    `resolution`): an accuracy is a count of images, so two arms can differ by exactly the
+    same amount on every seed (a variant stuck at chance against a baseline that lands on the
+    same count); the plain t is then undefined, while the rounding alone has this spread.
     """
     n = len(diff)
     if n < 2:
@@ -142,7 +142,9 @@ def paired_t(diff: Sequence[float], sd_floor: float = 0.0) -> tuple[float, float
     mean, sd = _mean_sd(diff)
     if mean == 0 and sd == 0:
         return 1.0, 0.0  # identical results on every seed: no evidence of a difference
-    test_sd = max(sd, sd_floor)
+    # Only where the spread is exactly zero: the gap-based step can be far coarser than the real
+    # rounding (few values), and would then blunt ordinary tests.
+    test_sd = sd if sd > 0 else sd_floor
     if test_sd == 0:
         return math.nan, 0.0  # the same nonzero difference everywhere and no known rounding
     t = mean / (test_sd / math.sqrt(n))
