@@ -24,6 +24,7 @@ wildcard_constraints:
 
 
 include: "rules/common.smk"
+include: "rules/rounds.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/aggregate.smk"

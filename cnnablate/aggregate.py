@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from cnnablate.atomic import atomic_path
-from cnnablate.stats import paired_comparison, t_interval, tied_ranks
+from cnnablate.atomic import atomic_path, write_json_atomic
+from cnnablate.decide import PAIRED_COLUMNS, Decisions, decide, design_from_settings
+from cnnablate.stats import METRIC_BOUNDS, bounded_interval, tied_ranks
 
 RUN_COLUMNS = (
     "study", "variant", "seed", "status", "epochs_completed", "diverged_epoch",
@@ -65,7 +66,9 @@ def summarize(
         }
         for metric in SUMMARY_METRICS:
             values = pd.to_numeric(done[metric], errors="coerce").dropna().tolist()
-            mean, lo, hi = t_interval(values, confidence)
+            # Intervals stay inside the metric's range (accuracies in [0, 1], losses >= 0).
+            bounds = METRIC_BOUNDS.get(metric, (None, None))
+            mean, lo, hi = bounded_interval(values, confidence, bounds)
             row[f"{metric}_mean"] = mean
             row[f"{metric}_std"] = float(pd.Series(values).std(ddof=1)) if len(values) > 1 else None
             row[f"{metric}_ci_low"] = lo
@@ -81,26 +84,36 @@ def summarize(
     return summary
 
 
+def study_results(runs: pd.DataFrame, metric: str) -> dict[str, dict[int, float | None]]:
+    """variant -> seed -> headline value; a run that did not complete counts as run (None)."""
+    out: dict[str, dict[int, float | None]] = {}
+    for row in runs.itertuples():
+        value = getattr(row, metric) if row.status == "completed" else None
+        value = None if value is None or pd.isna(value) else float(value)
+        out.setdefault(row.variant, {})[int(row.seed)] = value
+    return out
+
+
+def decide_study(runs: pd.DataFrame, study: dict, order: list[str] | None = None) -> Decisions:
+    """The study's decisions (cnnablate.decide) from its runs table."""
+    metric = headline_metric(study["eval_split"])
+    order = order or [v for v in study["variant_descriptions"] if v in set(runs["variant"])]
+    design = design_from_settings(study.get("decisions") or {})
+    return decide(study_results(runs, metric), study["baseline"], design, order, metric)
+
+
 def paired_against_baseline(
     runs: pd.DataFrame, baseline: str, metric: str, confidence: float = 0.95,
-    order: list[str] | None = None,
+    order: list[str] | None = None, decisions: dict | None = None,
 ) -> pd.DataFrame:
+    """One row per comparison with its decision (cnnablate.decide; fixed design by default)."""
     order = order or list(dict.fromkeys(runs["variant"]))
-    done = runs[runs["status"] == "completed"]
-    base = done[done["variant"] == baseline].set_index("seed")[metric]
-    rows = []
-    for variant in order:
-        if variant == baseline:
-            continue
-        other = done[done["variant"] == variant].set_index("seed")[metric]
-        seeds = sorted(set(base.index) & set(other.index))
-        result = paired_comparison(
-            [float(base[s]) for s in seeds], [float(other[s]) for s in seeds], confidence
-        )
-        rows.append({"variant": variant, "baseline": baseline, "metric": metric, **result})
-    columns = ["variant", "baseline", "metric", "n_pairs", "diff_mean", "diff_ci_low",
-               "diff_ci_high", "p_value", "test"]
-    return pd.DataFrame(rows, columns=columns)
+    design = design_from_settings({**(decisions or {}), "confidence": confidence})
+    result = decide(study_results(runs, metric), baseline, design, order, metric)
+    frame = pd.DataFrame(result.rows, columns=list(PAIRED_COLUMNS))
+    # a count, or empty where not applicable (never "14.0")
+    frame["seeds_needed"] = pd.to_numeric(frame["seeds_needed"]).astype("Int64")
+    return frame
 
 
 def aggregate_study(
@@ -116,7 +129,30 @@ def aggregate_study(
     headline = headline_metric(study["eval_split"])
     order = [v for v in study["variant_descriptions"] if v in set(runs["variant"])]
     summary = summarize(runs, order, headline, confidence)
-    paired = paired_against_baseline(runs, study["baseline"], headline, confidence, order)
+    paired = paired_against_baseline(runs, study["baseline"], headline, confidence, order,
+                                     study.get("decisions"))
     for frame, path in ((runs, out_runs), (summary, out_summary), (paired, out_paired)):
         with atomic_path(path) as tmp:
             frame.to_csv(tmp, index=False)
+
+
+def write_round_state(
+    metrics_files: Iterable[str | Path], study: dict, round_no: int, out: str | Path
+) -> dict:
+    """The decision after round `round_no` of adaptive seeds, as JSON: the variants that run
+    the next round's seeds (empty: the study is finished), and every comparison's verdict."""
+    runs = load_runs(metrics_files)
+    decisions = decide_study(runs, study)
+    if decisions.look != round_no:
+        raise RuntimeError(
+            f"study {study['name']}: round {round_no}'s runs allow look {decisions.look}; "
+            "a run of this round is missing"
+        )
+    state = {
+        "study": study["name"], "round": round_no, "looks": decisions.n_looks,
+        "continuing": decisions.continuing,
+        "seeds_used": decisions.seeds_used, "stop_reason": decisions.stop_reason,
+        "verdicts": {f"{r['variant']} vs {r['baseline']}": r["verdict"] for r in decisions.rows},
+    }
+    write_json_atomic(out, state)
+    return state

@@ -20,7 +20,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from cnnablate import catalog
+from cnnablate import catalog, rounds
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -68,6 +68,10 @@ def validate(config: dict, schema: dict | None = None, source: str = "config") -
     if errors:
         lines = []
         for err in errors[:10]:
+            if err.validator == "oneOf" and err.context:
+                # e.g. seeds (a list or {initial, max, step}): name the key inside that failed
+                # (the deepest error is the branch the value was meant for)
+                err = max(err.context, key=lambda e: len(e.absolute_path))
             where = _path(err.absolute_path)
             # jsonschema's message for a typo'd key lists it; keep it short and exact.
             lines.append(f"{where}: {err.message}")
@@ -214,7 +218,10 @@ def resolve_runs(config: dict) -> list[dict]:
                 f"({', '.join(variants)})"
             )
         names = list(variants)
-        seeds = list(study["seeds"])
+        problem = rounds.check_seeds(study["seeds"], where)
+        if problem:
+            raise ConfigError(problem)
+        seeds = rounds.all_seeds(study["seeds"])  # adaptive: every seed up to max
         if smoke:
             seeds = seeds[: smoke["seeds"]]
             if smoke["max_variants"]:
@@ -323,4 +330,11 @@ def study_settings(config: dict, study_name: str) -> dict:
         "model": study["model"],
         "reference": study.get("reference", {}),
         "variant_descriptions": {k: v.get("description", "") for k, v in variants.items()},
+        # What cnnablate.decide needs; smoke mode runs a fixed prefix of the seeds.
+        "decisions": {
+            **{k: config["report"][k] for k in ("alpha", "power", "all_pairs", "confidence")},
+            "min_effect": study.get("min_effect"),
+            "seeds": (rounds.all_seeds(study["seeds"])[: config["smoke_settings"]["seeds"]]
+                      if config.get("smoke") else study["seeds"]),
+        },
     })

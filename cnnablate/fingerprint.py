@@ -48,6 +48,7 @@ SCRIPTS = {
     "prepare_synthetic": "scripts/prepare_synthetic.py",
     "train": "scripts/train.py",
     "aggregate": "scripts/aggregate.py",
+    "decide": "scripts/decide_round.py",
     "figures": "scripts/figures.py",
     "report": "scripts/report.py",
 }
@@ -202,6 +203,10 @@ class Fingerprints:
 
     def aggregate(self) -> str:
         return self._memoised(("aggregate",), [])
+
+    def decide(self) -> str:
+        """An adaptive-seeds round decision's (scripts/decide_round.py and what it imports)."""
+        return self._memoised(("decide",), [])
 
     def figures(self) -> str:
         """The figures job's: its code and every registered figure's function."""

@@ -17,9 +17,10 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from cnnablate import catalog, interactive
-from cnnablate.aggregate import headline_metric
+from cnnablate import catalog, interactive, sentences
+from cnnablate.aggregate import decide_study, headline_metric
 from cnnablate.atomic import write_text_atomic
+from cnnablate.decide import design_from_settings
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "report" / "templates"
 ALPHA = 0.05
@@ -86,7 +87,12 @@ def verdict(
     if len(tied) == 1 and best["n"] >= 2:
         return {"winner": name,
                 "text": f"{name} — its {level} interval overlaps no other variant's{tail}"}
-    significant = paired[(paired["p_value"] < alpha)]
+    if "verdict" in paired.columns:
+        # Decisions under the family-wise guarantee (Holm; cnnablate.decide), not raw p < alpha.
+        significant = paired[paired["verdict"].isin(["better", "worse"])]
+        significant = significant.assign(p_value=significant["p_holm"])
+    else:
+        significant = paired[(paired["p_value"] < alpha)]
     better = dict(zip(significant.loc[significant["diff_mean"] > 0, "variant"],
                       significant.loc[significant["diff_mean"] > 0, "p_value"]))
     worse = set(significant.loc[significant["diff_mean"] < 0, "variant"])
@@ -190,10 +196,11 @@ def render_report(studies: list[dict], out_html: str | Path, title: str,
         runs = runs.assign(_order=runs["variant"].map(position).fillna(len(position)))
         runs = runs.sort_values(["_order", "seed"], kind="stable").drop(columns="_order")
         run_rows = _records(runs)
-        history_of = {}
+        history_of, train_of = {}, {}
         for mpath, hpath in zip(s["metrics_files"], s["history_files"]):
             m = json.loads(Path(mpath).read_text())
             history_of[(m["variant"], int(m["seed"]))] = hpath
+            train_of[m["variant"]] = (m.get("run_config") or {}).get("train") or {}
         for row in run_rows:
             row["history_link"] = rel(history_of[(row["variant"], int(row["seed"]))])
         all_metrics += list(s["metrics_files"])
@@ -222,6 +229,8 @@ def render_report(studies: list[dict], out_html: str | Path, title: str,
                 "final_metric": interactive.final_metric(
                     _records(summary), metric, settings["baseline"], list(position)),
             }),
+            **_decisions_in_words(runs, settings, summary, paired, metric, train_of,
+                                  dataset_meta.get(settings["dataset"])),
         })
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -234,8 +243,31 @@ def render_report(studies: list[dict], out_html: str | Path, title: str,
         title=title, studies=sections, provenance=collect_provenance(all_metrics),
         config_hash=config_hash, confidence=confidence, alpha=ALPHA,
         figure_titles=FIGURE_TITLES, interactive_assets=interactive.assets(),
+        cross_study=sentences.cross_study(sections),
     )
     write_text_atomic(out_html, html)  # concurrent renders never write into each other's file
+
+
+def _decisions_in_words(runs: pd.DataFrame, settings: dict, summary: pd.DataFrame,
+                        paired: pd.DataFrame, metric: str, train_of: dict,
+                        meta_path: str | Path | None) -> dict:
+    """Sentences per comparison, the guarantee, seeds per variant, variants that did not learn."""
+    decisions = settings.get("decisions") or {}
+    design = design_from_settings(decisions)
+    order = list(summary["variant"])
+    result = decide_study(runs, settings, order)
+    rows = _records(paired)
+    has_verdicts = "verdict" in paired.columns
+    n_classes = len(_dataset_info(settings["dataset"], meta_path)["class_names"])
+    return {
+        "sentences": [sentences.comparison_sentence(r, metric, design.min_effect)
+                      for r in rows] if has_verdicts else [],
+        "guarantee": sentences.guarantee(design, len(rows), result.n_looks),
+        "seed_usage": sentences.seed_usage(result, order),
+        "did_not_learn": sentences.did_not_learn(_records(summary), metric, n_classes, train_of),
+        "tally": {v: sum(1 for r in rows if r.get("verdict") == v)
+                  for v in ("better", "worse", "equivalent", "undecided")} if has_verdicts else {},
+    }
 
 
 # The line above each figure in the HTML report, from the figure registry.

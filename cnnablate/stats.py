@@ -98,3 +98,43 @@ def tied_ranks(means: Sequence[float], lows: Sequence[float], highs: Sequence[fl
         better = sum(1 for j in range(n) if j != i and has_mean[j] and lo[j] > hi[i])
         ranks.append(1 + better)
     return ranks
+
+
+# Metrics with a bounded range: (low, high); None = unbounded on that side.
+METRIC_BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "best_val_accuracy": (0.0, 1.0), "final_val_accuracy": (0.0, 1.0),
+    "test_accuracy": (0.0, 1.0), "final_val_loss": (0.0, None),
+    "seconds_per_epoch": (0.0, None),
+}
+
+
+def bounded_interval(
+    values: Sequence[float], confidence: float = 0.95,
+    bounds: tuple[float | None, float | None] = (None, None),
+) -> tuple[float, float, float]:
+    """Mean and a confidence interval that stays inside the metric's range.
+
+    A t interval on a scale where the range is unbounded, mapped back: logit for (0, 1)
+    (accuracies), log for (0, inf) (losses, seconds), the plain t interval otherwise. The
+    mapped-back ends cannot leave the range, however few the values, and the interval keeps its
+    real width instead of being cut at the bound. The middle is still the arithmetic mean.
+    Values on a bound (an accuracy of exactly 0 or 1) are moved half a step of 1/1000 inside it
+    so the transform stays finite.
+    """
+    x = [float(v) for v in values if _finite(v)]
+    mean = float(np.mean(x)) if x else math.nan
+    low, high = bounds
+    if len(x) < 2 or low is None:
+        return t_interval(x, confidence)
+    if high is not None:
+        eps = 5e-4 * (high - low)
+        u = [(min(max(v, low + eps), high - eps) - low) / (high - low) for v in x]
+        z = [math.log(p / (1 - p)) for p in u]
+        _, zlo, zhi = t_interval(z, confidence)
+        back = lambda t: low + (high - low) / (1 + math.exp(-t))  # noqa: E731
+    else:
+        eps = 1e-12
+        z = [math.log(max(v - low, eps)) for v in x]
+        _, zlo, zhi = t_interval(z, confidence)
+        back = lambda t: low + math.exp(t)  # noqa: E731
+    return mean, back(zlo), back(zhi)

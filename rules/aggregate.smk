@@ -3,8 +3,8 @@
 
 rule aggregate:
     input:
-        metrics=lambda wc: [f"{run_dir(run)}/metrics.json" for run in runs_of(wc.study)],
-        history=lambda wc: [f"{run_dir(run)}/history.csv" for run in runs_of(wc.study)],
+        metrics=lambda wc: [f"{run_dir(run)}/metrics.json" for run in study_runs(wc.study)],
+        history=lambda wc: [f"{run_dir(run)}/history.csv" for run in study_runs(wc.study)],
         stale=lambda wc: stale_marker(wc.study),
     output:
         runs=report(

@@ -118,7 +118,7 @@ def stale_marker(study):
     """[the study's marker] once it exists (an input of its aggregate, figures, report)."""
     marker = stale_marker_path(study)
     layers = [
-        [f"{run_dir(run)}/{name}" for run in runs_of(study) for name in freshness.RUN_FILES],
+        [f"{run_dir(run)}/{name}" for run in study_runs(study) for name in freshness.RUN_FILES],
         [f"{RESULTS}/studies/{study}/{name}.csv" for name in ("runs", "summary", "paired")],
         [FIGURE_PATH.format(study=study, name=name) for name in FIGURES],
     ]

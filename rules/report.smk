@@ -6,8 +6,8 @@ FIGURE_PATH = f"{REPORT}/figures/{{study}}/{{name}}.png"
 
 rule figures:
     input:
-        metrics=lambda wc: [f"{run_dir(run)}/metrics.json" for run in runs_of(wc.study)],
-        history=lambda wc: [f"{run_dir(run)}/history.csv" for run in runs_of(wc.study)],
+        metrics=lambda wc: [f"{run_dir(run)}/metrics.json" for run in study_runs(wc.study)],
+        history=lambda wc: [f"{run_dir(run)}/history.csv" for run in study_runs(wc.study)],
         summary=rules.aggregate.output.summary,
         stale=lambda wc: stale_marker(wc.study),
     output:
@@ -50,11 +50,13 @@ rule report:
             for f in ("interactive.js", "vendor/uplot/uPlot.iife.min.js",
                       "vendor/uplot/uPlot.min.css")
         ],
+        rounds=lambda wc: [path for study in STUDIES for path in round_files(study)],
     output:
         html=f"{REPORT}/index.html",
     params:
         studies=[study_settings(study) for study in STUDIES],
-        run_dirs={study: [run_dir(run) for run in runs_of(study)] for study in STUDIES},
+        # study_runs: the runs adaptive seeds actually ran (known once their rounds are decided)
+        run_dirs=lambda wc: {study: [run_dir(run) for run in study_runs(study)] for study in STUDIES},
         figures={
             study: {name: FIGURE_PATH.format(study=study, name=name) for name in FIGURES}
             for study in STUDIES

@@ -39,7 +39,7 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900,
     return proc
 
 
-_RULE = re.compile(r"^\s*(?:local)?rule (\w+):\s*$")
+_RULE = re.compile(r"^\s*(?:local)?(?:rule|checkpoint) (\w+):\s*$")
 _WILDCARDS = re.compile(r"^\s*wildcards: (.*)$")
 # A rule with a `message:` prints "Job N: <message>" instead of its block; ours start with
 # the rule's name and its wildcards as key=value, in the order of the rule's output pattern.

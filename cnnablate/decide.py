@@ -1,0 +1,388 @@
+"""Decisions over seeds with a family-wise guarantee (pure Python + numpy/scipy; no pandas).
+
+Input: per variant a mapping seed -> headline value (higher is better; None/nan for a run that
+did not complete), the baseline's name and a `Design`. Output: one row per comparison
+(variant vs reference) with the difference, its interval, raw and Holm p-values, effect size,
+probability of improvement, verdict and seeds needed, plus which variants still need seeds.
+
+The procedure (docs/statistics.md explains why):
+- Each comparison is a paired t-test of the per-seed differences (variant - reference).
+- Looks: a fixed design has one look at all seeds; an adaptive design (`initial`, `max`,
+  `step`) looks after `initial`, `initial + step`, ... seeds, up to `max`.
+- Alpha spending (Lan-DeMets, Pocock type) gives look k the level
+  alpha_k = alpha(t_k) - alpha(t_(k-1)), t = n_k / n_max; the alpha_k sum to alpha, so a
+  Bonferroni bound across looks keeps the family-wise error <= alpha however the looks
+  correlate. Within a look, Holm's step-down at alpha_k over every comparison not yet
+  declared better/worse (a comparison that stopped as `equivalent` still counts, with p = 1).
+- better/worse: Holm rejects at the look, sign of the mean difference.
+- equivalent (only when `min_effect` is set): the (1 - 2 alpha_k) t interval of the
+  difference lies inside (-min_effect, +min_effect) (TOST at the look's level).
+- Comparisons that are decided stop; variants (and the reference) of open comparisons get the
+  next `step` seeds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from scipy import special
+from scipy import stats as sps
+
+VERDICTS = ("better", "worse", "equivalent", "undecided")
+PAIRED_COLUMNS = (
+    "variant", "baseline", "metric", "n_pairs", "diff_mean", "diff_ci_low", "diff_ci_high",
+    "p_value", "p_holm", "effect_size", "prob_improvement", "prob_improvement_ci_low",
+    "prob_improvement_ci_high", "verdict", "seeds_needed", "look", "test",
+)
+MAX_SEEDS_NEEDED = 100_000
+DECIMALS = 12  # as in cnnablate.stats: accuracies are multiples of 1/n_images
+
+
+@dataclass(frozen=True)
+class Design:
+    """Decision settings of one study; `initial` None means the fixed design (one look)."""
+
+    alpha: float = 0.05
+    power: float = 0.8
+    confidence: float = 0.95
+    min_effect: float | None = None
+    all_pairs: bool = False
+    initial: int | None = None
+    max: int | None = None
+    step: int | None = None
+
+    @property
+    def adaptive(self) -> bool:
+        return self.initial is not None
+
+    def look_sizes(self, n_fixed: int | None = None) -> list[int]:
+        """Seeds per arm at each look."""
+        if not self.adaptive:
+            return [n_fixed or 0]
+        sizes = list(range(self.initial, self.max, self.step)) + [self.max]
+        return sorted(set(sizes))
+
+    def look_alphas(self, n_fixed: int | None = None) -> list[float]:
+        sizes = self.look_sizes(n_fixed)
+        return spend(self.alpha, [n / sizes[-1] for n in sizes])
+
+
+def design_from_settings(settings: Mapping) -> Design:
+    """A `Design` from `cnnablate.config.study_settings(...)['decisions']`."""
+    seeds = settings.get("seeds")
+    adaptive = isinstance(seeds, Mapping)
+    return Design(
+        alpha=float(settings.get("alpha", 0.05)),
+        power=float(settings.get("power", 0.8)),
+        confidence=float(settings.get("confidence", 0.95)),
+        min_effect=settings.get("min_effect"),
+        all_pairs=bool(settings.get("all_pairs", False)),
+        initial=int(seeds["initial"]) if adaptive else None,
+        max=int(seeds["max"]) if adaptive else None,
+        step=int(seeds["step"]) if adaptive else None,
+    )
+
+
+def spend(alpha: float, fractions: Sequence[float]) -> list[float]:
+    """Per-look levels from the Pocock-type spending function alpha*ln(1 + (e-1)t).
+
+    Pocock-type spends early, which is what lets an adaptive study stop a clear comparison at
+    the first looks; O'Brien-Fleming-type spends almost nothing at 3 seeds (about 1e-4), where
+    a t-test with 2 degrees of freedom could then decide nothing.
+    """
+    cumulative = [alpha * math.log1p((math.e - 1) * min(1.0, t)) for t in fractions]
+    cumulative[-1] = alpha  # the last look spends what is left (exactly alpha in total)
+    return [c - p for c, p in zip(cumulative, [0.0] + cumulative[:-1])]
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm (1979) step-down adjusted p-values; nan stays nan and counts as untestable."""
+    p = [math.nan if not _finite(v) else float(v) for v in pvalues]
+    m = len(p)
+    order = sorted(range(m), key=lambda i: (math.isnan(p[i]), p[i] if not math.isnan(p[i]) else 0))
+    adjusted = [math.nan] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        if math.isnan(p[i]):
+            continue
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def _finite(value) -> bool:
+    try:
+        return value is not None and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _mean_sd(diff: Sequence[float]) -> tuple[float, float]:
+    # Plain Python: these samples have 2-12 values, where numpy's per-call overhead dominates
+    # the simulations' run time.
+    n = len(diff)
+    mean = math.fsum(diff) / n
+    sd = math.sqrt(math.fsum((x - mean) ** 2 for x in diff) / (n - 1)) if n > 1 else math.nan
+    return mean, sd
+
+
+def paired_t(diff: Sequence[float], sd_floor: float = 0.0) -> tuple[float, float]:
+    """(two-sided p, standard deviation) of a paired t-test of `diff` against 0.
+
+    `sd_floor`: the SD used when the differences have none (the values' rounding, see
+    `resolution`): an accuracy is a count of images, so two arms can differ by exactly the
+    same amount on every seed (a variant stuck at chance against a baseline that lands on the
+    same count); the plain t is then undefined, while the rounding alone has this spread.
+    """
+    n = len(diff)
+    if n < 2:
+        return math.nan, math.nan
+    mean, sd = _mean_sd(diff)
+    if mean == 0 and sd == 0:
+        return 1.0, 0.0  # identical results on every seed: no evidence of a difference
+    # Only where the spread is exactly zero: the gap-based step can be far coarser than the real
+    # rounding (few values), and would then blunt ordinary tests.
+    test_sd = sd if sd > 0 else sd_floor
+    if test_sd == 0:
+        return math.nan, 0.0  # the same nonzero difference everywhere and no known rounding
+    t = mean / (test_sd / math.sqrt(n))
+    return float(2 * special.stdtr(n - 1, -abs(t))), sd
+
+
+def t_interval_of(diff: Sequence[float], confidence: float) -> tuple[float, float]:
+    n = len(diff)
+    if n < 2:
+        return math.nan, math.nan
+    mean, sd = _mean_sd(diff)
+    # scipy.special.stdtrit is scipy.stats.t.ppf without the per-call overhead (simulations).
+    half = float(special.stdtrit(n - 1, 0.5 + confidence / 2)) * sd / math.sqrt(n)
+    return mean - half, mean + half
+
+
+def prob_improvement(diff: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """Paired probability of improvement: the share of seeds where the variant beats the
+    reference (ties count 1/2), with a conservative Clopper-Pearson interval.
+
+    The estimand is P(D > 0) + P(D = 0)/2 for the per-seed difference D. The lower end is the
+    exact lower bound for P(D > 0) from the strict wins, the upper end the exact upper bound
+    for P(D >= 0) from wins plus ties: each one-sided at (1 - confidence)/2, so the coverage is
+    at least `confidence` at every n (the percentile bootstrap falls far short at 2-5 seeds).
+    """
+    n = len(diff)
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    wins = sum(1 for x in diff if x > 0)
+    ties = sum(1 for x in diff if x == 0)
+    share = (wins + ties / 2) / n
+    tail = (1 - confidence) / 2
+    low = 0.0 if wins == 0 else float(sps.beta.ppf(tail, wins, n - wins + 1))
+    up = wins + ties
+    high = 1.0 if up == n else float(sps.beta.ppf(1 - tail, up + 1, n - up))
+    return share, low, high
+
+
+def seeds_needed(sd: float, effect: float, alpha: float, power: float) -> int | None:
+    """Seeds per arm for a paired t-test at two-sided `alpha` to detect `effect` with `power`
+    when the paired differences have SD `sd`: the normal approximation, refined with the
+    non-central t. None when it cannot be computed (no spread, no effect)."""
+    if not (_finite(sd) and _finite(effect)) or sd <= 0 or effect <= 0:
+        return None
+    z = sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power)
+    n = max(2, math.ceil((z * sd / effect) ** 2))
+    while n < MAX_SEEDS_NEEDED and _t_power(n, effect / sd, alpha) < power:
+        n += 1 if n < 200 else max(1, n // 50)
+    while n > 2 and _t_power(n - 1, effect / sd, alpha) >= power:
+        n -= 1
+    return n
+
+
+def _t_power(n: int, standardized: float, alpha: float) -> float:
+    df = n - 1
+    crit = sps.t.ppf(1 - alpha / 2, df)
+    ncp = standardized * math.sqrt(n)
+    return float(sps.nct.sf(crit, df, ncp) + sps.nct.cdf(-crit, df, ncp))
+
+
+def resolution(results: Mapping[str, Mapping[int, float]]) -> float:
+    """The values' rounding step, bounded from above by the smallest gap between distinct
+    values of the study (e.g. 1/270 for accuracies on 270 images); 0 when unknown. The SD of a
+    difference of two values each rounded to this step is step / sqrt(6): the floor
+    `paired_t` uses (a larger step only makes the test more conservative)."""
+    values = sorted({round(float(x), DECIMALS) for d in results.values() for x in d.values()
+                     if x is not None and math.isfinite(x)})
+    gaps = [b - a for a, b in zip(values, values[1:]) if b - a > 0]
+    return min(gaps) if gaps else 0.0
+
+
+def comparisons(variants: Sequence[str], baseline: str, all_pairs: bool) -> list[tuple[str, str]]:
+    """(variant, reference) pairs: every variant against the baseline, then (all_pairs) every
+    other pair in the study's order."""
+    others = [v for v in variants if v != baseline]
+    pairs = [(v, baseline) for v in others]
+    if all_pairs:
+        pairs += [(b, a) for i, a in enumerate(others) for b in others[i + 1:]]
+    return pairs
+
+
+@dataclass
+class Decisions:
+    rows: list[dict]
+    look: int  # looks done (1-based); 0 when the first look's seeds are not all there yet
+    n_looks: int
+    continuing: list[str]  # variants that get the next step of seeds (empty: finished)
+    seeds_used: dict[str, int] = field(default_factory=dict)
+    stop_reason: dict[str, str] = field(default_factory=dict)
+    look_alphas: list[float] = field(default_factory=list)
+    look_sizes: list[int] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return self.look > 0 and not self.continuing
+
+
+def _diff(results: Mapping[str, Mapping[int, float]], variant: str, ref: str,
+          seeds: Sequence[int]) -> list[float]:
+    a, b = results.get(ref, {}), results.get(variant, {})
+    out = []
+    for s in seeds:
+        x, y = a.get(s), b.get(s)
+        if x is not None and y is not None and math.isfinite(x) and math.isfinite(y):
+            out.append(round(float(y) - float(x), DECIMALS))
+    return out
+
+
+def decide(
+    results: Mapping[str, Mapping[int, float]],
+    baseline: str,
+    design: Design,
+    variants: Sequence[str] | None = None,
+    metric: str = "",
+    extras: bool = True,
+) -> Decisions:
+    """Replay the design's looks over the per-seed `results` and decide every comparison.
+
+    `results[variant][seed]`: a value, or None/nan for a run that ended without one (it still
+    counts as run). Fixed design: the seeds are each pair's common seeds. Adaptive design:
+    seeds are taken in ascending order; look k uses each arm's first n_k seeds and is done only
+    when every arm of an open comparison has them (otherwise the result says which look is due).
+    `extras=False` skips what no verdict depends on (probability of improvement, seeds
+    needed): the simulations' fast path.
+    """
+    variants = list(variants or results)
+    pairs = comparisons(variants, baseline, design.all_pairs)
+    m = len(pairs)
+    all_seeds = sorted({s for v in variants for s in results.get(v, {})})
+    n_fixed = len(all_seeds)
+    sizes = design.look_sizes(n_fixed)
+    alphas = design.look_alphas(n_fixed)
+    state: dict[tuple[str, str], dict] = {p: {"verdict": "undecided"} for p in pairs}
+    sd_floor = resolution(results) / math.sqrt(6)
+    open_pairs = list(pairs)
+    looks_done = 0
+    used: dict[str, int] = {}
+    for k, (n_k, alpha_k) in enumerate(zip(sizes, alphas), start=1):
+        if design.adaptive:
+            seeds_k = all_seeds[:n_k]
+            arms = {x for p in open_pairs for x in p}
+            if len(seeds_k) < n_k or any(
+                    any(s not in results.get(v, {}) for s in seeds_k) for v in arms):
+                break  # this look's runs are not all there yet
+        else:
+            seeds_k = all_seeds
+        looks_done = k
+        for v in {x for p in open_pairs for x in p}:
+            used[v] = len(seeds_k)
+        rejected = [p for p in pairs if state[p]["verdict"] in ("better", "worse")]
+        family = [p for p in pairs if p not in rejected]
+        pvals = []
+        for p in family:
+            if p in open_pairs:
+                diff = _diff(results, p[0], p[1], seeds_k)
+                pval, sd = paired_t(diff, sd_floor)
+                state[p].update(_describe(diff, design, pval, sd, k, extras))
+                pvals.append(pval)
+            else:
+                pvals.append(1.0)  # stopped as equivalent: counted, never rejected later
+        adjusted = holm(pvals)
+        for p, p_adj in zip(family, adjusted):
+            if p not in open_pairs:
+                continue
+            s = state[p]
+            # Reported on alpha's scale: p_holm <= alpha exactly when the look rejects.
+            s["p_holm"] = min(1.0, p_adj * design.alpha / alpha_k) if _finite(p_adj) else math.nan
+            if _finite(p_adj) and p_adj <= alpha_k and s["diff_mean"] != 0:
+                s["verdict"] = "better" if s["diff_mean"] > 0 else "worse"
+            elif design.min_effect is not None and s["n_pairs"] >= 2:
+                lo, hi = t_interval_of(s["_diff"], 1 - 2 * alpha_k)
+                if -design.min_effect < lo and hi < design.min_effect:
+                    s["verdict"] = "equivalent"
+        open_pairs = [p for p in open_pairs if state[p]["verdict"] == "undecided"]
+        if not open_pairs:
+            break
+    last = looks_done == len(sizes)
+    continuing: list[str] = []
+    if design.adaptive and looks_done and not last and open_pairs:
+        arms = {x for p in open_pairs for x in p}
+        continuing = [v for v in variants if v in arms]
+    elif design.adaptive and looks_done == 0:
+        continuing = list(variants)
+    final = last or not design.adaptive
+    rows = [_row(p, state[p], design, m, metric, looks_done, final and extras) for p in pairs]
+    seeds_used = {v: used.get(v, 0) for v in variants}
+    reason = _stop_reasons(variants, state, pairs, continuing, looks_done, len(sizes), design)
+    return Decisions(rows=rows, look=looks_done, n_looks=len(sizes), continuing=continuing,
+                     seeds_used=seeds_used, stop_reason=reason, look_alphas=alphas,
+                     look_sizes=sizes)
+
+
+def _describe(diff: list[float], design: Design, pval: float, sd: float, look: int,
+              extras: bool) -> dict:
+    n = len(diff)
+    mean = _mean_sd(diff)[0] if n else math.nan
+    lo, hi = t_interval_of(diff, design.confidence) if extras else (math.nan, math.nan)
+    share, pi_lo, pi_hi = (prob_improvement(diff, design.confidence) if extras
+                           else (math.nan, math.nan, math.nan))
+    return {
+        "_diff": diff, "_sd": sd, "n_pairs": n, "diff_mean": mean, "diff_ci_low": lo,
+        "diff_ci_high": hi, "p_value": pval,
+        "effect_size": mean / sd if _finite(sd) and sd > 0 else math.nan,
+        "prob_improvement": share, "prob_improvement_ci_low": pi_lo,
+        "prob_improvement_ci_high": pi_hi, "look": look,
+    }
+
+
+def _row(pair: tuple[str, str], s: dict, design: Design, m: int, metric: str, looks: int,
+         plan: bool) -> dict:
+    needed = None
+    if s["verdict"] == "undecided" and plan and s.get("n_pairs", 0) >= 2:
+        effect = design.min_effect if design.min_effect else abs(s["diff_mean"])
+        # Holm's first step tests at alpha/m: the level a comparison must pass in the worst case.
+        needed = seeds_needed(s["_sd"], effect, design.alpha / max(m, 1), design.power)
+    row = {"variant": pair[0], "baseline": pair[1], "metric": metric}
+    for col in PAIRED_COLUMNS[3:]:
+        row[col] = s.get(col, math.nan)
+    row.update(verdict=s["verdict"], seeds_needed=needed, test="paired_t",
+               n_pairs=s.get("n_pairs", 0), p_holm=s.get("p_holm", math.nan),
+               look=s.get("look", looks))
+    return row
+
+
+def _stop_reasons(variants, state, pairs, continuing, looks_done, n_looks, design):
+    reason = {}
+    for v in variants:
+        mine = [p for p in pairs if v in p]
+        if v in continuing:
+            reason[v] = "continues: a comparison is still undecided"
+        elif not mine:
+            reason[v] = "no comparison"
+        elif all(state[p]["verdict"] != "undecided" for p in mine):
+            reason[v] = "stopped: all its comparisons decided"
+        elif design.adaptive and looks_done >= n_looks:
+            reason[v] = f"stopped: reached max ({design.max} seeds), still undecided"
+        elif design.adaptive:
+            reason[v] = "waiting for this round's runs"
+        else:
+            reason[v] = "fixed design: all configured seeds"
+    return reason

@@ -1,0 +1,187 @@
+"""cnnablate.decide: values by hand or from published tables, and the guarantees by simulation
+(small, fast versions of benchmarks/decisions_sim.py; they fail if the guarantee breaks)."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from cnnablate.decide import (
+    Design,
+    comparisons,
+    decide,
+    holm,
+    prob_improvement,
+    seeds_needed,
+    spend,
+)
+from cnnablate.stats import bounded_interval, paired_comparison
+
+
+def test_holm_by_hand():
+    # sorted 0.005, 0.01, 0.03, 0.04 -> 4*0.005 = 0.02, 3*0.01 = 0.03, 2*0.03 = 0.06,
+    # 1*0.04 = 0.04 -> running max 0.06
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    assert math.isnan(holm([math.nan, 0.01])[0]) and holm([math.nan, 0.01])[1] == 0.02
+
+
+def test_pocock_spending_sums_to_alpha():
+    # alpha * ln(1 + (e - 1) t) at t = 1/4, 1/2, 3/4, 1
+    cumulative = [0.05 * math.log(1 + (math.e - 1) * t) for t in (0.25, 0.5, 0.75, 1.0)]
+    levels = spend(0.05, [0.25, 0.5, 0.75, 1.0])
+    assert levels[0] == pytest.approx(cumulative[0])
+    assert levels[2] == pytest.approx(cumulative[2] - cumulative[1])
+    assert sum(levels) == pytest.approx(0.05)
+    assert Design(initial=3, max=12, step=3).look_sizes() == [3, 6, 9, 12]
+    assert Design(initial=3, max=10, step=4).look_sizes() == [3, 7, 10]
+
+
+def test_prob_improvement_paired_share_and_exact_interval():
+    # 3 wins, 1 tie, 1 loss of 5: share (3 + 0.5) / 5 = 0.7
+    share, lo, hi = prob_improvement([0.1, 0.2, 0.0, -0.1, 0.3])
+    assert share == pytest.approx(0.7)
+    # lower: Clopper-Pearson 2.5% bound of 3 wins of 5 = 0.146632 (tables);
+    # upper: 97.5% bound of 4 (wins + ties) of 5 = 1 - (lower 2.5% bound of 1 of 5)
+    # = 1 - (1 - 0.975 ** (1/5)) = 0.975 ** 0.2
+    assert lo == pytest.approx(0.146632, abs=1e-6)
+    assert hi == pytest.approx(0.975 ** 0.2, abs=1e-9)
+    # 2 of 2 wins: lower bound 0.025 ** (1/2) = 0.158114, upper 1
+    assert prob_improvement([0.1, 0.2])[1:] == pytest.approx((math.sqrt(0.025), 1.0))
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5])
+@pytest.mark.parametrize("shift", [0.0, 0.5, 1.5])
+def test_prob_improvement_interval_covers_at_small_n(n, shift):
+    # Paired differences ~ normal(shift, 1): the true P(D > 0) = Phi(shift).
+    truth = 0.5 * (1 + math.erf(shift / math.sqrt(2)))
+    rng = random.Random(n * 10 + int(shift * 10))
+    reps = 1000
+    covered = sum(
+        lo <= truth <= hi
+        for lo, hi in (prob_improvement([rng.gauss(shift, 1) for _ in range(n)])[1:]
+                       for _ in range(reps)))
+    # at least 95% (exact interval), minus 3 Monte-Carlo standard errors
+    assert covered / reps >= 0.95 - 3 * math.sqrt(0.95 * 0.05 / reps)
+
+
+def test_seeds_needed_matches_power_tables():
+    # One-sample/paired t, two-sided alpha 0.05, power 0.8 (G*Power, Cohen's tables):
+    # d = 1 -> 10, d = 0.5 -> 34
+    assert seeds_needed(sd=0.01, effect=0.01, alpha=0.05, power=0.8) == 10
+    assert seeds_needed(sd=0.02, effect=0.01, alpha=0.05, power=0.8) == 34
+    assert seeds_needed(sd=0.0, effect=0.01, alpha=0.05, power=0.8) is None
+
+
+def test_verdicts_by_hand():
+    results = {
+        "relu": {0: 0.90, 1: 0.91, 2: 0.92},
+        "elu": {0: 0.95, 1: 0.97, 2: 0.96},  # +0.05, +0.06, +0.04: t = 0.05 / (0.01/sqrt 3)
+        "none": {0: 0.10, 1: 0.11, 2: 0.10},  # -0.80, -0.80, -0.82
+        "same": {0: 0.905, 1: 0.905, 2: 0.925},  # +0.005, -0.005, +0.005
+    }
+    rows = {r["variant"]: r for r in
+            decide(results, "relu", Design(min_effect=0.05)).rows}
+    # elu: t = 8.660254, 2 df: p = 1 - t / sqrt(t^2 + 2) = 0.013072
+    assert rows["elu"]["p_value"] == pytest.approx(1 - 8.660254 / math.sqrt(8.660254 ** 2 + 2),
+                                                   abs=1e-6)
+    # Holm over 3: elu is the second-smallest p: 2 * 0.013072 = 0.026145 (none's 3*p is
+    # smaller), below 0.05 -> better
+    assert rows["elu"]["p_holm"] == pytest.approx(2 * rows["elu"]["p_value"])
+    assert rows["elu"]["verdict"] == "better"
+    assert rows["none"]["verdict"] == "worse"
+    # same: mean 0.001667, sd 0.005774, 90% t interval (2 df, t = 2.919986):
+    # 0.001667 -+ 2.919986 * 0.005774 / sqrt 3 = [-0.008066, 0.011400], inside +-0.05
+    assert rows["same"]["verdict"] == "equivalent"
+    assert rows["same"]["seeds_needed"] is None
+    assert rows["elu"]["effect_size"] == pytest.approx(0.05 / 0.01)
+    assert rows["none"]["prob_improvement"] == 0.0
+
+
+def test_undecided_reports_seeds_needed():
+    results = {"a": {0: 0.90, 1: 0.92, 2: 0.91}, "b": {0: 0.91, 1: 0.91, 2: 0.93}}
+    (row,) = decide(results, "a", Design(min_effect=0.01)).rows
+    # differences +0.01, -0.01, +0.02: mean 0.006667, sd 0.015275; undecided at 3 seeds
+    assert row["verdict"] == "undecided"
+    # d = 0.01 / 0.015275 = 0.654654; paired t at alpha 0.05, power 0.8 needs 21 (tables:
+    # d = 0.65 -> 21)
+    assert row["seeds_needed"] == 21
+
+
+def test_all_pairs_family():
+    assert comparisons(["a", "b", "c"], "a", all_pairs=False) == [("b", "a"), ("c", "a")]
+    assert comparisons(["a", "b", "c"], "a", all_pairs=True) == [
+        ("b", "a"), ("c", "a"), ("c", "b")]
+
+
+def test_adaptive_continues_only_undecided_variants():
+    design = Design(min_effect=0.02, initial=3, max=9, step=3)
+    results = {
+        "base": {0: 0.90, 1: 0.91, 2: 0.92},
+        "dead": {0: 0.10, 1: 0.10, 2: 0.11},  # decided worse at the first look
+        "close": {0: 0.905, 1: 0.92, 2: 0.915},  # not yet decided
+    }
+    first = decide(results, "base", design)
+    assert first.look == 1 and first.continuing == ["base", "close"]
+    assert first.stop_reason["dead"].startswith("stopped")
+    # Round 2's runs arrive for base and close only: the second look uses them.
+    results["base"].update({3: 0.91, 4: 0.90, 5: 0.92})
+    results["close"].update({3: 0.915, 4: 0.905, 5: 0.925})
+    second = decide(results, "base", design)
+    assert second.look == 2
+    assert second.seeds_used == {"base": 6, "dead": 3, "close": 6}
+
+
+def _null_study(rng: random.Random, arms: int, seeds: int, sd: float) -> dict:
+    return {f"v{i}": {s: rng.gauss(0.9, sd) for s in range(seeds)} for i in range(arms)}
+
+
+@pytest.mark.parametrize("design", [Design(min_effect=0.02),
+                                    Design(min_effect=0.02, initial=3, max=9, step=3)],
+                         ids=["fixed", "adaptive"])
+def test_family_wise_error_under_the_null(design):
+    # Five variants equal to the baseline: any better/worse verdict is a false positive.
+    rng = random.Random(7)
+    reps = 1500
+    false = uncorrected = 0
+    for _ in range(reps):
+        study = _null_study(rng, 6, design.max or 3, 0.01)
+        rows = decide(study, "v0", design, extras=False).rows
+        false += any(r["verdict"] in ("better", "worse") for r in rows)
+        if not design.adaptive:
+            base = [study["v0"][s] for s in range(3)]
+            uncorrected += any(
+                paired_comparison(base, [study[v][s] for s in range(3)])["p_value"] < 0.05
+                for v in study if v != "v0")
+    rate = false / reps
+    assert rate <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / reps)
+    if not design.adaptive:
+        # today's uncorrected tests: about one study in five
+        assert uncorrected / reps > 0.15
+
+
+def test_bounded_intervals_stay_in_range():
+    # Two accuracies far apart: the plain t interval leaves [0, 1], the logit one does not.
+    mean, lo, hi = bounded_interval([0.88, 0.99], bounds=(0.0, 1.0))
+    assert mean == pytest.approx(0.935) and 0 < lo < 0.88 and 0.99 < hi < 1
+    mean, lo, hi = bounded_interval([0.5, 3.0], bounds=(0.0, None))
+    # log scale: logs -0.693147, 1.098612; mean 0.202733, se = 1.791759 / 2 = 0.895880;
+    # low = exp(0.202733 - 12.706205 * 0.895880) = exp(-11.180374) = 1.3943e-05
+    assert lo == pytest.approx(1.3943e-05, rel=1e-3) and hi > 3.0
+
+
+def test_identical_differences_on_every_seed_are_tested_with_the_rounding_floor():
+    # Accuracies on 270 images: before 246/270 and none 28/270 on every seed (none stuck at
+    # chance), so the differences have no spread and the plain t is undefined. The floor is
+    # the rounding SD: the smallest gap between the study's values (6/270, after's two values)
+    # / sqrt(6); t = (218/270) / (0.0090722 / sqrt 2) = 125.87, 1 df:
+    # p = 1 - 2/pi * atan(125.87) = 0.0050580
+    results = {"before": {0: 246 / 270, 1: 246 / 270}, "none": {0: 28 / 270, 1: 28 / 270},
+               "after": {0: 174 / 270, 1: 180 / 270}}
+    rows = {r["variant"]: r for r in decide(results, "before", Design()).rows}
+    floor = (6 / 270) / math.sqrt(6)
+    t = (218 / 270) / (floor / math.sqrt(2))
+    assert rows["none"]["p_value"] == pytest.approx(1 - 2 / math.pi * math.atan(t), rel=1e-6)
+    assert rows["none"]["verdict"] == "worse"

@@ -1,0 +1,149 @@
+"""Adaptive seeds in the real workflow (a copy of the repo): the seed plan, `snakemake -n`
+before and between rounds, bad configs refused, and (marked workflow) a tiny adaptive study end
+to end with a stop between rounds."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import time
+
+import pytest
+
+from cnnablate.config import ConfigError, resolve_runs
+from cnnablate.rounds import all_seeds, n_rounds, round_seeds
+from tests.workflow import copy_workflow, snakemake, write_config
+
+ADAPTIVE = {
+    "datasets": {"digits": {"source": "sklearn_digits"}},
+    "studies": {
+        "ada": {
+            "dataset": "digits",
+            "image_size": 16,
+            "model": {"name": "all_cnn_c", "width": 0.125},
+            "train": {"epochs": 1, "batch_size": 32, "learning_rate": 0.05,
+                      "max_train_images": 128, "max_eval_images": 64},
+            "seeds": {"initial": 3, "max": 6, "step": 3},
+            "min_effect": 0.02,
+            "baseline": "relu",
+            "variants": {"relu": {"activation": "relu"}, "elu": {"activation": "elu"},
+                         "dead": {"activation": "relu", "train": {"learning_rate": 1e-6}}},
+        },
+    },
+}
+
+
+def test_seed_plan():
+    spec = {"initial": 3, "max": 10, "step": 4}
+    assert all_seeds(spec) == list(range(10))
+    assert n_rounds(spec) == 3
+    assert [round_seeds(spec, k) for k in (1, 2, 3)] == [[0, 1, 2], [3, 4, 5, 6], [7, 8, 9]]
+    assert n_rounds([4, 7]) == 1 and round_seeds([4, 7], 1) == [4, 7]
+    # every potential run up to max resolves (the train rule's params need each one)
+    runs = resolve_runs(copy.deepcopy(ADAPTIVE))
+    assert sorted({r["seed"] for r in runs}) == list(range(6)) and len(runs) == 18
+
+
+@pytest.mark.parametrize("path, value, key", [
+    (("studies", "ada", "seeds"), {"initial": 4, "max": 3, "step": 1}, "studies.ada.seeds.max"),
+    (("studies", "ada", "seeds"), {"initial": 3, "max": 6, "step": 0}, "studies.ada.seeds.step"),
+    (("studies", "ada", "min_effect"), -0.01, "studies.ada.min_effect"),
+    (("report", "alpha"), 1.5, "report.alpha"),
+    (("report", "alpha"), 0, "report.alpha"),
+])
+def test_bad_statistics_config_is_refused_with_its_key(path, value, key):
+    config = copy.deepcopy(ADAPTIVE)
+    target = config
+    for part in path[:-1]:
+        target = target.setdefault(part, {})
+    target[path[-1]] = value
+    with pytest.raises(ConfigError) as err:
+        resolve_runs(config)
+    assert key in str(err.value)
+
+
+_JOB = re.compile(r"^\s*(?:local)?(?:rule|checkpoint) (\w+):\s*$")
+_WILDCARDS = re.compile(r"^\s*wildcards: (.*)$")
+
+
+def planned_jobs(work, *args: str) -> list[tuple]:
+    """`snakemake -n` as sorted (rule, wildcard values...) tuples (checkpoints included)."""
+    proc = snakemake(work, "-n", *args)
+    jobs, current = [], None
+    for line in (proc.stdout + proc.stderr).splitlines():
+        if m := _JOB.match(line):
+            if current:
+                jobs.append(current)
+            current = (m.group(1),)
+        elif current and (m := _WILDCARDS.match(line)):
+            current += tuple(p.split("=", 1)[1] for p in m.group(1).split(", "))
+    if current:
+        jobs.append(current)
+    return sorted(j for j in jobs if j[0] != "all")
+
+
+def _fake_metrics(work, study, variant, seed, value):
+    d = work / "results" / "runs" / study / variant / f"seed{seed}"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "history.csv").write_text("epoch,loss,accuracy,val_loss,val_accuracy,seconds\n")
+    (d / "model.keras").write_text("")
+    (d / "metrics.json").write_text(json.dumps({
+        "study": study, "variant": variant, "seed": seed, "status": "completed",
+        "best_val_accuracy": value, "test_accuracy": value, "final_val_accuracy": value,
+        "final_val_loss": 1 - value, "epochs_completed": 1, "seconds_per_epoch": 1.0,
+    }))
+
+
+def test_dry_run_before_and_between_rounds(tmp_path):
+    work = copy_workflow(tmp_path / "wf")
+    write_config(work / "config.yaml", ADAPTIVE)
+    jobs = planned_jobs(work, "results/studies/ada/rounds/round1.json")
+    trains = sorted(j[1:] for j in jobs if j[0] == "train")
+    # before round 1: every variant's first three seeds, and the first decision
+    assert trains == sorted((s, v, str(k)) for v in ("relu", "elu", "dead") for s in ["ada"]
+                            for k in range(3))
+    assert ("decide_round", "ada", "1") in jobs
+    snakemake(work, "--cores", "1", "results/data/digits/meta.json")
+    # round 1's runs (written here, not trained): dead far below, elu close to relu
+    for seed, (relu, elu, dead) in enumerate([(0.90, 0.93, 0.10), (0.91, 0.89, 0.11),
+                                              (0.92, 0.915, 0.10)]):
+        for variant, value in (("relu", relu), ("elu", elu), ("dead", dead)):
+            _fake_metrics(work, "ada", variant, seed, value)
+    time.sleep(1)
+    snakemake(work, "--cores", "1", "results/studies/ada/rounds/round1.json")
+    state = json.loads((work / "results/studies/ada/rounds/round1.json").read_text())
+    assert state["continuing"] == ["relu", "elu"]
+    assert state["verdicts"]["dead vs relu"] == "worse"
+    # between rounds: only the undecided comparison's arms run the next three seeds
+    jobs = planned_jobs(work, "results/studies/ada/paired.csv")
+    trains = sorted(j[1:] for j in jobs if j[0] == "train")
+    assert trains == sorted(("ada", v, str(k)) for v in ("relu", "elu") for k in (3, 4, 5))
+
+
+@pytest.mark.workflow
+def test_tiny_adaptive_study_end_to_end_with_a_stop_between_rounds(tmp_path):
+    work = copy_workflow(tmp_path / "wf")
+    write_config(work / "config.yaml", ADAPTIVE)
+    # stop after round 1's decision (as if killed between rounds) ...
+    snakemake(work, "--cores", "2", "results/studies/ada/rounds/round1.json")
+    state = json.loads((work / "results/studies/ada/rounds/round1.json").read_text())
+    runs = work / "results/runs/ada"
+    round1 = {p: p.stat().st_mtime for p in runs.glob("*/seed*/metrics.json")}
+    assert len(round1) == 9
+    # ... and resume: no finished seed is redone, only the continuing variants get seeds 3-5
+    snakemake(work, "--cores", "2", "report/index.html")
+    for path, mtime in round1.items():
+        assert path.stat().st_mtime == mtime
+    ran = sorted(p.parent.parent.name + "/" + p.parent.name
+                 for p in (work / "results/runs/ada").glob("*/seed*/metrics.json"))
+    expected = {f"{v}/seed{k}" for v in ("relu", "elu", "dead") for k in range(3)}
+    if state["continuing"]:
+        expected |= {f"{v}/seed{k}" for v in state["continuing"] for k in (3, 4, 5)}
+    assert set(ran) == expected
+    paired = (work / "results/studies/ada/paired.csv").read_text()
+    assert "verdict" in paired.splitlines()[0]
+    html = (work / "report/index.html").read_text()
+    assert "did not learn" in html  # dead stays at chance (lr 1e-6)
+    # the same config again: nothing to do
+    assert [j for j in planned_jobs(work) if j[0] == "train"] == []
