@@ -406,8 +406,8 @@ def train_run(
     log: Callable[[str], None] = print,
 ) -> dict:
     """Train one run as `run` (a resolved run config) says and write its three outputs."""
+    keras, tf = set_up(run, threads, log)  # may fail fast (no GPU): nothing written yet
     monitor.write_heartbeat(paths.work_dir, None, int(run["train"]["epochs"]))  # for `status`
-    keras, tf = set_up(run, threads, log)
     from cnnablate import actstats
     from cnnablate.provenance import cpu_model, git_commit, machine, package_versions
 

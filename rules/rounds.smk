@@ -75,6 +75,8 @@ checkpoint decide_round:
         code=CODE.decide(),
     wildcard_constraints:
         round=r"\d+",
+    message:
+        "decide_round study={wildcards.study} round={wildcards.round} (log: {log})"
     log:
         f"{LOGS}/rounds/{{study}}/round{{round}}.log",
     conda:

@@ -158,15 +158,12 @@ def test_runs_per_gpu_asks_for_a_gpu_slot_and_a_shard_not_a_whole_gpu():
 
 
 def test_packed_run_time_counts_on_a_share_of_the_gpu():
-    from cnnablate.resources import (
-        REFERENCE_IMAGES_PER_S,
-        RUNTIME_SAFETY,
-        STARTUP_S,
-    )
+    from cnnablate import catalog
+    from cnnablate.resources import RUNTIME_SAFETY, STARTUP_S
 
     run = make_run(size=32, width=1.0, epochs=100, batch=128, max_train_images=50_000,
                    max_eval_images=10_000)
-    ips = REFERENCE_IMAGES_PER_S["gpu"]["all_cnn_c"]
+    ips = catalog.MODELS["all_cnn_c"].images_per_s["gpu"]
     for k in (1, 4):
         # 100 epochs of 50k images + 10k validation images (a third of a step each) + test
         seconds = STARTUP_S["gpu"] + 100 * (50_000 + 10_000 / 3) * k / ips + 10_000 / 3 * k / ips

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 import time
 
 import pytest
 
 from cnnablate.config import ConfigError, resolve_runs
 from cnnablate.rounds import all_seeds, n_rounds, round_seeds
-from tests.workflow import copy_workflow, snakemake, write_config
+from tests.workflow import copy_workflow, planned_jobs, snakemake, write_config
 
 ADAPTIVE = {
     "datasets": {"digits": {"source": "sklearn_digits"}},
@@ -63,24 +62,6 @@ def test_bad_statistics_config_is_refused_with_its_key(path, value, key):
     assert key in str(err.value)
 
 
-_JOB = re.compile(r"^\s*(?:local)?(?:rule|checkpoint) (\w+):\s*$")
-_WILDCARDS = re.compile(r"^\s*wildcards: (.*)$")
-
-
-def planned_jobs(work, *args: str) -> list[tuple]:
-    """`snakemake -n` as sorted (rule, wildcard values...) tuples (checkpoints included)."""
-    proc = snakemake(work, "-n", *args)
-    jobs, current = [], None
-    for line in (proc.stdout + proc.stderr).splitlines():
-        if m := _JOB.match(line):
-            if current:
-                jobs.append(current)
-            current = (m.group(1),)
-        elif current and (m := _WILDCARDS.match(line)):
-            current += tuple(p.split("=", 1)[1] for p in m.group(1).split(", "))
-    if current:
-        jobs.append(current)
-    return sorted(j for j in jobs if j[0] != "all")
 
 
 def _fake_metrics(work, study, variant, seed, value):
