@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cnnablate status: {path}: {error}", file=sys.stderr)
         return 2
     smoke = any(run.get("smoke") for run in runs)
+    seeds_of = {name: study.get("seeds") for name, study in config["studies"].items()}
+    runs = status.scheduled(runs, seeds_of, root, smoke=smoke)
     print(status.format_status(status.collect(runs, root, smoke=smoke)))
     return 0
 

@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cnnablate import rounds
 from cnnablate.monitor import HEARTBEAT
 
 STALE_AFTER = 900.0
@@ -229,6 +230,34 @@ def format_status(statuses: list[RunStatus]) -> str:
     else:
         out.append("no runs in this config")
     return "\n".join(out)
+
+
+def scheduled(runs: list[dict], seeds_of: dict, root: Path, smoke: bool = False) -> list[dict]:
+    """`runs` less those adaptive seeds will not run: a seed of round k+1 or later of a variant
+    that a written round-k decision (results/studies/{study}/rounds/round{k}.json) did not
+    continue. Runs of rounds not yet decided stay (they may still run). `seeds_of`: study name
+    -> its `seeds:` setting."""
+    results = root / ("results/smoke" if smoke else "results")
+    keep = []
+    for run in runs:
+        spec = seeds_of.get(run["study"])
+        if rounds.is_adaptive(spec) and not _continued(run, spec, results):
+            continue
+        keep.append(run)
+    return keep
+
+
+def _continued(run: dict, spec: dict, results: Path) -> bool:
+    seed = int(run["seed"])
+    k = next(k for k in range(1, rounds.n_rounds(spec) + 1)
+             if seed in rounds.round_seeds(spec, k))
+    for j in range(1, k):
+        state = _read_json(results / "studies" / run["study"] / "rounds" / f"round{j}.json")
+        if state is None:
+            return True  # not decided yet: it may run
+        if run["variant"] not in state.get("continuing", []):
+            return False
+    return True
 
 
 def collect(runs: list[dict], root: Path, smoke: bool = False,

@@ -181,3 +181,23 @@ def test_job_that_wrote_its_first_heartbeat_is_starting(tmp_path):
     _partial(run_dir, [], os.getpid(), socket.gethostname())  # alive, no epoch done yet
     starting = status.run_status(RUN, run_dir, tmp_path / "none.log")
     assert (starting.state, starting.detail, starting.epochs_done) == ("running", "starting", 0)
+
+
+def test_adaptive_seeds_a_decided_variant_runs_no_later_round(tmp_path):
+    from cnnablate.status import scheduled
+
+    spec = {"initial": 2, "max": 6, "step": 2}
+    runs = [{"study": "ada", "variant": v, "seed": s} for v in ("a", "b") for s in range(6)]
+    # no decision yet: every seed may still run
+    assert len(scheduled(runs, {"ada": spec}, tmp_path)) == 12
+    rounds_dir = tmp_path / "results" / "studies" / "ada" / "rounds"
+    rounds_dir.mkdir(parents=True)
+    (rounds_dir / "round1.json").write_text('{"continuing": ["a"]}')
+    kept = {(r["variant"], r["seed"]) for r in scheduled(runs, {"ada": spec}, tmp_path)}
+    assert kept == {("a", 0), ("a", 1), ("a", 2), ("a", 3), ("a", 4), ("a", 5),
+                    ("b", 0), ("b", 1)}
+    (rounds_dir / "round2.json").write_text('{"continuing": []}')
+    kept = {(r["variant"], r["seed"]) for r in scheduled(runs, {"ada": spec}, tmp_path)}
+    assert kept == {("a", 0), ("a", 1), ("a", 2), ("a", 3), ("b", 0), ("b", 1)}
+    # a fixed seed list is left as it is
+    assert len(scheduled(runs, {"ada": [0, 1, 2, 3, 4, 5]}, tmp_path)) == 12
