@@ -21,7 +21,7 @@ import socket
 import time
 from pathlib import Path
 
-from cnnablate.data.store import write_json_atomic
+from cnnablate.atomic import atomic_path, write_json_atomic
 
 HEARTBEAT = "heartbeat.json"
 TENSORBOARD_DIR = "tensorboard"
@@ -52,11 +52,9 @@ def _keep_saved_epochs(log_dir: Path, first_epoch: int) -> None:
             event = event_pb2.Event.FromString(raw)
             if not event.HasField("summary") or event.step < first_epoch:
                 kept.append(raw)
-        tmp = path.with_name(f".{path.name}.tmp")
-        with tf.io.TFRecordWriter(str(tmp)) as writer:
+        with atomic_path(path) as tmp, tf.io.TFRecordWriter(str(tmp)) as writer:
             for raw in kept:
                 writer.write(raw)
-        os.replace(tmp, path)
 
 
 def watch_callbacks(keras, run: dict, work_dir: Path, first_epoch: int) -> list:
