@@ -9,14 +9,17 @@ The procedure (docs/statistics.md explains why):
 - Each comparison is a paired t-test of the per-seed differences (variant - reference).
 - Looks: a fixed design has one look at all seeds; an adaptive design (`initial`, `max`,
   `step`) looks after `initial`, `initial + step`, ... seeds, up to `max`.
-- Alpha spending (Lan-DeMets, Pocock type) gives look k the level
-  alpha_k = alpha(t_k) - alpha(t_(k-1)), t = n_k / n_max; the alpha_k sum to alpha, so a
-  Bonferroni bound across looks keeps the family-wise error <= alpha however the looks
-  correlate. Within a look, Holm's step-down at alpha_k over every comparison not yet
-  declared better/worse (a comparison that stopped as `equivalent` still counts, with p = 1).
+- Alpha spending (Lan-DeMets, Pocock type): each comparison tested at an overall level `a`
+  spends a*ln(1 + (e-1)t) by the fraction t = n_k / n_max of its seeds; the p-value level of
+  look k is the exact group-sequential level for a paired t-test (`cnnablate.sequential`).
+  Within a look, Holm's step-down: the r-th smallest p-value is tested at the look's level
+  for a = alpha / (m - r), over every comparison not yet declared better/worse (one that
+  stopped as `equivalent` still counts, with p = 1). Holm with group-sequential levels per
+  hypothesis controls the family-wise error (Maurer & Bretz 2013).
 - better/worse: Holm rejects at the look, sign of the mean difference.
-- equivalent (only when `min_effect` is set): the (1 - 2 alpha_k) t interval of the
-  difference lies inside (-min_effect, +min_effect) (TOST at the look's level).
+- equivalent (only when `min_effect` is set): TOST at alpha/2 per comparison, spent over the
+  looks the same way: the look's (1 - level at alpha) t interval lies inside
+  (-min_effect, +min_effect).
 - Comparisons that are decided stop; variants (and the reference) of open comparisons get the
   next `step` seeds.
 """
@@ -24,11 +27,15 @@ The procedure (docs/statistics.md explains why):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 
+import numpy as np
 from scipy import special
 from scipy import stats as sps
+
+from cnnablate.sequential import nominal_levels, spend
 
 VERDICTS = ("better", "worse", "equivalent", "undecided")
 PAIRED_COLUMNS = (
@@ -65,8 +72,15 @@ class Design:
         return sorted(set(sizes))
 
     def look_alphas(self, n_fixed: int | None = None) -> list[float]:
+        """The level each look spends (Pocock-type spending of alpha)."""
         sizes = self.look_sizes(n_fixed)
         return spend(self.alpha, [n / sizes[-1] for n in sizes])
+
+    def nominal(self, level: float, look: int, n_fixed: int | None = None) -> float:
+        """The p-value level at `look` (1-based) of a comparison tested at overall `level`."""
+        if not self.adaptive:
+            return level
+        return nominal_levels(level, self.look_sizes(n_fixed))[look - 1]
 
 
 def design_from_settings(settings: Mapping) -> Design:
@@ -85,29 +99,23 @@ def design_from_settings(settings: Mapping) -> Design:
     )
 
 
-def spend(alpha: float, fractions: Sequence[float]) -> list[float]:
-    """Per-look levels from the Pocock-type spending function alpha*ln(1 + (e-1)t).
+def holm(pvalues: Sequence[float], multipliers: Sequence[float] | None = None) -> list[float]:
+    """Holm (1979) step-down adjusted p-values; nan stays nan and counts as untestable.
 
-    Pocock-type spends early, which is what lets an adaptive study stop a clear comparison at
-    the first looks; O'Brien-Fleming-type spends almost nothing at 3 seeds (about 1e-4), where
-    a t-test with 2 degrees of freedom could then decide nothing.
+    `multipliers[r]`: what the r-th smallest p-value is multiplied by (Holm: m - r). A
+    group-sequential look passes alpha / (its nominal level at alpha / (m - r)), so that an
+    adjusted value <= alpha is exactly a rejection at that look.
     """
-    cumulative = [alpha * math.log1p((math.e - 1) * min(1.0, t)) for t in fractions]
-    cumulative[-1] = alpha  # the last look spends what is left (exactly alpha in total)
-    return [c - p for c, p in zip(cumulative, [0.0] + cumulative[:-1])]
-
-
-def holm(pvalues: Sequence[float]) -> list[float]:
-    """Holm (1979) step-down adjusted p-values; nan stays nan and counts as untestable."""
     p = [math.nan if not _finite(v) else float(v) for v in pvalues]
     m = len(p)
+    factors = list(multipliers) if multipliers is not None else [m - r for r in range(m)]
     order = sorted(range(m), key=lambda i: (math.isnan(p[i]), p[i] if not math.isnan(p[i]) else 0))
     adjusted = [math.nan] * m
     running = 0.0
     for rank, i in enumerate(order):
         if math.isnan(p[i]):
             continue
-        running = max(running, min(1.0, (m - rank) * p[i]))
+        running = max(running, min(1.0, factors[rank] * p[i]))
         adjusted[i] = running
     return adjusted
 
@@ -128,13 +136,15 @@ def _mean_sd(diff: Sequence[float]) -> tuple[float, float]:
     return mean, sd
 
 
-def paired_t(diff: Sequence[float], sd_floor: float = 0.0) -> tuple[float, float]:
+def paired_t(diff: Sequence[float],
+             sd_floor: float | Callable[[], float] = 0.0) -> tuple[float, float]:
     """(two-sided p, standard deviation) of a paired t-test of `diff` against 0.
 
     `sd_floor`: the SD used when the differences have none (the values' rounding, see
     `resolution`): an accuracy is a count of images, so two arms can differ by exactly the
     same amount on every seed (a variant stuck at chance against a baseline that lands on the
     same count); the plain t is then undefined, while the rounding alone has this spread.
+    A callable is called only then (finding the rounding step is the costly part).
     """
     n = len(diff)
     if n < 2:
@@ -144,18 +154,23 @@ def paired_t(diff: Sequence[float], sd_floor: float = 0.0) -> tuple[float, float
         return 1.0, 0.0  # identical results on every seed: no evidence of a difference
     # Only where the spread is exactly zero: the gap-based step can be far coarser than the real
     # rounding (few values), and would then blunt ordinary tests.
-    test_sd = sd if sd > 0 else sd_floor
+    test_sd = sd if sd > 0 else (sd_floor() if callable(sd_floor) else sd_floor)
     if test_sd == 0:
         return math.nan, 0.0  # the same nonzero difference everywhere and no known rounding
     t = mean / (test_sd / math.sqrt(n))
     return float(2 * special.stdtr(n - 1, -abs(t))), sd
 
 
-def t_interval_of(diff: Sequence[float], confidence: float) -> tuple[float, float]:
+def t_interval_of(diff: Sequence[float], confidence: float,
+                  sd_floor: float | Callable[[], float] = 0.0) -> tuple[float, float]:
+    """Student-t interval of the mean difference; with no spread at all, the rounding floor's
+    (as `paired_t`): a zero-width interval would claim a precision the counts do not have."""
     n = len(diff)
     if n < 2:
         return math.nan, math.nan
     mean, sd = _mean_sd(diff)
+    if sd == 0:
+        sd = sd_floor() if callable(sd_floor) else sd_floor
     # scipy.special.stdtrit is scipy.stats.t.ppf without the per-call overhead (simulations).
     half = float(special.stdtrit(n - 1, 0.5 + confidence / 2)) * sd / math.sqrt(n)
     return mean - half, mean + half
@@ -205,15 +220,46 @@ def _t_power(n: int, standardized: float, alpha: float) -> float:
     return float(sps.nct.sf(crit, df, ncp) + sps.nct.cdf(-crit, df, ncp))
 
 
-def resolution(results: Mapping[str, Mapping[int, float]]) -> float:
-    """The values' rounding step, bounded from above by the smallest gap between distinct
-    values of the study (e.g. 1/270 for accuracies on 270 images); 0 when unknown. The SD of a
-    difference of two values each rounded to this step is step / sqrt(6): the floor
-    `paired_t` uses (a larger step only makes the test more conservative)."""
-    values = sorted({round(float(x), DECIMALS) for d in results.values() for x in d.values()
-                     if x is not None and math.isfinite(x)})
+def resolution(results: Mapping[str, Mapping[int, float]],
+               seeds: Sequence[int] | None = None) -> float:
+    """The values' rounding step (of the given seeds' values; all when None); 0 when unknown.
+
+    An accuracy is a count over n images, k/n: the step is 1/n for the smallest n (up to
+    MAX_DENOMINATOR) that makes every value a whole count. The true n always fits, so the step
+    found is never finer than the true one (a coarser step only makes the test more
+    conservative). Other values: bounded by the smallest gap between distinct values. The SD of
+    a difference of two values each rounded to this step is step / sqrt(6): the floor
+    `paired_t` uses.
+    """
+    keep = None if seeds is None else set(seeds)
+    values = sorted({round(float(x), DECIMALS) for d in results.values()
+                     for s, x in d.items() if (keep is None or s in keep)
+                     and x is not None and math.isfinite(x)})
+    if not values:
+        return 0.0
+    n = _denominator(values)
+    if n:
+        return 1.0 / n
     gaps = [b - a for a, b in zip(values, values[1:]) if b - a > 0]
     return min(gaps) if gaps else 0.0
+
+
+MAX_DENOMINATOR = 100_000
+
+
+def _denominator(values: Sequence[float]) -> int | None:
+    """Smallest n <= MAX_DENOMINATOR with every value within float32 rounding of a k/n."""
+    if any(v < 0 or v > 1 for v in values):
+        return None
+    arr = np.asarray(values)
+    for start in range(1, MAX_DENOMINATOR + 1, 4096):
+        n = np.arange(start, min(start + 4096, MAX_DENOMINATOR + 1))[:, None]
+        scaled = arr[None, :] * n
+        # float32 accuracies: relative error ~6e-8, so k/n stored is within n * 1e-7 of k.
+        fits = np.all(np.abs(scaled - np.round(scaled)) <= np.maximum(1e-9, n * 1e-7), axis=1)
+        if fits.any():
+            return int(n[np.argmax(fits), 0])
+    return None
 
 
 def comparisons(variants: Sequence[str], baseline: str, all_pairs: bool) -> list[tuple[str, str]]:
@@ -234,7 +280,7 @@ class Decisions:
     continuing: list[str]  # variants that get the next step of seeds (empty: finished)
     seeds_used: dict[str, int] = field(default_factory=dict)
     stop_reason: dict[str, str] = field(default_factory=dict)
-    look_alphas: list[float] = field(default_factory=list)
+    look_alphas: list[float] = field(default_factory=list)  # p-value level per look at alpha
     look_sizes: list[int] = field(default_factory=list)
 
     @property
@@ -276,13 +322,12 @@ def decide(
     all_seeds = sorted({s for v in variants for s in results.get(v, {})})
     n_fixed = len(all_seeds)
     sizes = design.look_sizes(n_fixed)
-    alphas = design.look_alphas(n_fixed)
+    alphas = [design.nominal(design.alpha, k, n_fixed) for k in range(1, len(sizes) + 1)]
     state: dict[tuple[str, str], dict] = {p: {"verdict": "undecided"} for p in pairs}
-    sd_floor = resolution(results) / math.sqrt(6)
     open_pairs = list(pairs)
     looks_done = 0
     used: dict[str, int] = {}
-    for k, (n_k, alpha_k) in enumerate(zip(sizes, alphas), start=1):
+    for k, n_k in enumerate(sizes, start=1):
         if design.adaptive:
             seeds_k = all_seeds[:n_k]
             arms = {x for p in open_pairs for x in p}
@@ -292,6 +337,8 @@ def decide(
         else:
             seeds_k = all_seeds
         looks_done = k
+        # From this look's values only: a replay after more rounds decides each look as it was.
+        sd_floor = cache(lambda seeds=tuple(seeds_k): resolution(results, seeds) / math.sqrt(6))
         for v in {x for p in open_pairs for x in p}:
             used[v] = len(seeds_k)
         rejected = [p for p in pairs if state[p]["verdict"] in ("better", "worse")]
@@ -301,21 +348,30 @@ def decide(
             if p in open_pairs:
                 diff = _diff(results, p[0], p[1], seeds_k)
                 pval, sd = paired_t(diff, sd_floor)
-                state[p].update(_describe(diff, design, pval, sd, k, extras))
+                state[p].update(_describe(diff, design, pval, sd, k, extras, sd_floor))
                 pvals.append(pval)
             else:
                 pvals.append(1.0)  # stopped as equivalent: counted, never rejected later
-        adjusted = holm(pvals)
+        # Holm's r-th step tests at alpha / (m - r); a look tests that level at its nominal
+        # group-sequential level. Reported on alpha's scale: p_holm <= alpha exactly when the
+        # look rejects.
+        mf = len(family)
+        adjusted = holm(pvals, [design.alpha / design.nominal(design.alpha / (mf - r), k, n_fixed)
+                                for r in range(mf)])
         for p, p_adj in zip(family, adjusted):
             if p not in open_pairs:
                 continue
             s = state[p]
-            # Reported on alpha's scale: p_holm <= alpha exactly when the look rejects.
-            s["p_holm"] = min(1.0, p_adj * design.alpha / alpha_k) if _finite(p_adj) else math.nan
-            if _finite(p_adj) and p_adj <= alpha_k and s["diff_mean"] != 0:
+            s["p_holm"] = p_adj
+            if _finite(p_adj) and p_adj <= design.alpha and s["diff_mean"] != 0:
                 s["verdict"] = "better" if s["diff_mean"] > 0 else "worse"
             elif design.min_effect is not None and s["n_pairs"] >= 2:
-                lo, hi = t_interval_of(s["_diff"], 1 - 2 * alpha_k)
+                # TOST at alpha/2 per comparison, spent over the looks like the tests: its
+                # (1 - 2 * alpha/2) interval at the look's nominal level. Half of alpha, because
+                # a truly better variant stopped early as `equivalent` is power lost for good
+                # (BENCHMARKS 7: at alpha it cost 2 points of power).
+                lo, hi = t_interval_of(s["_diff"], 1 - design.nominal(design.alpha, k, n_fixed),
+                                       sd_floor)
                 if -design.min_effect < lo and hi < design.min_effect:
                     s["verdict"] = "equivalent"
         open_pairs = [p for p in open_pairs if state[p]["verdict"] == "undecided"]
@@ -338,10 +394,11 @@ def decide(
 
 
 def _describe(diff: list[float], design: Design, pval: float, sd: float, look: int,
-              extras: bool) -> dict:
+              extras: bool, sd_floor: Callable[[], float]) -> dict:
     n = len(diff)
     mean = _mean_sd(diff)[0] if n else math.nan
-    lo, hi = t_interval_of(diff, design.confidence) if extras else (math.nan, math.nan)
+    lo, hi = (t_interval_of(diff, design.confidence, sd_floor) if extras
+              else (math.nan, math.nan))
     share, pi_lo, pi_hi = (prob_improvement(diff, design.confidence) if extras
                            else (math.nan, math.nan, math.nan))
     return {

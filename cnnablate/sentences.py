@@ -68,8 +68,8 @@ def comparison_sentence(row: Mapping, metric: str, min_effect: float | None) -> 
 
 def guarantee(design: Design, n_comparisons: int, n_looks: int) -> str:
     pct = f"{design.alpha * 100:g}%"
-    across = (f"; adaptive seeds: Pocock-type alpha spending over {n_looks} looks, Bonferroni "
-              "across looks" if design.adaptive else "")
+    across = (f"; adaptive seeds: Pocock-type alpha spending over {n_looks} looks, "
+              "group-sequential levels for paired t-tests" if design.adaptive else "")
     return (f"Guarantee: the chance that any of this study's better/worse verdicts is false is "
             f"at most {pct} (Holm over its {n_comparisons} comparison"
             f"{'s' if n_comparisons != 1 else ''}{across}).")

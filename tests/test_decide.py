@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import random
 
+import numpy as np
 import pytest
 
 from cnnablate.decide import (
@@ -92,10 +93,15 @@ def test_verdicts_by_hand():
     assert rows["elu"]["p_holm"] == pytest.approx(2 * rows["elu"]["p_value"])
     assert rows["elu"]["verdict"] == "better"
     assert rows["none"]["verdict"] == "worse"
-    # same: mean 0.001667, sd 0.005774, 90% t interval (2 df, t = 2.919986):
-    # 0.001667 -+ 2.919986 * 0.005774 / sqrt 3 = [-0.008066, 0.011400], inside +-0.05
+    # same: TOST at alpha/2 = the 95% t interval (2 df, t = 4.302653):
+    # 0.001667 -+ 4.302653 * 0.005774 / sqrt 3 = [-0.012677, 0.016010], inside +-0.05
     assert rows["same"]["verdict"] == "equivalent"
     assert rows["same"]["seeds_needed"] is None
+    # A margin between the 95% interval's edge (0.016010) and the 90% one's (0.011400) tells
+    # the two apart: TOST at alpha would call it equivalent, at alpha/2 not.
+    tighter = {k: v for k, v in results.items() if k in ("relu", "same")}
+    (row,) = decide(tighter, "relu", Design(min_effect=0.014)).rows
+    assert row["verdict"] == "undecided"
     assert rows["elu"]["effect_size"] == pytest.approx(0.05 / 0.01)
     assert rows["none"]["prob_improvement"] == 0.0
 
@@ -175,13 +181,52 @@ def test_bounded_intervals_stay_in_range():
 def test_identical_differences_on_every_seed_are_tested_with_the_rounding_floor():
     # Accuracies on 270 images: before 246/270 and none 28/270 on every seed (none stuck at
     # chance), so the differences have no spread and the plain t is undefined. The floor is
-    # the rounding SD: the smallest gap between the study's values (6/270, after's two values)
-    # / sqrt(6); t = (218/270) / (0.0090722 / sqrt 2) = 125.87, 1 df:
-    # p = 1 - 2/pi * atan(125.87) = 0.0050580
-    results = {"before": {0: 246 / 270, 1: 246 / 270}, "none": {0: 28 / 270, 1: 28 / 270},
-               "after": {0: 174 / 270, 1: 180 / 270}}
+    # the rounding SD, step / sqrt(6). The values 246/270 = 123/135, 28/270 = 14/135,
+    # 174/270 = 87/135 and 180/270 = 90/135 are all whole counts of 1/135 (and of no coarser
+    # step): step 1/135. t = (218/270) / (floor / sqrt 2), 1 df: p = 1 - 2/pi * atan(t).
+    # Stored as float32, as Keras reports accuracies.
+    f32 = lambda k: float(np.float32(k / 270))  # noqa: E731
+    results = {"before": {0: f32(246), 1: f32(246)}, "none": {0: f32(28), 1: f32(28)},
+               "after": {0: f32(174), 1: f32(180)}}
     rows = {r["variant"]: r for r in decide(results, "before", Design()).rows}
-    floor = (6 / 270) / math.sqrt(6)
+    floor = (1 / 135) / math.sqrt(6)
     t = (218 / 270) / (floor / math.sqrt(2))
-    assert rows["none"]["p_value"] == pytest.approx(1 - 2 / math.pi * math.atan(t), rel=1e-6)
+    assert rows["none"]["p_value"] == pytest.approx(1 - 2 / math.pi * math.atan(t), rel=1e-5)
     assert rows["none"]["verdict"] == "worse"
+
+
+def test_a_replay_after_more_rounds_decides_each_look_as_it_was():
+    # The rounding floor of look 1 comes from look 1's values: seeds added in round 2 (here
+    # values on a finer grid, 1/270) must not turn look 1's verdict after the fact.
+    design = Design(initial=2, max=4, step=2)
+    results = {"before": {0: 0.9, 1: 0.9}, "none": {0: 0.1, 1: 0.1}, "after": {0: 0.5, 1: 0.6}}
+    first = decide(results, "before", design)
+    rows = {r["variant"]: r for r in first.rows}
+    # look 1's values 0.1, 0.5, 0.6, 0.9 are tenths: floor (1/10)/sqrt 6, t = 0.8/(floor/sqrt 2)
+    t = 0.8 / ((0.1 / math.sqrt(6)) / math.sqrt(2))
+    assert rows["none"]["p_value"] == pytest.approx(1 - 2 / math.pi * math.atan(t), rel=1e-6)
+    # p = 0.0230 > look 1's level for Holm's first step (alpha/2 spent over looks 2/4: ~0.016)
+    assert rows["none"]["verdict"] == "undecided" and "none" in first.continuing
+    for v, extra in (("before", {2: 245 / 270, 3: 244 / 270}), ("after", {2: 0.5, 3: 0.55}),
+                     ("none", {2: 0.1, 3: 0.1})):
+        results[v].update(extra)
+    again = {r["variant"]: r for r in decide(results, "before", design).rows}
+    # Look 1 replayed as it was (a floor from all values, 1/270, would have decided it there).
+    assert again["none"]["look"] == 2 and again["none"]["n_pairs"] == 4
+
+
+def test_zero_spread_is_not_called_equivalent_on_a_zero_width_interval():
+    # The default study's prelu vs relu: +2/270 on both seeds (accuracies on 270 images). A
+    # plain t interval has zero width, inside +-0.02 whatever the rounding. With the rounding
+    # floor, step 1/270 (246/270 = 41/45 and 248/270 = 124/135 need 270), the 95% interval is
+    # 2/270 -+ 12.706205 * ((1/270)/sqrt 6) / sqrt 2 = [-0.006185, 0.021000]: not inside.
+    results = {"relu": {0: 246 / 270, 1: 246 / 270}, "prelu": {0: 248 / 270, 1: 248 / 270},
+               "elu": {0: 245 / 270, 1: 247 / 270}}
+    rows = {r["variant"]: r for r in decide(results, "relu", Design(min_effect=0.02)).rows}
+    half = 12.706205 * ((1 / 270) / math.sqrt(6)) / math.sqrt(2)
+    assert rows["prelu"]["diff_ci_low"] == pytest.approx(2 / 270 - half, abs=1e-6)
+    assert rows["prelu"]["diff_ci_high"] == pytest.approx(2 / 270 + half, abs=1e-6)
+    assert rows["prelu"]["verdict"] == "undecided"
+    # with a wider margin the same data is equivalent
+    rows = {r["variant"]: r for r in decide(results, "relu", Design(min_effect=0.03)).rows}
+    assert rows["prelu"]["verdict"] == "equivalent"
