@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from functools import cache
 
 import numpy as np
-from scipy import special
+from scipy import integrate, special
 from scipy import stats as sps
 
 from cnnablate.sequential import nominal_levels, spend
@@ -217,7 +217,19 @@ def _t_power(n: int, standardized: float, alpha: float) -> float:
     df = n - 1
     crit = sps.t.ppf(1 - alpha / 2, df)
     ncp = standardized * math.sqrt(n)
-    return float(sps.nct.sf(crit, df, ncp) + sps.nct.cdf(-crit, df, ncp))
+    power = float(sps.nct.sf(crit, df, ncp) + sps.nct.cdf(-crit, df, ncp))
+    # scipy's non-central t gives nan at 1-2 degrees of freedom with a large non-centrality
+    # (e.g. df 1, ncp 10), and nan < power would end the search for seeds at once.
+    return power if math.isfinite(power) else _t_power_integrated(df, crit, ncp)
+
+
+def _t_power_integrated(df: int, crit: float, ncp: float) -> float:
+    """P(|Z + ncp| > crit * sqrt(V / df)), V ~ chi-square(df): the same power, integrated."""
+    def rejects(v: float) -> float:
+        scale = crit * math.sqrt(v / df)
+        return (sps.norm.sf(scale - ncp) + sps.norm.cdf(-scale - ncp)) * sps.chi2.pdf(v, df)
+
+    return float(integrate.quad(rejects, 0, math.inf, limit=200)[0])
 
 
 def resolution(results: Mapping[str, Mapping[int, float]],

@@ -8,6 +8,7 @@ import random
 
 import numpy as np
 import pytest
+from scipy import stats as sps
 
 from cnnablate.decide import (
     Design,
@@ -230,3 +231,16 @@ def test_zero_spread_is_not_called_equivalent_on_a_zero_width_interval():
     # with a wider margin the same data is equivalent
     rows = {r["variant"]: r for r in decide(results, "relu", Design(min_effect=0.03)).rows}
     assert rows["prelu"]["verdict"] == "equivalent"
+
+
+def test_seeds_needed_where_scipys_noncentral_t_gives_nan():
+    # The default study's leaky_relu vs relu: paired SD 0.00262, min_effect 0.02, Holm's
+    # first step over 5 comparisons (0.01). scipy's nct is nan at n = 2 and 3 here; the
+    # search used to stop at once and claim 2 seeds (the 2 it had, undecided). Power by
+    # simulation of the t-test itself: n = 2 far below 0.8, n = 3 above.
+    rng = np.random.default_rng(5)
+    def simulated_power(n):
+        d = rng.normal(0.02, 0.00262, size=(20_000, n))
+        return float(np.mean(sps.ttest_1samp(d, 0.0, axis=1).pvalue < 0.01))
+    assert simulated_power(2) < 0.3 and simulated_power(3) > 0.8
+    assert seeds_needed(sd=0.00262, effect=0.02, alpha=0.01, power=0.8) == 3
