@@ -179,11 +179,17 @@ def plot(out: dict, args, path: Path) -> None:
     a.tick_params(axis="x", labelsize=7)
     a.legend(fontsize=8)
     if out["curve"]:
-        xs = [c["effect_sds"] for c in out["curve"]]
-        b.plot(xs, [c["fixed_max"] for c in out["curve"]], "o-", label=f"fixed, {args.max} seeds")
-        b.plot(xs, [c["adaptive"] for c in out["curve"]], "s-",
+        alt = out["alternative"]
+        points = sorted(out["curve"] + [{
+            "effect_sds": args.effect_sds, "fixed_max": alt["fixed_max"]["power"],
+            "adaptive": alt["adaptive"]["power"],
+            "adaptive_seed_fraction": alt["adaptive"]["seed_fraction_of_max"]}],
+            key=lambda c: c["effect_sds"])
+        xs = [c["effect_sds"] for c in points]
+        b.plot(xs, [c["fixed_max"] for c in points], "o-", label=f"fixed, {args.max} seeds")
+        b.plot(xs, [c["adaptive"] for c in points], "s-",
                label=f"adaptive {args.initial}+{args.step}..{args.max}")
-        b.plot(xs, [c["adaptive_seed_fraction"] for c in out["curve"]], ":", color="gray",
+        b.plot(xs, [c["adaptive_seed_fraction"] for c in points], ":", color="gray",
                label="adaptive: seeds used / fixed")
         b.axvline(args.effect_sds, color="k", ls="--", lw=1, label="min_effect")
         b.set_xlabel("true effect of one variant (SDs of the paired difference)")
