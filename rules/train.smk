@@ -1,6 +1,7 @@
 # One job per (study, variant, seed). The resolved run config is a param, so editing one
 # variant reruns only that variant's jobs.
 from cnnablate.resources import conda_env_by_gpu, rule_resources
+from cnnablate.rounds import is_adaptive
 
 
 rule train:
@@ -14,6 +15,10 @@ rule train:
         run=lambda wc: RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))],
         code=lambda wc: CODE.train(RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))]),
     threads: config["resources"]["train_threads"]
+    # Runs of adaptive-seed studies first: their next round waits on this round's runs, so
+    # starting them early lets the next round overlap other studies' runs instead of trailing
+    # them (BENCHMARKS.md section 1).
+    priority: lambda wc: 1 if is_adaptive(config["studies"][wc.study].get("seeds")) else 0
     resources:
         # mem_mb, runtime, gpu (+ cpus_per_gpu on GPU jobs): the config's `resources:` where
         # set, else estimated per run from image size, epochs, images and model
