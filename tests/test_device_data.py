@@ -170,3 +170,28 @@ def test_choice_and_budget():
     with pytest.raises(ValueError, match="order"):
         DeviceData({"val": data["val"]})
     assert SPLITS == ("train", "val", "test")
+
+
+def test_one_trace_of_each_step_for_a_whole_run():
+    """As on the tf.data path (tests/test_train_tracing.py): one trace of the train step, and
+    validation and test share one trace of the test step."""
+    data = splits(False)
+    feed = make_feed(tiny_model(), data, True, "flip_crop")
+    trainer = feed.model
+    _build_before_fit(trainer, feed.pixels("val", 8))
+    traces = {"train": 0, "test": 0}
+    train_step, test_step = trainer.train_step, trainer.test_step
+
+    def counting(kind, step):
+        def counted(batch):
+            traces[kind] += 1  # a Python side effect: once per trace, not per step
+            return step(batch)
+        return counted
+
+    trainer.train_step = counting("train", train_step)
+    trainer.test_step = counting("test", test_step)
+    trainer.fit(feed.train(8, 3, 0, 2, "flip_crop"), epochs=2, verbose=0,
+                steps_per_epoch=data["train"].steps_per_epoch(8),
+                validation_data=feed.eval("val", 8))
+    trainer.evaluate(feed.eval("test", 8), verbose=0)
+    assert traces == {"train": 1, "test": 1}
