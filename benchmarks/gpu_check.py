@@ -10,8 +10,10 @@
 3. Training images/s, MobileNetV2 at 224 px (batch 64) and All-CNN-C at 32 px (batch 128):
    - pipeline: the training input pipeline (cnnablate.data.pipeline.Split) from uint8 images
      (256 px natives for MobileNetV2, as a real dataset is resized; 32 px for All-CNN-C),
-   - data on device: the same batches made on the device (DeviceBatches: the split's uint8
-     pixels placed there once, gathered, resized, scaled and augmented there),
+   - data on device: the same batches made on the device inside the step (what training does
+     when `train.data_on_device` places the splits there: cnnablate.data.device.DeviceTrainer,
+     fed only indices; the split's uint8 pixels are gathered, resized, scaled and augmented
+     there),
    - bound: the same model and the same compiled train step on synthetic tensors already on
      the device (what the step costs with no input work at all),
    each in float32 and in mixed precision (mixed_float16; mixed_bfloat16 with --cpu), and for
@@ -59,7 +61,8 @@ def worker(spec: dict) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from cnnablate.data.pipeline import DeviceBatches, Split
+    from cnnablate.data.device import make_feed
+    from cnnablate.data.pipeline import Split
     from cnnablate.gpu import configure_tensorflow
     from cnnablate.models import build_model
 
@@ -72,11 +75,13 @@ def worker(spec: dict) -> dict:
         optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
+        jit_compile=False,  # every arm's step alike (the data-on-device step would use XLA)
     )
-    step = tf.function(model.train_step)  # the step fit() runs, without fit's bookkeeping
+    model_step = tf.function(model.train_step)  # the step fit() runs, without its bookkeeping
     rng = np.random.default_rng(0)
     results = {}
     for arm in spec["arms"]:
+        step = model_step
         if arm in ("pipeline", "device"):
             n = max(bs * 8, 512)
             images = rng.integers(0, 256, (n, native, native, 3), dtype=np.uint8)
@@ -85,8 +90,9 @@ def worker(spec: dict) -> dict:
             if arm == "pipeline":
                 batches = iter(split.train_dataset(bs, 0, 0, epochs, augment="flip_crop"))
             else:
-                on_device = DeviceBatches(split)
-                batches = on_device.train_batches(bs, 0, 0, epochs, augment="flip_crop")
+                feed = make_feed(model, {"train": split}, True, "flip_crop")
+                batches = iter(feed.train(bs, 0, 0, epochs, augment="flip_crop"))
+                step = tf.function(feed.model.train_step)  # indices in, the batch made inside
         else:
             with tf.device("/GPU:0" if tf.config.list_logical_devices("GPU") else "/CPU:0"):
                 x = tf.random.uniform((bs, size, size, 3), -1.0, 1.0)

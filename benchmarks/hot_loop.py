@@ -7,9 +7,11 @@ Two arms on the same model (the default study's run of each model: same width, i
 batch size, optimizer, seed), the same data (the default study's prepared digits) and the same
 TensorFlow thread count, each in a fresh process, alternated (pipeline, plain, pipeline, ...):
 
-- pipeline: `cnnablate.train.train_run` itself: `Split.train_dataset` (tf.data from the
-  memory-mapped uint8 arrays, resized once, scaled per batch), op determinism, its compile and
-  its callbacks (TerminateOnNaN, epoch clock, CSVLogger, the epoch backup of resumable state);
+- pipeline: `cnnablate.train.train_run` itself, as a run is configured by default: its input
+  (digits fits the device budget, so `train.data_on_device: auto` places the splits on the
+  device, host memory here, and every batch is made inside the compiled step), op
+  determinism, its compile and its callbacks (TerminateOnNaN, epoch clock, CSVLogger, the
+  epoch backup of resumable state, heartbeat, TensorBoard);
 - plain: what a notebook does: the arrays resized once and scaled to float32 numpy, then
   `model.fit(x, y, batch_size, epochs, validation_data=(x_val, y_val))` with the same compile.
 
@@ -18,6 +20,11 @@ holds the training steps, the validation pass and every per-epoch callback (chec
 included). The first epoch (tracing) is dropped; images/s = training images / epoch time.
 Reported: the median over all steady epochs of each arm, and the median over rounds of
 (pipeline images/s / plain images/s) within a round. Target: >= 0.97.
+
+Optional arms (--arms): pipeline-no-tb, the pipeline with `tensorboard: false`;
+pipeline-host, the pipeline with `data_on_device: false` (batches made on the host by
+`Split.train_dataset`'s tf.data, the path before data on the device), reported as
+pipeline / pipeline-host per round.
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ def child(arm: str, run: dict, data_dir: Path, work: Path, threads: int, result:
     if arm.startswith("pipeline"):
         if arm == "pipeline-no-tb":  # the pipeline without its TensorBoard callback
             run = {**run, "train": {**run["train"], "tensorboard": False}}
+        if arm == "pipeline-host":  # batches made on the host (tf.data), not in the step
+            run = {**run, "train": {**run["train"], "data_on_device": False}}
         from cnnablate.train import RunPaths, train_run
 
         def log(message: str) -> None:
@@ -88,7 +97,8 @@ def main() -> None:
     parser.add_argument("--wait-quiet", action="store_true")
     parser.add_argument("--arms", default="pipeline,plain",
                         help="arms per round, in order; add pipeline-no-tb for the pipeline "
-                             "without TensorBoard logs")
+                             "without TensorBoard logs, pipeline-host for the pipeline with "
+                             "its batches made on the host (data_on_device: false)")
     parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -127,6 +137,7 @@ def main() -> None:
             ips: dict[str, list[float]] = {arm: [] for arm in arms}
             ratios = []
             tb_ratios = []
+            host_ratios = []
             for rnd in range(args.rounds):
                 per_round = {}
                 for arm in arms:
@@ -145,15 +156,24 @@ def main() -> None:
                     rates = [n_train / p for p in periods]
                     ips[arm] += rates
                     per_round[arm] = median(rates)
-                    print(f"  round {rnd + 1} {arm:>8}: {median(rates):7.1f} images/s "
+                    print(f"  round {rnd + 1} {arm:>13}: {median(rates):7.1f} images/s "
                           f"(epochs {', '.join(f'{p:.2f}' for p in periods)} s; process "
                           f"{time.perf_counter() - t0:.0f} s; load {load:.2f})", flush=True)
                 ratios.append(per_round["pipeline"] / per_round["plain"])
+                if "pipeline-host" in per_round:
+                    host_ratios.append(per_round["pipeline"] / per_round["pipeline-host"])
                 if "pipeline-no-tb" in per_round:
                     tb_ratios.append(per_round["pipeline"] / per_round["pipeline-no-tb"])
             rows.append([m, median(ips["pipeline"]), median(ips["plain"]),
                          median(ips["pipeline"]) / median(ips["plain"]), median(ratios),
                          min(ratios), max(ratios), len(ips["pipeline"])])
+            if host_ratios:
+                print(f"  {m}: pipeline (data on device) / pipeline-host (tf.data), per round: "
+                      f"{', '.join(f'{r:.3f}' for r in host_ratios)} (median "
+                      f"{median(host_ratios):.3f}); ratio of medians "
+                      f"{median(ips['pipeline']) / median(ips['pipeline-host']):.3f}; "
+                      f"pipeline-host / plain: "
+                      f"{median(ips['pipeline-host']) / median(ips['plain']):.3f}", flush=True)
             if tb_ratios:
                 print(f"  {m}: pipeline with / without TensorBoard, per round: "
                       f"{', '.join(f'{r:.3f}' for r in tb_ratios)} (median "

@@ -10,7 +10,8 @@ queue. Both formulas are "a floor plus a per-image cost":
 
 mem_mb  = floor (TensorFlow + CUDA libraries)
           + resized image cache (train + val + test at image_size, uint8, held twice: the
-            NumPy array and its tf.data copy; a split over 1 GiB is streamed, not cached)
+            NumPy array and its tf.data copy, or on a CPU its data-on-device copy; a split
+            over 1 GiB is streamed, not cached)
           + activations of one batch (batch_size x image_size^2 x KB-per-pixel of the model,
             linear in the width multiplier; on a GPU most of it lives in GPU memory, so only
             GPU_HOST_ACTIVATION_SHARE of it counts against host memory),

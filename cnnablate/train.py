@@ -1,8 +1,8 @@
 """One training run: (study, variant, seed) -> history.csv, metrics.json, model.keras.
 
 `train_run` goes through the phases in order: `set_up` (threads, TensorFlow, seed), `load_data`,
-`build_and_compile`, `fit_with_resume`, then `summarize` (pure: best, last, diverged) and
-`write_outputs`.
+`build_and_compile`, `input_feed` (the splits on the device, or tf.data), `fit_with_resume`,
+then `summarize` (pure: best, last, diverged) and `write_outputs`.
 
 TensorFlow is imported inside `train_run`, after `configure_threads`, because its thread
 pools are sized when it starts. Keras callbacks do the bookkeeping: an epoch backup for
@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,7 +34,11 @@ from cnnablate.atomic import atomic_path, write_json_atomic
 from cnnablate.config import config_hash
 from cnnablate.data.store import load_meta, load_prepared
 
+if TYPE_CHECKING:  # imports TensorFlow: only after `set_up`
+    from cnnablate.data.device import Feed
+
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
+METRICS = ["accuracy"]
 STATS_IMAGES = 256
 BACKUP_STATE = "state.npz"
 
@@ -287,17 +292,31 @@ def build_and_compile(keras, run: dict, data: RunData, log: Callable[[str], None
     model.compile(
         optimizer=_make_optimizer(keras, train, steps * int(train["epochs"])),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
+        metrics=METRICS,
     )
     log(f"model: {run['model']['name']} params={model.count_params()}")
     return model
 
 
+def input_feed(model, run: dict, data: RunData, log: Callable[[str], None]) -> Feed:
+    """What `fit` runs on (a cnnablate.data.device.Feed): with `train.data_on_device` (auto:
+    when the three splits fit `device_budget_bytes()`) the splits placed on the device and a
+    `DeviceTrainer` around `model` that makes every batch there; else `model` on tf.data."""
+    from cnnablate.data.device import make_feed, splits_nbytes
+
+    setting = run["train"].get("data_on_device", "auto")
+    feed = make_feed(model, data.splits, setting, run["train"].get("augment", "none"), METRICS)
+    where = f"on {feed.device.device}" if feed.on_device else "tf.data from the host"
+    log(f"input: {where} ({splits_nbytes(data.splits) / 2**20:.1f} MB; data_on_device: {setting})")
+    return feed
+
+
 def fit_with_resume(
-    keras, model, run: dict, data: RunData, work: Path, log: Callable[[str], None]
+    keras, model, run: dict, feed: Feed, work: Path, log: Callable[[str], None]
 ) -> tuple[list[dict], float]:
-    """Train to the run's epochs, resuming from the epoch backup in `work` if there is one;
-    returns (history rows as `history_rows` makes them, seconds spent fitting now)."""
+    """Train `model` to the run's epochs on `feed` (`input_feed`: `fit` runs on `feed.model`,
+    `model` itself or its DeviceTrainer), resuming from the epoch backup in `work` if there is
+    one; returns (history rows as `history_rows` makes them, seconds spent fitting now)."""
     train, seed = run["train"], int(run["seed"])
     bs, epochs = int(train["batch_size"]), int(train["epochs"])
     work.mkdir(parents=True, exist_ok=True)
@@ -307,14 +326,15 @@ def fit_with_resume(
     if first_epoch:
         log(f"resuming after epoch {first_epoch} from {work}")
 
-    _build_before_fit(model, next(iter(data.splits["val"].eval_dataset(bs))))
+    _build_before_fit(feed.model, feed.pixels("val", bs))
     if first_epoch:
         _restore_backup(work / "backup", model)
 
     class EpochBackup(keras.callbacks.Callback):
-        # Last: the epoch's history row is written before the backup that counts it.
+        # Last: the epoch's history row is written before the backup that counts it. The
+        # run's model, not `self.model` (a DeviceTrainer shares its variables and optimizer).
         def on_epoch_end(self, epoch, logs=None):
-            _save_backup(work / "backup", self.model, epoch + 1)
+            _save_backup(work / "backup", model, epoch + 1)
 
     class EpochClock(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -334,14 +354,12 @@ def fit_with_resume(
     ]
     t_fit = time.perf_counter()
     if first_epoch < epochs:
-        model.fit(
-            data.splits["train"].train_dataset(
-                bs, seed, first_epoch, epochs, augment=train.get("augment", "none")
-            ),
-            validation_data=data.splits["val"].eval_dataset(bs),
+        feed.model.fit(
+            feed.train(bs, seed, first_epoch, epochs, augment=train.get("augment", "none")),
+            validation_data=feed.eval("val", bs),
             epochs=epochs,
             initial_epoch=first_epoch,
-            steps_per_epoch=data.splits["train"].steps_per_epoch(bs),
+            steps_per_epoch=feed.splits["train"].steps_per_epoch(bs),
             callbacks=callbacks,
             verbose=0,
         )
@@ -414,12 +432,12 @@ def train_run(
     started_at = time.time()
     data = load_data(run, data_dir, log)
     model = build_and_compile(keras, run, data, log)
-    history, train_seconds = fit_with_resume(keras, model, run, data, paths.work_dir, log)
+    feed = input_feed(model, run, data, log)
+    history, train_seconds = fit_with_resume(keras, model, run, feed, paths.work_dir, log)
 
     bs = int(run["train"]["batch_size"])
-    test_loss, test_acc = model.evaluate(data.splits["test"].eval_dataset(bs), verbose=0)
-    val = data.splits["val"]
-    stats_x = next(iter(val.eval_dataset(min(STATS_IMAGES, len(val)))))[0]
+    test_loss, test_acc = feed.model.evaluate(feed.eval("test", bs), verbose=0)
+    stats_x = feed.pixels("val", STATS_IMAGES)[0]
     metrics = {
         "study": run["study"],
         "variant": run["variant"],

@@ -29,7 +29,9 @@ CONFIG = {
             # Dropout and RReLU draw random numbers every step: a resume must restore their
             # generator state, not only the weights, to match an uninterrupted run.
             "model": {"name": "all_cnn_c", "width": 0.125, "bn_momentum": 0.9},
-            "train": {"epochs": 4, "batch_size": 32, "learning_rate": 0.05},
+            # Augmentation draws per batch from stateless seeds: a resume must see the same.
+            "train": {"epochs": 4, "batch_size": 32, "learning_rate": 0.05,
+                      "augment": "flip_crop"},
             "seeds": [3],
             "variants": {"relu": {"activation": {"type": "rrelu"}}},
         }
@@ -54,6 +56,13 @@ def reference(tmp_path_factory):
     write_config(work / "config.yaml", CONFIG)
     snakemake(work, "--cores", "1", f"{RUN}/metrics.json")
     return work
+
+
+def test_reference_made_its_batches_on_the_device(reference):
+    """The digits splits fit the device budget (host memory here): these tests exercise the
+    data-on-device path (cnnablate/data/device.py) that training takes by default."""
+    log = (reference / "logs/train/r/relu/seed3.log").read_text()
+    assert "input: on /CPU:0" in log and "data_on_device: auto" in log
 
 
 def test_rerun_is_bit_identical(reference, tmp_path):
@@ -121,6 +130,7 @@ def test_sigkill_mid_epoch_resumes_at_last_finished_epoch(reference, tmp_path):
     snakemake(work, "--cores", "1", f"{RUN}/metrics.json")
     log = (work / "logs/train/r/relu/seed3.log").read_text()
     assert f"resuming after epoch {killed_after}" in log
+    assert "input: on /CPU:0" in log  # the resumed attempt made its batches on the device
     assert _history(work) == _history(reference)
     assert _metrics(work) == _metrics(reference)
     assert not (work / RUN / ".resume").exists()

@@ -7,12 +7,15 @@ paths round to uint8 after resizing, so they give identical pixels.
 
 The order of examples is a pure function of (seed, epoch): a run resumed at epoch k sees
 exactly the batches an uninterrupted run sees from epoch k on.
+
+`Split`'s datasets make batches on the host (tf.data). cnnablate/data/device.py makes the same
+batches, from the same functions here (`train_indices`, `batch_pixels`, `augment_batch`), inside
+the compiled training step from splits placed on the device once.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +40,43 @@ def _resize_uint8(images: tf.Tensor, size: int, channels: int) -> tf.Tensor:
 def _scale(images: tf.Tensor) -> tf.Tensor:
     # [-1, 1], the range the MobileNetV2 family expects.
     return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def batch_pixels(
+    images: tf.Tensor, indices: tf.Tensor, size: int, channels: int, presized: bool
+) -> tf.Tensor:
+    """One batch as the model sees it (before augmentation): the examples `indices` of
+    `images`, resized unless `presized`, scaled. Shared by the tf.data path and the
+    device path (cnnablate.data.device), so both give the same pixels."""
+    x = tf.gather(images, indices)
+    if not presized:
+        x = _resize_uint8(x, size, channels)
+    return _scale(x)
+
+
+def augment_batch(x: tf.Tensor, seed: tf.Tensor, mode: str) -> tf.Tensor:
+    """`mode` ("none", "flip", "flip_crop") applied to a scaled batch with a stateless `seed`."""
+    return x if mode == "none" else _augment(x, seed, mode)
+
+
+def train_indices(
+    n: int, batch_size: int, seed: int, first_epoch: int, epochs: int
+) -> tf.data.Dataset:
+    """(indices, augmentation seed) of each training batch of epochs [first_epoch, epochs).
+
+    The order is a stateless shuffle of range(n) per (seed, epoch); a batch's augmentation
+    seed is (seed * 7919 + epoch, its first index). A pure function of its arguments: what a
+    resumed run sees from its first epoch on is what an uninterrupted run saw."""
+
+    def epoch_batches(epoch):
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), seed=tf.stack([tf.cast(seed, tf.int64), epoch])
+        )
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size).map(
+            lambda idx: (idx, tf.stack([tf.cast(seed, tf.int64) * 7919 + epoch, idx[0]]))
+        )
+
+    return tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_batches)
 
 
 def resize_all(images: np.ndarray, size: int, channels: int, chunk: int = 512) -> np.ndarray:
@@ -86,10 +126,9 @@ class Split:
         size, channels, presized = self.image_size, self.channels, self.presized
 
         def batch(indices):
-            x = tf.gather(images, indices)
-            if not presized:
-                x = _resize_uint8(x, size, channels)
-            return _scale(x), tf.gather(labels, indices)
+            return batch_pixels(images, indices, size, channels, presized), tf.gather(
+                labels, indices
+            )
 
         return batch
 
@@ -102,24 +141,13 @@ class Split:
         self, batch_size: int, seed: int, first_epoch: int, epochs: int, augment: str = "none"
     ) -> tf.data.Dataset:
         """Batches for epochs [first_epoch, epochs), shuffled per (seed, epoch)."""
-        n = len(self)
         batch = self._batch_fn()
 
-        def epoch_batches(epoch):
-            order = tf.random.experimental.stateless_shuffle(
-                tf.range(n, dtype=tf.int64), seed=tf.stack([tf.cast(seed, tf.int64), epoch])
-            )
-            return tf.data.Dataset.from_tensor_slices(order).batch(batch_size).map(
-                lambda idx: (epoch, idx)
-            )
-
-        def load(epoch, idx):
+        def load(idx, aug_seed):
             x, y = batch(idx)
-            if augment != "none":
-                x = _augment(x, tf.stack([tf.cast(seed, tf.int64) * 7919 + epoch, idx[0]]), augment)
-            return x, y
+            return augment_batch(x, aug_seed, augment), y
 
-        ds = tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_batches)
+        ds = train_indices(len(self), batch_size, seed, first_epoch, epochs)
         ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(2)
         return _without_autotuning(ds)
 
@@ -147,71 +175,3 @@ def _augment(x: tf.Tensor, seed: tf.Tensor, mode: str) -> tf.Tensor:
             padded, size=tf.concat([[tf.shape(x)[0]], [size, size, x.shape[-1]]], 0), seed=seed + 1
         )
     return x
-
-
-def device_budget_bytes(share: float = 0.25) -> int:
-    """Bytes of a split this process may keep on its device: `share` of the first visible
-    GPU's memory (nvidia-smi, or $CNNABLATE_GPU_MEMORY_MB) when there is one, else of the
-    host's physical memory (the same code then runs on the CPU)."""
-    if tf.config.list_logical_devices("GPU"):
-        from cnnablate.gpu import gpu_total_mb
-
-        ids = [i for i in os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",") if i]
-        return int(share * (gpu_total_mb(ids[0] if ids else "0") or 0) * 2**20)
-    return int(share * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-
-
-class DeviceBatches:
-    """A split's uint8 pixels placed on the device once; every batch is gathered, resized,
-    scaled and augmented there by one compiled function, so the host does no per-batch data
-    work. Batches (order, pixels, augmentation) are identical to `Split.train_dataset` /
-    `eval_dataset`: same ops, same stateless seeds.
-
-    Not yet used by `train_run` (it feeds Keras from `Split`'s tf.data pipeline); used by
-    benchmarks/gpu_check.py to measure what moving the input work to the GPU is worth.
-    """
-
-    def __init__(self, split: Split, device: str | None = None):
-        if device is None:
-            device = "/GPU:0" if tf.config.list_logical_devices("GPU") else "/CPU:0"
-        self.device, self.n = device, len(split)
-        size, channels, presized = split.image_size, split.channels, split.presized
-        with tf.device(device):
-            images = tf.identity(tf.constant(split.images))
-            labels = tf.identity(tf.constant(split.labels))
-
-        @tf.function(jit_compile=False)
-        def fetch(indices, aug_seed, augment_mode: str):
-            with tf.device(device):
-                x = tf.gather(images, indices)
-                if not presized:
-                    x = _resize_uint8(x, size, channels)
-                x = _scale(x)
-                if augment_mode != "none":
-                    x = _augment(x, aug_seed, augment_mode)
-                return x, tf.gather(labels, indices)
-
-        self._fetch = fetch
-
-    @staticmethod
-    def fits(split: Split, budget_bytes: int) -> bool:
-        return split.images.nbytes + split.labels.nbytes <= budget_bytes
-
-    def train_batches(
-        self, batch_size: int, seed: int, first_epoch: int, epochs: int, augment: str = "none"
-    ):
-        """(x, y) device tensors for epochs [first_epoch, epochs), as Split.train_dataset."""
-        for epoch in range(first_epoch, epochs):
-            order = tf.random.experimental.stateless_shuffle(
-                tf.range(self.n, dtype=tf.int64),
-                seed=tf.constant([seed, epoch], dtype=tf.int64),
-            )
-            for start in range(0, self.n, batch_size):
-                idx = order[start : start + batch_size]
-                aug_seed = tf.stack([tf.constant(seed * 7919 + epoch, tf.int64), idx[0]])
-                yield self._fetch(idx, aug_seed, augment)
-
-    def eval_batches(self, batch_size: int):
-        for start in range(0, self.n, batch_size):
-            idx = tf.range(start, min(start + batch_size, self.n), dtype=tf.int64)
-            yield self._fetch(idx, tf.zeros(2, tf.int64), "none")
