@@ -1,7 +1,8 @@
 """The README's study example, taken from README.md itself (so the two cannot drift apart), run
 exactly as written through the workflow: it must learn, clearly above chance on digits.
 
-No `--config` overrides: the example is small enough for CI as it stands (6 runs x 5 epochs at 24x24).
+No `--config` overrides: the example is small enough for CI as it stands
+(6 runs x 5 epochs at 24x24).
 """
 
 from __future__ import annotations
