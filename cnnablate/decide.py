@@ -35,7 +35,7 @@ import numpy as np
 from scipy import integrate, special
 from scipy import stats as sps
 
-from cnnablate.sequential import nominal_levels, spend
+from cnnablate.sequential import nominal_levels
 
 VERDICTS = ("better", "worse", "equivalent", "undecided")
 PAIRED_COLUMNS = (
@@ -70,11 +70,6 @@ class Design:
             return [n_fixed or 0]
         sizes = list(range(self.initial, self.max, self.step)) + [self.max]
         return sorted(set(sizes))
-
-    def look_alphas(self, n_fixed: int | None = None) -> list[float]:
-        """The level each look spends (Pocock-type spending of alpha)."""
-        sizes = self.look_sizes(n_fixed)
-        return spend(self.alpha, [n / sizes[-1] for n in sizes])
 
     def nominal(self, level: float, look: int, n_fixed: int | None = None) -> float:
         """The p-value level at `look` (1-based) of a comparison tested at overall `level`."""
@@ -154,11 +149,15 @@ def paired_t(diff: Sequence[float],
         return 1.0, 0.0  # identical results on every seed: no evidence of a difference
     # Only where the spread is exactly zero: the gap-based step can be far coarser than the real
     # rounding (few values), and would then blunt ordinary tests.
-    test_sd = sd if sd > 0 else (sd_floor() if callable(sd_floor) else sd_floor)
+    test_sd = sd if sd > 0 else _floor_value(sd_floor)
     if test_sd == 0:
         return math.nan, 0.0  # the same nonzero difference everywhere and no known rounding
     t = mean / (test_sd / math.sqrt(n))
     return float(2 * special.stdtr(n - 1, -abs(t))), sd
+
+
+def _floor_value(sd_floor: float | Callable[[], float]) -> float:
+    return sd_floor() if callable(sd_floor) else sd_floor
 
 
 def t_interval_of(diff: Sequence[float], confidence: float,
@@ -170,7 +169,7 @@ def t_interval_of(diff: Sequence[float], confidence: float,
         return math.nan, math.nan
     mean, sd = _mean_sd(diff)
     if sd == 0:
-        sd = sd_floor() if callable(sd_floor) else sd_floor
+        sd = _floor_value(sd_floor)
     # scipy.special.stdtrit is scipy.stats.t.ppf without the per-call overhead (simulations).
     half = float(special.stdtrit(n - 1, 0.5 + confidence / 2)) * sd / math.sqrt(n)
     return mean - half, mean + half
@@ -292,7 +291,6 @@ class Decisions:
     continuing: list[str]  # variants that get the next step of seeds (empty: finished)
     seeds_used: dict[str, int] = field(default_factory=dict)
     stop_reason: dict[str, str] = field(default_factory=dict)
-    look_alphas: list[float] = field(default_factory=list)  # p-value level per look at alpha
     look_sizes: list[int] = field(default_factory=list)
 
     @property
@@ -334,7 +332,6 @@ def decide(
     all_seeds = sorted({s for v in variants for s in results.get(v, {})})
     n_fixed = len(all_seeds)
     sizes = design.look_sizes(n_fixed)
-    alphas = [design.nominal(design.alpha, k, n_fixed) for k in range(1, len(sizes) + 1)]
     state: dict[tuple[str, str], dict] = {p: {"verdict": "undecided"} for p in pairs}
     open_pairs = list(pairs)
     looks_done = 0
@@ -401,7 +398,7 @@ def decide(
     seeds_used = {v: used.get(v, 0) for v in variants}
     reason = _stop_reasons(variants, state, pairs, continuing, looks_done, len(sizes), design)
     return Decisions(rows=rows, look=looks_done, n_looks=len(sizes), continuing=continuing,
-                     seeds_used=seeds_used, stop_reason=reason, look_alphas=alphas,
+                     seeds_used=seeds_used, stop_reason=reason,
                      look_sizes=sizes)
 
 

@@ -237,7 +237,7 @@ def scheduled(runs: list[dict], seeds_of: dict, root: Path, smoke: bool = False)
     that a written round-k decision (results/studies/{study}/rounds/round{k}.json) did not
     continue. Runs of rounds not yet decided stay (they may still run). `seeds_of`: study name
     -> its `seeds:` setting."""
-    results = root / ("results/smoke" if smoke else "results")
+    results = _folder(root, "results", smoke)
     keep = []
     for run in runs:
         spec = seeds_of.get(run["study"])
@@ -260,11 +260,15 @@ def _continued(run: dict, spec: dict, results: Path) -> bool:
     return True
 
 
+def _folder(root: Path, name: str, smoke: bool) -> Path:
+    """results/ or logs/, under smoke/ in smoke mode, as rules/common.smk has them."""
+    return root / name / "smoke" if smoke else root / name
+
+
 def collect(runs: list[dict], root: Path, smoke: bool = False,
             now: float | None = None) -> list[RunStatus]:
     """Every run's status, with the folders the workflow uses (rules/common.smk)."""
-    results = root / ("results/smoke" if smoke else "results")
-    logs = root / ("logs/smoke" if smoke else "logs")
+    results, logs = _folder(root, "results", smoke), _folder(root, "logs", smoke)
     out = []
     for run in runs:
         rel = Path(run["study"]) / run["variant"]

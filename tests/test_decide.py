@@ -17,8 +17,8 @@ from cnnablate.decide import (
     holm,
     prob_improvement,
     seeds_needed,
-    spend,
 )
+from cnnablate.sequential import spend
 from cnnablate.stats import bounded_interval, paired_comparison
 
 
