@@ -1,4 +1,5 @@
-"""Proof by simulation of cnnablate.decide: family-wise error under the null, power and seeds
+"""Proof by simulation of cnnablate.decisions.decide: family-wise error under the null, power and
+seeds
 used under an alternative, for the fixed and the adaptive design, beside today's uncorrected
 paired tests.
 
@@ -23,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from cnnablate.decide import Design, decide  # noqa: E402
-from cnnablate.stats import paired_comparison  # noqa: E402
+from cnnablate.decisions.decide import Design, decide  # noqa: E402
+from cnnablate.decisions.stats import paired_comparison  # noqa: E402
 
 
 def seed_sd_from_runs(runs_dir: Path, metric: str = "best_val_accuracy",

@@ -45,7 +45,7 @@ from benchmarks._common import (  # noqa: E402
     table,
     wait_for_quiet,
 )
-from cnnablate.config import resolve_runs  # noqa: E402
+from cnnablate.workflow.config import resolve_runs  # noqa: E402
 from tests.workflow import COPY_IGNORE, copy_workflow  # noqa: E402
 
 ARM = re.compile(r"^(base-)?c(\d+)t(\d+)$")

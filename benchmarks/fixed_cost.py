@@ -3,13 +3,14 @@
     python benchmarks/fixed_cost.py [--repeats 3] [--models all_cnn_c,mobilenet_v2] [--epochs 3]
 
 Each measurement is a fresh subprocess that does what a Snakemake training job does
-(scripts/train.py: the job preamble's Snakemake imports, then `cnnablate.train.train_run` on
+(scripts/train.py: the job preamble's Snakemake imports, then `cnnablate.training.train.train_run`
+on
 the default study's run of that model, here with `--epochs` epochs), with timers around each
 phase. Processes share CLOCK_MONOTONIC (`time.perf_counter`) on Linux, so the parent's spawn
 and exit times line up with the child's marks. Rows (median over repeats, seconds):
 
 - interpreter start: spawn -> the child's first line; job preamble: Snakemake's imports (what
-  the `script:` preamble loads); import cnnablate.train; import tensorflow; import keras +
+  the `script:` preamble loads); import cnnablate.training.train; import tensorflow; import keras +
   the modules train_run imports;
 - data load (three `Split.load`s: memory-mapped arrays, resized once), model build, compile
   and set-up (build end -> fit start: optimizer, callbacks, datasets);
@@ -47,7 +48,7 @@ HEAVY = ("tensorflow_datasets", "sklearn", "scipy", "pandas", "matplotlib", "jso
 def default_run(model: str, epochs: int) -> dict:
     import yaml
 
-    from cnnablate.config import resolve_runs
+    from cnnablate.workflow.config import resolve_runs
 
     root = Path(__file__).resolve().parents[1]
     study, variant = STUDY_OF_MODEL[model]
@@ -74,10 +75,10 @@ def child(run_file: Path, data_dir: Path, out_dir: Path, threads: int, result: P
     from snakemake.shell import shell  # noqa: F401
 
     mark("job preamble")
-    from cnnablate import train as train_mod
-    from cnnablate.gpu import claim_gpus  # noqa: F401  (scripts/train.py imports it)
+    from cnnablate.training import train as train_mod
+    from cnnablate.training.gpu import claim_gpus  # noqa: F401  (scripts/train.py imports it)
 
-    mark("import cnnablate.train")
+    mark("import cnnablate.training.train")
     train_mod.configure_threads(threads)
     # train_run imports these itself, within `_job_imports` where the checkout has it; they are
     # imported here first, the same way, only to time them and to wrap the phases below.
@@ -87,9 +88,10 @@ def child(run_file: Path, data_dir: Path, out_dir: Path, threads: int, result: P
         mark("import tensorflow")
         import keras
 
-        from cnnablate import actstats, provenance
         from cnnablate.data import pipeline
-        from cnnablate.models import build_model  # noqa: F401
+        from cnnablate.training import actstats
+        from cnnablate.workflow import provenance
+        from cnnablate.zoo.models import build_model  # noqa: F401
 
     mark("import keras + cnnablate")
 
@@ -118,7 +120,7 @@ def child(run_file: Path, data_dir: Path, out_dir: Path, threads: int, result: P
             spans.append(("data load", t0, time.perf_counter()))
 
     pipeline.Split.load = classmethod(split_load)
-    import cnnablate.models as models_pkg
+    import cnnablate.zoo.models as models_pkg
 
     wrap(models_pkg, "build_model", "model build")
     fit = keras.Model.fit
@@ -168,8 +170,10 @@ def phases(spawn: float, exit_: float, child_out: dict) -> dict[str, float]:
     out = {
         "interpreter start": marks["start"] - spawn,
         "job preamble (snakemake imports)": marks["job preamble"] - marks["start"],
-        "import cnnablate.train": marks["import cnnablate.train"] - marks["job preamble"],
-        "import tensorflow": marks["import tensorflow"] - marks["import cnnablate.train"],
+        "import cnnablate.training.train": (
+            marks["import cnnablate.training.train"] - marks["job preamble"]
+        ),
+        "import tensorflow": marks["import tensorflow"] - marks["import cnnablate.training.train"],
         "import keras + cnnablate": marks["import keras + cnnablate"] - marks["import tensorflow"],
         "train_run set-up (threads, seed)": starts["data load"] - marks["import keras + cnnablate"],
         "data load (3 splits, resized)": spans["data load"],

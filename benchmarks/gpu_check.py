@@ -52,8 +52,8 @@ PACKED = 4
 
 def worker(spec: dict) -> dict:
     """Train `spec["steps"]` timed steps per arm; images/s per arm."""
-    from cnnablate.gpu import ENV_RUNS_PER_GPU
-    from cnnablate.train import configure_threads
+    from cnnablate.training.gpu import ENV_RUNS_PER_GPU
+    from cnnablate.training.train import configure_threads
 
     configure_threads(int(spec.get("threads", 1)))
     os.environ[ENV_RUNS_PER_GPU] = str(spec.get("runs_per_gpu", 1))
@@ -63,8 +63,8 @@ def worker(spec: dict) -> dict:
 
     from cnnablate.data.device import make_feed
     from cnnablate.data.pipeline import Split
-    from cnnablate.gpu import configure_tensorflow
-    from cnnablate.models import build_model
+    from cnnablate.training.gpu import configure_tensorflow
+    from cnnablate.zoo.models import build_model
 
     configure_tensorflow(tf, log=lambda m: print(m, file=sys.stderr))
     keras.mixed_precision.set_dtype_policy(spec["precision"])

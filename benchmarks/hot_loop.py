@@ -7,7 +7,8 @@ Two arms on the same model (the default study's run of each model: same width, i
 batch size, optimizer, seed), the same data (the default study's prepared digits) and the same
 TensorFlow thread count, each in a fresh process, alternated (pipeline, plain, pipeline, ...):
 
-- pipeline: `cnnablate.train.train_run` itself, as a run is configured by default: its input
+- pipeline: `cnnablate.training.train.train_run` itself, as a run is configured by default: its
+input
   (digits fits the device budget, so `train.data_on_device: auto` places the splits on the
   device, host memory here, and every batch is made inside the compiled step), op
   determinism, its compile and its callbacks (TerminateOnNaN, epoch clock, CSVLogger, the
@@ -49,7 +50,7 @@ def child(arm: str, run: dict, data_dir: Path, work: Path, threads: int, result:
             run = {**run, "train": {**run["train"], "tensorboard": False}}
         if arm == "pipeline-host":  # batches made on the host (tf.data), not in the step
             run = {**run, "train": {**run["train"], "data_on_device": False}}
-        from cnnablate.train import RunPaths, train_run
+        from cnnablate.training.train import RunPaths, train_run
 
         def log(message: str) -> None:
             if re.match(r"epoch \d+/", message):
@@ -58,7 +59,7 @@ def child(arm: str, run: dict, data_dir: Path, work: Path, threads: int, result:
         train_run(run, data_dir, RunPaths.in_dir(work), threads=threads, log=log)
         n_train = None
     else:
-        from cnnablate.train import configure_threads
+        from cnnablate.training.train import configure_threads
 
         configure_threads(threads)
         import keras

@@ -6,12 +6,12 @@ Python process, the way the seed notebooks run their variants.
 Written as a notebook would be, and as fast as one would be: load the data once, resize it once
 to numpy arrays (float32 in [-1, 1], the same pixels the pipeline trains on: the same prepared
 split and the same resize), then for each (variant, seed) build the same model with
-`cnnablate.models.build_model`, compile it with the same optimizer, loss and metric, and
+`cnnablate.zoo.models.build_model`, compile it with the same optimizer, loss and metric, and
 `model.fit(x, y, batch_size, epochs, validation_data=(x_val, y_val))`, then `evaluate` on
 the test split. TensorFlow's default threading (all cores in this one process), no determinism
 switch, no checkpoints, no saved models, no activation statistics, no figures or report: only
 the histories kept in memory (and, for the benchmark, one small JSON written at the end).
-The run list comes from `cnnablate.config.resolve_runs` only so that it is the same list.
+The run list comes from `cnnablate.workflow.config.resolve_runs` only so that it is the same list.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def notebook_model(run: dict, num_classes: int):
     """`run`'s model, compiled as the training job compiles it (SGD, constant learning rate)."""
     import keras
 
-    from cnnablate.models import build_model
+    from cnnablate.zoo.models import build_model
 
     size = run["image_size"]
     model = build_model(
@@ -70,8 +70,8 @@ def main() -> None:
     import keras
     import yaml
 
-    from cnnablate.config import resolve_runs, validate
     from cnnablate.data import digits
+    from cnnablate.workflow.config import resolve_runs, validate
 
     config = validate(yaml.safe_load(Path(args.config).read_text()))
     runs = resolve_runs(config)

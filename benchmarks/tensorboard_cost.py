@@ -2,10 +2,12 @@
 
     python benchmarks/tensorboard_cost.py [--models all_cnn_c,mobilenet_v2] [--epochs 4]
 
-Runs `cnnablate.train.train_run` on the default study's run of each model (fresh process each)
+Runs `cnnablate.training.train.train_run` on the default study's run of each model (fresh process
+each)
 with every hook of its TensorBoard callback timed: wall-clock and the calling thread's CPU
 time (`time.thread_time`, which another process's load on a shared CPU does not inflate).
-The callback has no batch hooks (cnnablate/monitor.py), so its whole cost is per epoch and at
+The callback has no batch hooks (cnnablate/training/monitor.py), so its whole cost is per epoch and
+at
 start/end of training. Reported per model: TensorBoard seconds per epoch against the run's
 median epoch time, and the implied hot-loop factor epoch / (epoch + TensorBoard).
 """
@@ -27,8 +29,8 @@ HOOKS = ("on_train_begin", "on_epoch_begin", "on_test_begin", "on_test_end", "on
 
 
 def child(run: dict, data_dir: Path, work: Path, result: Path) -> None:
-    from cnnablate import monitor
-    from cnnablate.train import RunPaths, train_run
+    from cnnablate.training import monitor
+    from cnnablate.training.train import RunPaths, train_run
 
     spent = {hook: [0.0, 0.0, 0] for hook in HOOKS}  # wall, cpu, calls
     epoch_end_cpu: list[float] = []  # per call: the first one also creates the file writers

@@ -5,8 +5,8 @@
     KERAS_BACKEND=jax python benchmarks/train_throughput.py ...   # or torch
 
 GPU hosts may have JAX or PyTorch and no TensorFlow, so this script takes numpy inputs and
-imports neither tensorflow (unless it is the Keras backend) nor cnnablate.train: only
-`cnnablate.models` (backend-agnostic). Random images and labels; the model is compiled as the
+imports neither tensorflow (unless it is the Keras backend) nor cnnablate.training.train: only
+`cnnablate.zoo.models` (backend-agnostic). Random images and labels; the model is compiled as the
 training jobs compile it (SGD with momentum, sparse categorical cross-entropy from logits,
 accuracy) and trained with `model.fit` on numpy arrays held in host memory (so host-to-device
 copies are included, as in real training). One warm-up pass over the pool of batches (tracing or
@@ -94,7 +94,7 @@ def device_names() -> list[str]:
 
 
 def cpu_model() -> str:
-    from cnnablate.provenance import cpu_model as model  # plain Python, no TensorFlow
+    from cnnablate.workflow.provenance import cpu_model as model  # plain Python, no TensorFlow
 
     return model()
 
@@ -122,7 +122,7 @@ def main() -> None:
     import keras
     import numpy as np
 
-    from cnnablate.models import build_model
+    from cnnablate.zoo.models import build_model
 
     keras.utils.set_random_seed(args.seed)
     if args.precision != "float32":

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from cnnablate import config as cnnablate_config
+from cnnablate.workflow import config as cnnablate_config
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -28,7 +28,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
-    from cnnablate import status
+    from cnnablate.workflow import status
 
     root = Path(args.directory)
     path = Path(args.configfile) if args.configfile else root / "config.yaml"

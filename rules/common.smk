@@ -7,10 +7,10 @@ import time
 
 sys.path.insert(0, workflow.basedir)
 
-from cnnablate import config as cnnablate_config  # noqa: E402
+from cnnablate.workflow import config as cnnablate_config  # noqa: E402
 from cnnablate.data.archive import ARCHIVES  # noqa: E402
-from cnnablate.catalog import FIGURES as FIGURE_REGISTRY  # noqa: E402
-from cnnablate.fingerprint import Fingerprints  # noqa: E402
+from cnnablate.workflow.catalog import FIGURES as FIGURE_REGISTRY  # noqa: E402
+from cnnablate.workflow.fingerprint import Fingerprints  # noqa: E402
 
 try:
     RUNS = cnnablate_config.resolve_runs(config)
@@ -72,7 +72,7 @@ def source_file(relative):
 
 
 # What code each job executes that can change its results, by content (a `code` param of every
-# rule; cnnablate/fingerprint.py): editing one model's module reruns only that model's runs,
+# rule; cnnablate/workflow/fingerprint.py): editing one model's module reruns only that model's runs,
 # comments, docstrings and `touch` rerun nothing.
 CODE = Fingerprints(workflow.basedir)
 
@@ -100,13 +100,13 @@ def archive_of(wildcards):
     return spec.get("archive") or f"results/downloads/{ARCHIVES[spec['source']]['filename']}"
 
 
-# No stale results (cnnablate/freshness.py): a study whose tables, figures or report outlive a
+# No stale results (cnnablate/workflow/freshness.py): a study whose tables, figures or report outlive a
 # missing run gets a marker file, an input of its aggregate, figures and report jobs, so that a
 # plain rerun rebuilds the missing files and everything above them. Checked once per study
 # while Snakemake builds the jobs; written only by the main process (not inside cluster jobs).
 from functools import cache  # noqa: E402
 
-from cnnablate import freshness  # noqa: E402
+from cnnablate.workflow import freshness  # noqa: E402
 
 
 def stale_marker_path(study):
@@ -153,7 +153,7 @@ _PLANNED_AT = time.time()
 
 
 def _ends_interrupted(log_path):
-    """Whether a job of this invocation ended on Ctrl-C (cnnablate.smk.log_to's last line)."""
+    """Whether a job of this invocation ended on Ctrl-C (cnnablate.workflow.smk.log_to's last line)."""
     try:
         if os.path.getmtime(log_path) < _PLANNED_AT:
             return False

@@ -1,6 +1,6 @@
 # Figures per study, then one HTML report over all studies (no TensorFlow in these rules).
 
-FIGURES = tuple(FIGURE_REGISTRY)  # cnnablate.catalog.FIGURES: one entry per figure
+FIGURES = tuple(FIGURE_REGISTRY)  # cnnablate.workflow.catalog.FIGURES: one entry per figure
 FIGURE_PATH = f"{REPORT}/figures/{{study}}/{{name}}.png"
 
 
@@ -44,7 +44,7 @@ rule report:
         meta=[f"{data_dir(dataset)}/meta.json" for dataset in DATASETS],
         template=source_file("report/templates/index.html.j2"),
         stale=lambda wc: [marker for study in STUDIES for marker in stale_marker(study)],
-        # inlined into the page by cnnablate/interactive.py
+        # inlined into the page by cnnablate/reporting/interactive.py
         interactive=[
             source_file(f"report/{f}")
             for f in ("interactive.js", "vendor/uplot/uPlot.iife.min.js",

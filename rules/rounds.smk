@@ -1,11 +1,11 @@
 # Adaptive seeds (`seeds: {initial, max, step}`): one checkpoint per (study, round) decides
-# which variants run the next round's seeds (cnnablate.decide). Its small JSON is what the
+# which variants run the next round's seeds (cnnablate.decisions.decide). Its small JSON is what the
 # input functions below walk, so `snakemake -n` lists exactly the next round's runs and a
 # resumed study never redoes a finished seed. A fixed seed list has no rounds.
 import json as _json
 from pathlib import Path as _Path
 
-from cnnablate import rounds as seed_rounds  # noqa: E402
+from cnnablate.decisions import rounds as seed_rounds  # noqa: E402
 
 
 def seed_spec(study):

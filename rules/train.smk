@@ -1,7 +1,7 @@
 # One job per (study, variant, seed). The resolved run config is a param, so editing one
 # variant reruns only that variant's jobs.
-from cnnablate.resources import conda_env_by_gpu, rule_resources
-from cnnablate.rounds import is_adaptive
+from cnnablate.training.resources import conda_env_by_gpu, rule_resources
+from cnnablate.decisions.rounds import is_adaptive
 
 
 rule train:

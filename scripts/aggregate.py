@@ -4,10 +4,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 - the cnnablate package
-from cnnablate.smk import log_to  # noqa: E402
+from cnnablate.workflow.smk import log_to  # noqa: E402
 
 with log_to(snakemake.log[0]):  # noqa: F821
-    from cnnablate.aggregate import aggregate_study
+    from cnnablate.reporting.aggregate import aggregate_study
 
     out = snakemake.output  # noqa: F821
     aggregate_study(

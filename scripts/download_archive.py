@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 - the cnnablate package
-from cnnablate.smk import log_to  # noqa: E402
+from cnnablate.workflow.smk import log_to  # noqa: E402
 
 with log_to(snakemake.log[0]):  # noqa: F821
     from cnnablate.data.archive import download

@@ -5,7 +5,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 - the cnnablate package
-from cnnablate.smk import log_to  # noqa: E402
+from cnnablate.workflow.smk import log_to  # noqa: E402
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821
     from cnnablate.data.synthetic import prepare_synthetic

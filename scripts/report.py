@@ -4,11 +4,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 - the cnnablate package
-from cnnablate.smk import log_to  # noqa: E402
+from cnnablate.workflow.smk import log_to  # noqa: E402
 
 with log_to(snakemake.log[0]):  # noqa: F821
-    from cnnablate.freshness import check_runs_exist
-    from cnnablate.report import render_report
+    from cnnablate.workflow.freshness import check_runs_exist
+    from cnnablate.reporting.report import render_report
 
     params = snakemake.params  # noqa: F821
     studies = []

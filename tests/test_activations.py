@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cnnablate import activations, catalog
+from cnnablate.workflow import catalog
+from cnnablate.zoo import activations
 
 # Negative, zero-ish and positive points; none on a kink (0, +-3 for hard_swish, 6 for relu6).
 X = np.array([-4.0, -2.5, -1.0, -0.3, -0.01, 0.01, 0.3, 1.0, 2.5, 4.0, 5.9, 7.5])

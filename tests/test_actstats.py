@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from cnnablate.actstats import activation_statistics
-from cnnablate.models import build_model
+from cnnablate.training.actstats import activation_statistics
+from cnnablate.zoo.models import build_model
 
 # Two 2x2x1 examples.
 BATCH = np.array([[[1, -2], [0, 3]], [[2, -1], [-4, 5]]], "float32")[..., None]

@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from cnnablate import catalog
+from cnnablate.workflow import catalog
 from tests.browser import (
     MARKUP,
     TINY_STUDY,

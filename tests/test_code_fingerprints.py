@@ -1,4 +1,5 @@
-"""Only what changed reruns, by content: each job's code fingerprint (cnnablate/fingerprint.py).
+"""Only what changed reruns, by content: each job's code fingerprint
+(cnnablate/workflow/fingerprint.py).
 
 One tiny real run of two studies (All-CNN-C and NIN on digits, 2 runs each), then code edits in
 copies of it and dry runs. Expected job lists are written out by hand.
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnablate import fingerprint
+from cnnablate.workflow import fingerprint
 from tests.workflow import copy_workflow, planned_jobs, snakemake, write_config
 
 TRAIN = {"epochs": 1, "batch_size": 32, "max_train_images": 64, "max_eval_images": 32}
@@ -88,7 +89,7 @@ def test_comments_and_docstrings_plan_nothing(work):
 
 
 def test_editing_nin_reruns_only_nin_runs_and_their_study(work):
-    add_code(work / "cnnablate/models/nin.py")
+    add_code(work / "cnnablate/zoo/models/nin.py")
     assert planned_jobs(work) == sorted(
         [*NIN_RUNS, ("aggregate", "net"), ("figures", "net"), ("report",)]
     )
@@ -96,24 +97,24 @@ def test_editing_nin_reruns_only_nin_runs_and_their_study(work):
 
 
 def test_dry_run_names_the_changed_module(work):
-    add_code(work / "cnnablate/models/nin.py")
+    add_code(work / "cnnablate/zoo/models/nin.py")
     proc = snakemake(work, "-n")
     text = proc.stdout + proc.stderr
     assert "Params have changed since last execution" in text
-    assert "cnnablate/models/nin.py:" in text
+    assert "cnnablate/zoo/models/nin.py:" in text
     changed = snakemake(work, "--list-changes", "params").stdout.split()
     assert sorted(p for p in changed if p.endswith("metrics.json")) == [
         "results/runs/net/elu/seed0/metrics.json", "results/runs/net/relu/seed0/metrics.json"]
 
 
 def test_editing_stats_reruns_only_tables_figures_and_report(work):
-    add_code(work / "cnnablate/stats.py")
+    add_code(work / "cnnablate/decisions/stats.py")
     assert planned_jobs(work) == sorted([*TABLES, *FIGURES, ("report",)])
     assert len(planned_jobs(work)) == 5
 
 
 def test_editing_figure_code_reruns_figures_and_report(work):
-    add_code(work / "cnnablate/figures.py")
+    add_code(work / "cnnablate/reporting/figures.py")
     assert planned_jobs(work) == sorted([*FIGURES, ("report",)])
 
 
@@ -132,7 +133,7 @@ def test_editing_code_no_run_executes_for_its_results_plans_nothing(work, module
 
 
 def test_editing_a_resource_coefficient_plans_nothing(work):
-    path = work / "cnnablate/catalog.py"
+    path = work / "cnnablate/workflow/catalog.py"
     text = path.read_text()
     assert 'images_per_s={"cpu": 8.0, "gpu": 800.0}' in text
     path.write_text(text.replace('images_per_s={"cpu": 8.0, "gpu": 800.0}',
@@ -142,7 +143,7 @@ def test_editing_a_resource_coefficient_plans_nothing(work):
 
 
 def test_changing_an_activation_default_reruns_only_its_runs(work):
-    path = work / "cnnablate/catalog.py"
+    path = work / "cnnablate/workflow/catalog.py"
     text = path.read_text()
     assert '"elu": {"alpha": 1.0},' in text
     path.write_text(text.replace('"elu": {"alpha": 1.0},', '"elu": {"alpha": 0.5},'))
@@ -158,12 +159,14 @@ def test_changing_an_activation_default_reruns_only_its_runs(work):
 def test_closure_of_a_nin_run_covers_nin_and_shared_layers_only():
     files = {p.relative_to(fingerprint.ROOT).as_posix()
              for p in fingerprint.closure([fingerprint.ROOT / "scripts/train.py",
-                                           fingerprint.module_file("cnnablate.models.nin")])}
-    assert {"cnnablate/models/nin.py", "cnnablate/models/layers.py", "cnnablate/train.py",
-            "cnnablate/activations.py", "cnnablate/initializers.py"} <= files
-    assert not {"cnnablate/models/mobilenet_v2.py", "cnnablate/models/all_cnn.py",
-                "cnnablate/smk.py", "cnnablate/provenance.py", "cnnablate/config.py",
-                "cnnablate/gpu.py", "cnnablate/stats.py"} & files
+                                           fingerprint.module_file("cnnablate.zoo.models.nin")])}
+    assert {"cnnablate/zoo/models/nin.py", "cnnablate/zoo/models/layers.py",
+            "cnnablate/training/train.py", "cnnablate/zoo/activations.py",
+            "cnnablate/zoo/initializers.py"} <= files
+    assert not {"cnnablate/zoo/models/mobilenet_v2.py", "cnnablate/zoo/models/all_cnn.py",
+                "cnnablate/workflow/smk.py", "cnnablate/workflow/provenance.py",
+                "cnnablate/workflow/config.py",
+                "cnnablate/training/gpu.py", "cnnablate/decisions/stats.py"} & files
 
 
 def test_digest_ignores_docstrings_comments_and_layout(tmp_path):

@@ -37,7 +37,7 @@ def test_concurrent_preparations_of_one_dataset_leave_consistent_files(tmp_path)
 
 
 def _render(args: tuple[str, int]) -> None:
-    from cnnablate.report import render_report
+    from cnnablate.reporting.report import render_report
 
     path, i = args
     render_report([], path, title=f"report {i}", config_hash="x", confidence=0.95)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cnnablate import config as cfg
-from cnnablate.rounds import all_seeds
+from cnnablate.decisions.rounds import all_seeds
+from cnnablate.workflow import config as cfg
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -211,7 +211,7 @@ def test_every_schema_key_has_a_description():
 
 def test_schema_lists_every_model_and_its_options():
     """The schema's text (what users read) names each registered model and option."""
-    from cnnablate import catalog
+    from cnnablate.workflow import catalog
 
     model = cfg.load_schema()["definitions"]["model"]
     for name, entry in catalog.MODELS.items():
@@ -221,7 +221,7 @@ def test_schema_lists_every_model_and_its_options():
 
 
 def test_every_registered_source_option_is_a_schema_key():
-    from cnnablate import catalog
+    from cnnablate.workflow import catalog
 
     keys = set(cfg.load_schema()["definitions"]["dataset"]["properties"])
     for name, entry in catalog.DATASET_SOURCES.items():

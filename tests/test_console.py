@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from cnnablate import errors
 from cnnablate.data.archive import ChecksumError, DownloadError
 from cnnablate.data.tfds_source import DatasetNotPreparedError
+from cnnablate.workflow import errors
 from tests.workflow import copy_workflow, snakemake, write_config
 
 TINY = {
@@ -45,7 +45,7 @@ def test_each_job_is_a_line_or_two_without_its_code_inputs(tmp_path):
         described = [line for line in out if f"variant={variant} seed=0" in line]
         assert len(described) == 1, described
         assert f"logs/train/acts/{variant}/seed0.log" in described[0]
-    assert not any("cnnablate/train.py" in line for line in out)  # no code inputs listed
+    assert not any("cnnablate/training/train.py" in line for line in out)  # no code inputs listed
     assert not any(line.strip().startswith(("input:", "output:")) for line in out)
     assert "Traceback" not in proc.stdout + proc.stderr
 

@@ -1,4 +1,5 @@
-"""cnnablate.decide: values by hand or from published tables, and the guarantees by simulation
+"""cnnablate.decisions.decide: values by hand or from published tables, and the guarantees by
+simulation
 (small, fast versions of benchmarks/decisions_sim.py; they fail if the guarantee breaks)."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from cnnablate.decide import (
+from cnnablate.decisions.decide import (
     Design,
     comparisons,
     decide,
@@ -18,8 +19,8 @@ from cnnablate.decide import (
     prob_improvement,
     seeds_needed,
 )
-from cnnablate.sequential import spend
-from cnnablate.stats import bounded_interval, paired_comparison
+from cnnablate.decisions.sequential import spend
+from cnnablate.decisions.stats import bounded_interval, paired_comparison
 
 
 def test_holm_by_hand():

@@ -27,7 +27,7 @@ from cnnablate.data.device import (  # noqa: E402
     use_device,
 )
 from cnnablate.data.pipeline import Split  # noqa: E402
-from cnnablate.train import _build_before_fit  # noqa: E402
+from cnnablate.training.train import _build_before_fit  # noqa: E402
 
 SIZE, CLASSES = 16, 5
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnablate.freshness import RUN_FILES, StaleResultsError, check_runs_exist
+from cnnablate.workflow.freshness import RUN_FILES, StaleResultsError, check_runs_exist
 from tests.workflow import copy_workflow, planned_jobs, snakemake, write_config
 
 TINY = {
@@ -165,7 +165,7 @@ def test_report_refuses_a_table_naming_a_run_whose_files_are_gone(tmp_path):
 
 
 def test_only_a_study_with_something_built_is_stale(tmp_path):
-    from cnnablate.freshness import stale_files
+    from cnnablate.workflow.freshness import stale_files
 
     def f(name: str, exists: bool) -> str:
         path = tmp_path / name

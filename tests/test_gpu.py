@@ -1,4 +1,5 @@
-"""cnnablate.gpu: local GPU pinning with per-GPU flocks, exercised by real processes on fake
+"""cnnablate.training.gpu: local GPU pinning with per-GPU flocks, exercised by real processes on
+fake
 GPU ids (no GPU needed)."""
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from cnnablate import gpu
-from cnnablate.gpu import GPUClaimTimeout, GPUUnavailable, available_gpus, claim_gpus
+from cnnablate.training import gpu
+from cnnablate.training.gpu import GPUClaimTimeout, GPUUnavailable, available_gpus, claim_gpus
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 WORKER = textwrap.dedent(
     """
     import json, os, sys, time
-    from cnnablate.gpu import claim_gpus
+    from cnnablate.training.gpu import claim_gpus
     count, out, release, timeout = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
     timeout = None if timeout == "none" else float(timeout)
     runs_per_gpu = int(sys.argv[5])

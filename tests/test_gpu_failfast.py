@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnablate import gpu
+from cnnablate.training import gpu
 from tests.workflow import copy_workflow, snakemake, write_config
 
 pytestmark = pytest.mark.workflow

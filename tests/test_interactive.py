@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnablate import interactive
+from cnnablate.reporting import interactive
 from tests.browser import TINY_STUDY, TINY_VARIANTS, chromium_or_skip, tiny_workflow
 
 

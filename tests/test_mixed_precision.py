@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from cnnablate.config import resolve_runs
 from cnnablate.data.prepare import prepare_dataset
+from cnnablate.workflow.config import resolve_runs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,7 +22,7 @@ SCRIPT = textwrap.dedent(
     """
     import json, sys
     import numpy as np
-    from cnnablate.train import RunPaths, train_run
+    from cnnablate.training.train import RunPaths, train_run
     import keras
     run, data, out = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
     compiled = []  # the optimizer the run trains with, as compile() left it
@@ -111,7 +111,7 @@ def test_float32_run_after_a_mixed_run_in_one_process_is_float32(digits, tmp_pat
         """
         import json, sys
         import keras
-        from cnnablate.train import RunPaths, train_run
+        from cnnablate.training.train import RunPaths, train_run
         runs, data, out = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
         for i, run in enumerate(runs):
             train_run(run, data, RunPaths.in_dir(f"{out}/{i}"), log=lambda m: None)

@@ -10,9 +10,9 @@ import keras
 import numpy as np
 import pytest
 
-from cnnablate import catalog
-from cnnablate.models import build_model
-from cnnablate.models.mobilenet_v2 import _make_divisible
+from cnnablate.workflow import catalog
+from cnnablate.zoo.models import build_model
+from cnnablate.zoo.models.mobilenet_v2 import _make_divisible
 
 SMALL = {  # name -> (input shape, width) small enough for quick steps, from the registry
     name: ((entry.test_image_size, entry.test_image_size, 3), entry.test_width)
@@ -280,7 +280,7 @@ def test_registered_options_are_the_builders_own_keywords(name: str) -> None:
     """The options a config may set (checked while planning) are exactly what build() takes."""
     import inspect
 
-    from cnnablate.models import builder
+    from cnnablate.zoo.models import builder
 
     params = inspect.signature(builder(name)).parameters.values()
     keywords = {p.name for p in params if p.kind is p.KEYWORD_ONLY}

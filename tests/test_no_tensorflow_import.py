@@ -78,15 +78,15 @@ def test_planning_modules_do_not_import_matplotlib_or_pandas(module: str) -> Non
 BUILD_AND_RUN = """
 import sys
 import numpy as np
-import cnnablate.actstats, cnnablate.activations, cnnablate.initializers
-from cnnablate.models import build_model
+import cnnablate.training.actstats, cnnablate.zoo.activations, cnnablate.zoo.initializers
+from cnnablate.zoo.models import build_model
 for name, shape, width in [("mobilenet_v2", (32, 32, 3), 0.25), ("all_cnn_c", (16, 16, 3), 0.1),
                            ("nin", (16, 16, 3), 0.1)]:
     for act in ("prelu", {"type": "rrelu", "seed": 1}, "celu"):
         model = build_model(name, shape, 10, width=width, activation=act, norm="after")
         out = np.asarray(model(np.zeros((2, *shape), "float32")))
         assert out.shape == (2, 10), out.shape
-cnnablate.actstats.activation_statistics(model, np.zeros((2, *shape), "float32"))
+cnnablate.training.actstats.activation_statistics(model, np.zeros((2, *shape), "float32"))
 assert "tensorflow" not in sys.modules, "tensorflow was imported"
 print("ok")
 """

@@ -28,7 +28,7 @@ def readme_example() -> str:
 
 
 def test_example_is_a_valid_study_of_its_own():
-    from cnnablate import config as cfg
+    from cnnablate.workflow import config as cfg
 
     example = yaml.safe_load(readme_example())
     default = yaml.safe_load((ROOT / "config.yaml").read_text())

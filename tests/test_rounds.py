@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from cnnablate.config import ConfigError, resolve_runs
-from cnnablate.rounds import all_seeds, n_rounds, round_seeds
+from cnnablate.decisions.rounds import all_seeds, n_rounds, round_seeds
+from cnnablate.workflow.config import ConfigError, resolve_runs
 from tests.workflow import copy_workflow, planned_jobs, snakemake, write_config
 
 ADAPTIVE = {

@@ -1,9 +1,9 @@
-"""The report's decisions in words (cnnablate/sentences.py), from hand-made rows."""
+"""The report's decisions in words (cnnablate/decisions/sentences.py), from hand-made rows."""
 
 from __future__ import annotations
 
-from cnnablate.decide import Design
-from cnnablate.sentences import comparison_sentence, cross_study, did_not_learn, guarantee
+from cnnablate.decisions.decide import Design
+from cnnablate.decisions.sentences import comparison_sentence, cross_study, did_not_learn, guarantee
 
 ROW = {"variant": "elu", "baseline": "relu", "n_pairs": 6, "diff_mean": 0.012,
        "diff_ci_low": 0.004, "diff_ci_high": 0.020, "p_holm": 0.01, "prob_improvement": 0.83,

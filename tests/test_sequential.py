@@ -1,4 +1,4 @@
-"""Group-sequential levels of paired t-tests (cnnablate.sequential), checked against fresh
+"""Group-sequential levels of paired t-tests (cnnablate.decisions.sequential), checked against fresh
 simulations made here with scipy's own t-test, and against the spending function by hand."""
 
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from cnnablate.sequential import nominal_levels, spend
+from cnnablate.decisions.sequential import nominal_levels, spend
 
 
 def _null_rate(levels, sizes, paths=40_000, seed=12345):

@@ -3,7 +3,7 @@ shards each), started by tests/slurm/cluster.sh (root + apt-get), runs a 3-run s
 ask for 1 GPU each, then a 4-run study packed 4 to a GPU (`runs_per_gpu: 4`: gres/shard).
 
 Checks: every training job went to sbatch with a GPU request and the per-run memory and time
-estimates of cnnablate.resources (so the rule wires them, and the profile does not override
+estimates of cnnablate.training.resources (so the rule wires them, and the profile does not override
 them); SLURM never ran more than two of them at once and gave concurrent ones different GPUs;
 each training process saw SLURM's CUDA_VISIBLE_DEVICES; the report was built.
 Training itself runs on the CPU (the GPUs are fake; `allow_cpu_fallback`, else the runs would
@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cnnablate.config import resolve_runs, run_id
-from cnnablate.resources import dataset_counts, train_resources
+from cnnablate.training.resources import dataset_counts, train_resources
+from cnnablate.workflow.config import resolve_runs, run_id
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 
@@ -211,7 +211,7 @@ def test_study_on_slurm_with_fake_gpus(slurm_cluster, tmp_path):
         want = expected[("tiny", variant, 0)]
         assert "--gpus=1" in call, (
             "no GPU request: rules/train.smk must take its resources from "
-            f"cnnablate.resources.rule_resources (docs/cluster.md)\n{call}"
+            f"cnnablate.training.resources.rule_resources (docs/cluster.md)\n{call}"
         )
         assert f"--cpus-per-gpu={want['cpus_per_gpu']}" in call, call
         assert re.search(rf"--mem {want['mem_mb']}\b", call), (want, call)
@@ -244,7 +244,9 @@ def test_study_on_slurm_with_fake_gpus(slurm_cluster, tmp_path):
         run_dir = work / "results" / "runs" / study / variant / f"seed{seed}"
         metrics = json.loads((run_dir / "metrics.json").read_text())
         missing = {"cuda_visible_devices", "started_at", "finished_at"} - set(metrics)
-        assert not missing, f"cnnablate/train.py does not record {sorted(missing)} in metrics.json"
+        assert not missing, (
+            f"cnnablate/training/train.py does not record {sorted(missing)} in metrics.json"
+        )
         assert metrics["cuda_visible_devices"] in {str(i) for i in range(FAKE_GPUS)}, metrics
         seen.append(
             (metrics["started_at"], metrics["finished_at"], metrics["cuda_visible_devices"])

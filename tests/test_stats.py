@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cnnablate.aggregate import aggregate_study
-from cnnablate.stats import paired_comparison, t_interval, tied_ranks
+from cnnablate.decisions.stats import paired_comparison, t_interval, tied_ranks
+from cnnablate.reporting.aggregate import aggregate_study
 
 T975_DF1 = 12.706204736174704  # Student t quantile 0.975, 1 degree of freedom (tables)
 T975_DF2 = 4.302652729911275  # ... 2 degrees of freedom

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from cnnablate import status
+from cnnablate.workflow import status
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -184,7 +184,7 @@ def test_job_that_wrote_its_first_heartbeat_is_starting(tmp_path):
 
 
 def test_adaptive_seeds_a_decided_variant_runs_no_later_round(tmp_path):
-    from cnnablate.status import scheduled
+    from cnnablate.workflow.status import scheduled
 
     spec = {"initial": 2, "max": 6, "step": 2}
     runs = [{"study": "ada", "variant": v, "seed": s} for v in ("a", "b") for s in range(6)]

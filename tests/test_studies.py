@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cnnablate import config as cfg
+from cnnablate.workflow import config as cfg
 from tests.workflow import ROOT, copy_workflow, planned_jobs, snakemake, write_config
 
 STUDY_DIR = ROOT / "studies"

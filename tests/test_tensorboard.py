@@ -50,7 +50,7 @@ def _scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
 def _train(tmp_path: Path, tensorboard: bool) -> Path:
     """One run through `train_run` in a fresh process (it sets TensorFlow's global state)."""
     from benchmarks._common import prepare_digits
-    from cnnablate.config import resolve_runs
+    from cnnablate.workflow.config import resolve_runs
 
     config = json.loads(json.dumps(CONFIG))
     config["studies"]["t"]["train"]["tensorboard"] = tensorboard
@@ -60,7 +60,7 @@ def _train(tmp_path: Path, tensorboard: bool) -> Path:
     (tmp_path / "run.json").write_text(json.dumps(run))
     subprocess.run(
         [sys.executable, "-c",
-         "import json, sys; from cnnablate.train import RunPaths, train_run; "
+         "import json, sys; from cnnablate.training.train import RunPaths, train_run; "
          "train_run(json.load(open(sys.argv[1])), sys.argv[2], RunPaths.in_dir(sys.argv[3]), "
          "log=lambda m: None)", str(tmp_path / "run.json"), str(data), str(run_dir)],
         cwd=ROOT, check=True, timeout=600,
@@ -94,7 +94,7 @@ def test_tensorboard_off_writes_no_logs(tmp_path):
 def test_resume_drops_the_killed_attempts_unsaved_epochs(tmp_path):
     import tensorflow as tf
 
-    from cnnablate.monitor import _keep_saved_epochs
+    from cnnablate.training.monitor import _keep_saved_epochs
 
     # A killed attempt logged epochs 0..3; its backup holds 2 epochs.
     log_dir = tmp_path / "tensorboard"

@@ -1,4 +1,5 @@
-"""`cnnablate.train.summarize` and `history_rows` (pure: no TensorFlow, no Snakemake) and the
+"""`cnnablate.training.train.summarize` and `history_rows` (pure: no TensorFlow, no Snakemake) and
+the
 atomic write helper."""
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cnnablate.atomic import atomic_path, write_json_atomic
-from cnnablate.train import history_rows, summarize
+from cnnablate.training.train import history_rows, summarize
+from cnnablate.workflow.atomic import atomic_path, write_json_atomic
 
 
 def row(epoch, loss, acc, val_loss, val_acc, seconds=1.0) -> dict:
@@ -59,7 +60,7 @@ def test_history_rows_from_csv_logger_text():
 
 
 def test_summarize_needs_no_tensorflow():
-    code = ("import sys; from cnnablate.train import summarize; summarize([], 1); "
+    code = ("import sys; from cnnablate.training.train import summarize; summarize([], 1); "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
     root = Path(__file__).resolve().parent.parent
     assert subprocess.run([sys.executable, "-c", code], cwd=root).returncode == 0

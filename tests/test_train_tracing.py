@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from cnnablate.models import build_model
-from cnnablate.train import _build_before_fit
+from cnnablate.training.train import _build_before_fit
+from cnnablate.zoo.models import build_model
 
 
 def _traces_of_first_fit(prebuild: bool) -> int:

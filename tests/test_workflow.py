@@ -57,8 +57,8 @@ def test_default_config_plans_one_train_job_per_variant_and_seed(tmp_path):
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     jobs = planned_jobs(work)
     trains = [j for j in jobs if j[0] == "train"]
-    from cnnablate.config import resolve_runs, run_id
-    from cnnablate.rounds import round_seeds
+    from cnnablate.decisions.rounds import round_seeds
+    from cnnablate.workflow.config import resolve_runs, run_id
 
     # adaptive seeds: only the first round's seeds are planned before its decision
     first = {name: set(round_seeds(st["seeds"], 1)) for name, st in config["studies"].items()}
@@ -188,7 +188,7 @@ def _clone(done: Path, tmp_path: Path) -> Path:
 def test_changing_a_model_reruns_only_its_runs(done, tmp_path):
     work = _clone(done, tmp_path)
     assert planned_jobs(work) == []
-    _touch(work / "cnnablate/models/all_cnn.py")
+    _touch(work / "cnnablate/zoo/models/all_cnn.py")
     trains = [j for j in planned_jobs(work) if j[0] == "train"]
     assert trains == sorted(
         [("train", "acts", v, s) for v in ("relu", "elu") for s in ("0", "1")]
@@ -197,7 +197,7 @@ def test_changing_a_model_reruns_only_its_runs(done, tmp_path):
 
 def test_changing_report_code_reruns_only_the_report_side(done, tmp_path):
     work = _clone(done, tmp_path)
-    _touch(work / "cnnablate/report.py")
+    _touch(work / "cnnablate/reporting/report.py")
     assert planned_jobs(work) == [("report",)]
 
 

@@ -47,7 +47,7 @@ def device_budget_bytes(share: float = 0.25) -> int:
     a GPU) when there is one, else of the host's physical memory (the same code then runs on
     the CPU, where the tf.data path holds the same copy: `Split._batch_fn`)."""
     if tf.config.list_logical_devices("GPU"):
-        from cnnablate.gpu import ENV_RUNS_PER_GPU, gpu_total_mb, memory_cap_mb
+        from cnnablate.training.gpu import ENV_RUNS_PER_GPU, gpu_total_mb, memory_cap_mb
 
         ids = [i for i in os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",") if i]
         total = gpu_total_mb(ids[0] if ids else "0") or 0

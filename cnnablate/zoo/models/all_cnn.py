@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import keras
 
-from cnnablate.models.layers import (
+from cnnablate.zoo.models.layers import (
     ActivationSpec,
     InitSpec,
     classifier_conv,

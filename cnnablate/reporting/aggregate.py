@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from cnnablate.atomic import atomic_path, write_json_atomic
-from cnnablate.decide import PAIRED_COLUMNS, Decisions, decide, design_from_settings
-from cnnablate.stats import METRIC_BOUNDS, bounded_interval, tied_ranks
+from cnnablate.decisions.decide import PAIRED_COLUMNS, Decisions, decide, design_from_settings
+from cnnablate.decisions.stats import METRIC_BOUNDS, bounded_interval, tied_ranks
+from cnnablate.workflow.atomic import atomic_path, write_json_atomic
 
 RUN_COLUMNS = (
     "study", "variant", "seed", "status", "epochs_completed", "diverged_epoch",
@@ -95,7 +95,7 @@ def study_results(runs: pd.DataFrame, metric: str) -> dict[str, dict[int, float 
 
 
 def decide_study(runs: pd.DataFrame, study: dict, order: list[str] | None = None) -> Decisions:
-    """The study's decisions (cnnablate.decide) from its runs table."""
+    """The study's decisions (cnnablate.decisions.decide) from its runs table."""
     metric = headline_metric(study["eval_split"])
     order = order or [v for v in study["variant_descriptions"] if v in set(runs["variant"])]
     design = design_from_settings(study.get("decisions") or {})
@@ -106,7 +106,8 @@ def paired_against_baseline(
     runs: pd.DataFrame, baseline: str, metric: str, confidence: float = 0.95,
     order: list[str] | None = None, decisions: dict | None = None,
 ) -> pd.DataFrame:
-    """One row per comparison with its decision (cnnablate.decide; fixed design by default)."""
+    """One row per comparison with its decision (cnnablate.decisions.decide; fixed design by
+    default)."""
     order = order or list(dict.fromkeys(runs["variant"]))
     design = design_from_settings({**(decisions or {}), "confidence": confidence})
     result = decide(study_results(runs, metric), baseline, design, order, metric)
@@ -124,7 +125,7 @@ def aggregate_study(
     out_paired: str | Path,
     confidence: float = 0.95,
 ) -> None:
-    """Write a study's three tables; `study` is `cnnablate.config.study_settings(...)`."""
+    """Write a study's three tables; `study` is `cnnablate.workflow.config.study_settings(...)`."""
     runs = load_runs(metrics_files)
     headline = headline_metric(study["eval_split"])
     order = [v for v in study["variant_descriptions"] if v in set(runs["variant"])]

@@ -1,11 +1,12 @@
 """The registries: one per extension point, importable without Keras, TensorFlow or matplotlib.
 
 The Snakefile plans and validates configs from these tables (planning must never import
-TensorFlow: 8 s per `snakemake -n`), the schema's enums, `cnnablate.resources`, the report's
+TensorFlow: 8 s per `snakemake -n`), the schema's enums, `cnnablate.training.resources`, the
+report's
 figure list and the tests' parametrisation are derived from them, and the code that does the work
 is imported by name only when a job runs it (`MODELS[name].module`, ...). So a run of model X
 imports, and its code fingerprint covers, `models/X.py` and the shared layers only
-(`cnnablate.fingerprint`).
+(`cnnablate.workflow.fingerprint`).
 
 Adding a model, dataset source or figure: one module plus one entry here (docs/extending.md).
 What in an entry can change a result (which module builds a model, an activation's default
@@ -18,14 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # name -> default parameters (the defaults the seeds and the papers use). The layers are built
-# by `cnnablate.activations` (a test keeps the two in step).
+# by `cnnablate.zoo.activations` (a test keeps the two in step).
 ACTIVATIONS: dict[str, dict[str, float | str]] = {
     "relu": {},
     "relu6": {},
     "leaky_relu": {"negative_slope": 0.3},  # Keras's layer default, what seed 000 used
     "prelu": {"alpha_init": 0.25},
     # lower/upper: slope ~ U(lower, upper) ("pytorch"); a_lower/a_upper: slope = 1/a,
-    # a ~ U(a_lower, a_upper) ("xu2015"). See cnnablate.activations.RReLU.
+    # a ~ U(a_lower, a_upper) ("xu2015"). See cnnablate.zoo.activations.RReLU.
     "rrelu": {
         "lower": 1.0 / 8.0,
         "upper": 1.0 / 3.0,
@@ -72,13 +73,14 @@ COMMON_MODEL_OPTIONS: tuple[str, ...] = ("name", "width")
 
 @dataclass(frozen=True)
 class Model:
-    """A network of the zoo: `cnnablate.models.<module>.build(input_shape, num_classes, *,
+    """A network of the zoo: `cnnablate.zoo.models.<module>.build(input_shape, num_classes, *,
     activation, norm, init, width, **options)` returns a Keras model of logits."""
 
     module: str
     min_image_size: int  # smallest input side it accepts (total stride, valid convolutions)
     options: tuple[str, ...]  # valid `model:` keys besides name and width
-    # Resource estimate (cnnablate.resources): training images per second at 32x32, width 1.0
+    # Resource estimate (cnnablate.training.resources): training images per second at 32x32, width
+    # 1.0
     # (CPU: per thread; GPU: about half a T4), and activation memory kept for the backward pass,
     # KB per input pixel per image at width 1.0.
     images_per_s: dict[str, float] = field(default_factory=lambda: {"cpu": 5.0, "gpu": 400.0})
@@ -149,7 +151,7 @@ DATASET_SOURCES: dict[str, Source] = {
 @dataclass(frozen=True)
 class Figure:
     """A per-study figure: `function` ("module:function") is called as
-    `function(data: cnnablate.figures.StudyData, path)` and writes a PNG; `caption` is its
+    `function(data: cnnablate.reporting.figures.StudyData, path)` and writes a PNG; `caption` is its
     Snakemake-report caption file, `title` the line above it in the HTML report."""
 
     function: str
@@ -159,23 +161,23 @@ class Figure:
 
 FIGURES: dict[str, Figure] = {
     "learning_curves": Figure(
-        "cnnablate.figures:plot_learning_curves", "report/captions/learning_curves.rst",
+        "cnnablate.reporting.figures:plot_learning_curves", "report/captions/learning_curves.rst",
         "Learning curves: validation accuracy and loss per epoch, mean over the completed "
         "seeds, band from the lowest to the highest; diverged runs dotted, each on its own",
     ),
     "final_metric": Figure(
-        "cnnablate.figures:plot_final_metric", "report/captions/final_metric.rst",
+        "cnnablate.reporting.figures:plot_final_metric", "report/captions/final_metric.rst",
         "Headline metric per variant: mean and confidence interval over seeds; the dashed line "
         "is the baseline",
     ),
     "activation_functions": Figure(
-        "cnnablate.figures:plot_activation_functions",
+        "cnnablate.reporting.figures:plot_activation_functions",
         "report/captions/activation_functions.rst",
         "Activation functions and their derivatives, as computed by the layers the runs "
         "trained with",
     ),
     "activation_statistics": Figure(
-        "cnnablate.figures:plot_activation_statistics",
+        "cnnablate.reporting.figures:plot_activation_statistics",
         "report/captions/activation_statistics.rst",
         "Per activation layer: fraction of units that never fire, and the mean activation "
         "(mean over seeds)",

@@ -11,7 +11,7 @@ The procedure (docs/statistics.md explains why):
   `step`) looks after `initial`, `initial + step`, ... seeds, up to `max`.
 - Alpha spending (Lan-DeMets, Pocock type): each comparison tested at an overall level `a`
   spends a*ln(1 + (e-1)t) by the fraction t = n_k / n_max of its seeds; the p-value level of
-  look k is the exact group-sequential level for a paired t-test (`cnnablate.sequential`).
+  look k is the exact group-sequential level for a paired t-test (`cnnablate.decisions.sequential`).
   Within a look, Holm's step-down: the r-th smallest p-value is tested at the look's level
   for a = alpha / (m - r), over every comparison not yet declared better/worse (one that
   stopped as `equivalent` still counts, with p = 1). Holm with group-sequential levels per
@@ -35,7 +35,7 @@ import numpy as np
 from scipy import integrate, special
 from scipy import stats as sps
 
-from cnnablate.sequential import nominal_levels
+from cnnablate.decisions.sequential import nominal_levels
 
 VERDICTS = ("better", "worse", "equivalent", "undecided")
 PAIRED_COLUMNS = (
@@ -44,7 +44,7 @@ PAIRED_COLUMNS = (
     "prob_improvement_ci_high", "verdict", "seeds_needed", "look", "test",
 )
 MAX_SEEDS_NEEDED = 100_000
-DECIMALS = 12  # as in cnnablate.stats: accuracies are multiples of 1/n_images
+DECIMALS = 12  # as in cnnablate.decisions.stats: accuracies are multiples of 1/n_images
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class Design:
 
 
 def design_from_settings(settings: Mapping) -> Design:
-    """A `Design` from `cnnablate.config.study_settings(...)['decisions']`."""
+    """A `Design` from `cnnablate.workflow.config.study_settings(...)['decisions']`."""
     seeds = settings.get("seeds")
     adaptive = isinstance(seeds, Mapping)
     return Design(

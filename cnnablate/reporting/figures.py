@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from cnnablate import catalog  # noqa: E402
+from cnnablate.workflow import catalog  # noqa: E402
 
 DPI = 110
 LINESTYLES = ("-", "--", "-.", ":")
@@ -187,7 +187,7 @@ def activation_statistics(stats: pd.DataFrame, order: list[str], path: str | Pat
 class StudyData:
     """What a study's figures are drawn from (read once per figures job)."""
 
-    study: dict  # the study's settings (cnnablate.config.study_settings)
+    study: dict  # the study's settings (cnnablate.workflow.config.study_settings)
     summary: pd.DataFrame  # summary.csv: one row per variant
     order: list[str]  # variants in the summary's order
     histories: pd.DataFrame  # every run's history.csv rows, with variant, seed and status
@@ -218,13 +218,13 @@ def load_study_data(
                      confidence)
 
 
-# The registered figures (cnnablate.catalog.FIGURES): each draws one PNG from a StudyData.
+# The registered figures (cnnablate.workflow.catalog.FIGURES): each draws one PNG from a StudyData.
 def plot_learning_curves(data: StudyData, path: str | Path) -> None:
     learning_curves(data.histories, data.order, path)
 
 
 def plot_final_metric(data: StudyData, path: str | Path) -> None:
-    from cnnablate.aggregate import headline_metric
+    from cnnablate.reporting.aggregate import headline_metric
 
     metric = headline_metric(data.study["eval_split"])
     final_metric(data.summary, metric, data.study["baseline"], path, metric.replace("_", " "),

@@ -2,7 +2,7 @@
 
 `seeds: [0, 1, 2]` is the fixed design (one round, those seeds). `seeds: {initial, max, step}`
 runs seeds 0..initial-1 in round 1 and the next `step` seeds (up to `max`) in each later round,
-for the variants cnnablate.decide says are still undecided.
+for the variants cnnablate.decisions.decide says are still undecided.
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ KNOWN_ERRORS = frozenset({
     "cnnablate.data.archive.ChecksumError",  # a truncated or different archive
     "cnnablate.data.archive.ArchiveReadError",
     "cnnablate.data.archive.UnsafeArchiveError",
-    "cnnablate.gpu.GPUClaimTimeout",  # every GPU busy for too long
-    "cnnablate.gpu.GPUUnavailable",  # asked for GPUs, TensorFlow sees fewer
-    "cnnablate.freshness.StaleResultsError",  # a table naming a run whose files are gone
+    "cnnablate.training.gpu.GPUClaimTimeout",  # every GPU busy for too long
+    "cnnablate.training.gpu.GPUUnavailable",  # asked for GPUs, TensorFlow sees fewer
+    "cnnablate.workflow.freshness.StaleResultsError",  # a table naming a run whose files are gone
     "builtins.FileNotFoundError",  # a configured data path that does not exist
 })
 

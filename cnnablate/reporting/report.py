@@ -2,7 +2,8 @@
 section per study with its dataset, figures, tables, reported reference numbers and runs, then
 the provenance of the results.
 
-The page is self-contained: inline CSS and script (cnnablate/interactive.py), no web fonts;
+The page is self-contained: inline CSS and script (cnnablate/reporting/interactive.py), no web
+fonts;
 figures and run histories are linked by relative paths, so it opens from disk with no server
 and no network.
 """
@@ -17,12 +18,14 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from cnnablate import catalog, interactive, sentences
-from cnnablate.aggregate import decide_study, headline_metric
-from cnnablate.atomic import write_text_atomic
-from cnnablate.decide import design_from_settings
+from cnnablate.decisions import sentences
+from cnnablate.decisions.decide import design_from_settings
+from cnnablate.reporting import interactive
+from cnnablate.reporting.aggregate import decide_study, headline_metric
+from cnnablate.workflow import catalog
+from cnnablate.workflow.atomic import write_text_atomic
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "report" / "templates"
+TEMPLATES = Path(__file__).resolve().parents[2] / "report" / "templates"
 ALPHA = 0.05
 
 
@@ -88,7 +91,8 @@ def verdict(
         return {"winner": name,
                 "text": f"{name} — its {level} interval overlaps no other variant's{tail}"}
     if "verdict" in paired.columns:
-        # Decisions under the family-wise guarantee (Holm; cnnablate.decide), not raw p < alpha.
+        # Decisions under the family-wise guarantee (Holm; cnnablate.decisions.decide), not raw p <
+        # alpha.
         significant = paired[paired["verdict"].isin(["better", "worse"])]
         significant = significant.assign(p_value=significant["p_holm"])
     else:

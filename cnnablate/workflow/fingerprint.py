@@ -4,7 +4,8 @@ Each Snakemake job gets its fingerprint as a `param` (rules/*.smk), so Snakemake
 exactly when that code changed and `snakemake -n` names the module whose digest differs. The
 fingerprint covers the job's entry script and every `cnnablate` module reachable from it through
 `import` statements (also those inside functions), plus the module its registry entry names
-(`cnnablate.catalog`: a run of model X adds `models/X.py` and what that imports, never the other
+(`cnnablate.workflow.catalog`: a run of model X adds `models/X.py` and what that imports, never the
+other
 models). Each module counts by its *normalised* source: the `ast` parse tree without docstrings,
 so comments, docstrings, formatting and `touch` change nothing.
 
@@ -26,20 +27,20 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from cnnablate import catalog
+from cnnablate.workflow import catalog
 
 PACKAGE = "cnnablate"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # Executed by jobs but unable to change what they compute (see the module docstring).
 NOT_RESULTS = frozenset({
-    "cnnablate.smk",
-    "cnnablate.provenance",
-    "cnnablate.monitor",  # the heartbeat that `status` reads
-    "cnnablate.gpu",
-    "cnnablate.config",
-    "cnnablate.catalog",
-    "cnnablate.fingerprint",
+    "cnnablate.workflow.smk",
+    "cnnablate.workflow.provenance",
+    "cnnablate.training.monitor",  # the heartbeat that `status` reads
+    "cnnablate.training.gpu",
+    "cnnablate.workflow.config",
+    "cnnablate.workflow.catalog",
+    "cnnablate.workflow.fingerprint",
 })
 
 # Entry script of each stage (the `script:` of its rule).
@@ -111,7 +112,7 @@ def _imported(node: ast.Import | ast.ImportFrom, root: Path) -> set[str]:
     if isinstance(node, ast.ImportFrom):
         if node.module and node.level == 0:
             names.append(node.module)
-            # `from cnnablate import actstats` imports a module, not a name.
+            # `from cnnablate.training import actstats` imports a module, not a name.
             names.extend(f"{node.module}.{alias.name}" for alias in node.names)
     else:
         names.extend(alias.name for alias in node.names)
@@ -179,7 +180,7 @@ class Fingerprints:
         activation = catalog.activation_type(run["activation"])
         return self._memoised(
             ("train", model, activation),
-            [f"{PACKAGE}.models.{catalog.MODELS[model].module}"],
+            [f"{PACKAGE}.zoo.models.{catalog.MODELS[model].module}"],
             {"activation": catalog.ACTIVATIONS.get(activation)},
         )
 

@@ -1,6 +1,7 @@
 """Model zoo: ``build_model(name, input_shape, num_classes, ...)`` -> a Keras model of logits.
 
-Which module builds which model is `cnnablate.catalog.MODELS`; the module is imported by name
+Which module builds which model is `cnnablate.workflow.catalog.MODELS`; the module is imported by
+name
 when a model is built, so a run imports (and its code fingerprint covers) only its own model's
 module and the shared layers. Models use keras.layers / keras.ops / keras.random only (never
 TensorFlow directly), so they build on every Keras backend;
@@ -13,7 +14,7 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from cnnablate import catalog
+from cnnablate.workflow import catalog
 
 if TYPE_CHECKING:
     import keras
@@ -23,7 +24,7 @@ def builder(name: str) -> Callable[..., keras.Model]:
     """The `build` function of zoo model `name` (its module imported now)."""
     if name not in catalog.MODELS:
         raise ValueError(f"unknown model {name!r}; valid: {', '.join(catalog.MODELS)}")
-    return importlib.import_module(f"cnnablate.models.{catalog.MODELS[name].module}").build
+    return importlib.import_module(f"cnnablate.zoo.models.{catalog.MODELS[name].module}").build
 
 
 def build_model(
@@ -45,7 +46,7 @@ def build_model(
     for mobilenet_v2; ``bn_momentum`` for all).
     """
     build = builder(name)
-    from cnnablate.models.layers import check_norm
+    from cnnablate.zoo.models.layers import check_norm
 
     check_norm(norm)
     if num_classes is None and name != "mobilenet_v2":

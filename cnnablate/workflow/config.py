@@ -20,9 +20,10 @@ from typing import Any
 import jsonschema
 import yaml
 
-from cnnablate import catalog, rounds
+from cnnablate.decisions import rounds
+from cnnablate.workflow import catalog
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 RUN_KEYS = ("activation", "norm", "init")
 
@@ -330,7 +331,7 @@ def study_settings(config: dict, study_name: str) -> dict:
         "model": study["model"],
         "reference": study.get("reference", {}),
         "variant_descriptions": {k: v.get("description", "") for k, v in variants.items()},
-        # What cnnablate.decide needs; smoke mode runs a fixed prefix of the seeds.
+        # What cnnablate.decisions.decide needs; smoke mode runs a fixed prefix of the seeds.
         "decisions": {
             **{k: config["report"][k] for k in ("alpha", "power", "all_pairs", "confidence")},
             "min_effect": study.get("min_effect"),

@@ -14,7 +14,7 @@ from typing import Any
 
 import keras
 
-from cnnablate import catalog
+from cnnablate.workflow import catalog
 
 
 def _invalid(detail: str) -> ValueError:

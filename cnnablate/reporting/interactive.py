@@ -17,7 +17,7 @@ from pathlib import Path
 
 from markupsafe import Markup
 
-REPORT_DIR = Path(__file__).resolve().parent.parent / "report"
+REPORT_DIR = Path(__file__).resolve().parents[2] / "report"
 UPLOT_VERSION = "1.6.32"  # npm pack uplot@1.6.32: dist/uPlot.iife.min.js, dist/uPlot.min.css
 ASSETS = (
     REPORT_DIR / "vendor" / "uplot" / "uPlot.iife.min.js",

@@ -2,7 +2,7 @@
 
 - `.resume/heartbeat.json` (pid, host, epoch, epochs, time), written when the job starts, when
   fitting starts and after every epoch, so that `python -m cnnablate status` can tell a
-  running job from a killed one (`cnnablate.status`); it goes with `.resume/` when the run
+  running job from a killed one (`cnnablate.workflow.status`); it goes with `.resume/` when the run
   completes.
 - `tensorboard/` in the run folder (`train/` and `validation/` event files, one scalar per
   metric per epoch), written live, so `tensorboard --logdir results/runs/<study>` shows every
@@ -21,7 +21,7 @@ import socket
 import time
 from pathlib import Path
 
-from cnnablate.atomic import atomic_path, write_json_atomic
+from cnnablate.workflow.atomic import atomic_path, write_json_atomic
 
 HEARTBEAT = "heartbeat.json"
 TENSORBOARD_DIR = "tensorboard"

@@ -6,7 +6,8 @@ system) and after a kill. Per run:
 
 - done / diverged: `metrics.json` exists (its `status` says which);
 - running: `.resume/heartbeat.json` (written by the job when it starts, when fitting starts and
-  after every epoch, `cnnablate.monitor`) names a live process: on this host, its pid is alive; from
+  after every epoch, `cnnablate.training.monitor`) names a live process: on this host, its pid is
+  alive; from
   another host (a cluster node), the heartbeat is younger than STALE_AFTER seconds or three
   measured epochs, whichever is longer. A job in its first second (importing, before its first
   heartbeat) has a log but no heartbeat: it counts as running while its log is younger than
@@ -31,12 +32,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnnablate import rounds
-from cnnablate.monitor import HEARTBEAT
+from cnnablate.decisions import rounds
+from cnnablate.training.monitor import HEARTBEAT
 
 STALE_AFTER = 900.0
 BAR_WIDTH = 20
-DATA_LINE = "] data: "  # the training job's first log line of an attempt (cnnablate.train)
+DATA_LINE = "] data: "  # the training job's first log line of an attempt (cnnablate.training.train)
 TRACEBACK = "Traceback (most recent call last)"
 
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import keras
 
-from cnnablate import initializers
-from cnnablate.models.layers import ActivationSpec, InitSpec, conv_norm_act
+from cnnablate.zoo import initializers
+from cnnablate.zoo.models.layers import ActivationSpec, InitSpec, conv_norm_act
 
 # (expansion t, output channels c, repeats n, first stride s), Table 2 of the paper.
 BLOCKS: tuple[tuple[int, int, int, int], ...] = (

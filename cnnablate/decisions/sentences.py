@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
-from cnnablate.decide import Decisions, Design
+from cnnablate.decisions.decide import Decisions, Design
 
 LEARNED_MARGIN = 0.05  # within this of 1/classes (or below) counts as chance level
 

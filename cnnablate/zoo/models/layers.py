@@ -12,7 +12,8 @@ from typing import Any
 
 import keras
 
-from cnnablate import activations, catalog, initializers
+from cnnablate.workflow import catalog
+from cnnablate.zoo import activations, initializers
 
 ActivationSpec = str | Mapping[str, Any]
 InitSpec = str | Mapping[str, Any]

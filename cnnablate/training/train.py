@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cnnablate import monitor
-from cnnablate.atomic import atomic_path, write_json_atomic
-from cnnablate.config import config_hash
 from cnnablate.data.store import load_meta, load_prepared
+from cnnablate.training import monitor
+from cnnablate.workflow.atomic import atomic_path, write_json_atomic
+from cnnablate.workflow.config import config_hash
 
 if TYPE_CHECKING:  # imports TensorFlow: only after `set_up`
     from cnnablate.data.device import Feed
@@ -210,7 +210,7 @@ def activation_curve(spec, lo: float = -4.0, hi: float = 4.0, points: int = 161)
     import numpy as np
     import tensorflow as tf
 
-    from cnnablate import activations
+    from cnnablate.zoo import activations
 
     layer = activations.get(spec)
     x = tf.constant(np.linspace(lo, hi, points, dtype=np.float32).reshape(1, 1, 1, -1))
@@ -238,7 +238,7 @@ def set_up(run: dict, threads: int, log: Callable[[str], None] = print):
         import keras
         import tensorflow as tf
 
-        from cnnablate.gpu import configure_tensorflow
+        from cnnablate.training.gpu import configure_tensorflow
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(max(1, min(threads, 2)))
@@ -276,7 +276,7 @@ def load_data(run: dict, data_dir: str | Path, log: Callable[[str], None]) -> Ru
 
 def build_and_compile(keras, run: dict, data: RunData, log: Callable[[str], None]):
     """The run's model, compiled with its optimizer and a from-logits loss."""
-    from cnnablate.models import build_model
+    from cnnablate.zoo.models import build_model
 
     size, train = int(run["image_size"]), run["train"]
     model = build_model(
@@ -426,8 +426,8 @@ def train_run(
     """Train one run as `run` (a resolved run config) says and write its three outputs."""
     keras, tf = set_up(run, threads, log)  # may fail fast (no GPU): nothing written yet
     monitor.write_heartbeat(paths.work_dir, None, int(run["train"]["epochs"]))  # for `status`
-    from cnnablate import actstats
-    from cnnablate.provenance import cpu_model, git_commit, machine, package_versions
+    from cnnablate.training import actstats
+    from cnnablate.workflow.provenance import cpu_model, git_commit, machine, package_versions
 
     started_at = time.time()
     data = load_data(run, data_dir, log)

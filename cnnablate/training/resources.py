@@ -37,10 +37,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from cnnablate import catalog
+from cnnablate.workflow import catalog
 
 # Images per second while training at 32x32 and width 1.0, and activation memory in KB per
-# input pixel: per model in its registry entry (cnnablate.catalog.MODELS); these for others.
+# input pixel: per model in its registry entry (cnnablate.workflow.catalog.MODELS); these for
+# others.
 UNKNOWN_MODEL_IMAGES_PER_S = {"cpu": 5.0, "gpu": 400.0}
 UNKNOWN_MODEL_KB_PER_PIXEL = 8.0
 
@@ -120,7 +121,7 @@ def train_resources(
     attempt: int = 1,
 ) -> dict[str, int]:
     """Resources of the training job of `run` (a resolved run config, see
-    cnnablate.config.resolve_runs): {"mem_mb", "runtime" (minutes), "gpu"} plus
+    cnnablate.workflow.config.resolve_runs): {"mem_mb", "runtime" (minutes), "gpu"} plus
     "cpus_per_gpu" when gpu > 0 (SLURM then gets --cpus-per-gpu instead of --cpus-per-task).
 
     `resources_cfg` is the config's `resources:` section; its non-null `train_mem_mb`,

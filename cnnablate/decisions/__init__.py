@@ -1,0 +1,1 @@
+"""decisions: see docs/extending.md for what lives here."""

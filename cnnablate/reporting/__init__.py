@@ -1,0 +1,1 @@
+"""reporting: see docs/extending.md for what lives here."""

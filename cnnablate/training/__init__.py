@@ -1,0 +1,1 @@
+"""training: see docs/extending.md for what lives here."""

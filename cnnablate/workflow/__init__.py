@@ -1,0 +1,1 @@
+"""workflow: see docs/extending.md for what lives here."""

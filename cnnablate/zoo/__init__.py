@@ -1,0 +1,1 @@
+"""zoo: see docs/extending.md for what lives here."""
