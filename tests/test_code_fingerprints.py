@@ -118,16 +118,21 @@ def test_editing_figure_code_reruns_figures_and_report(work):
     assert planned_jobs(work) == sorted([*FIGURES, ("report",)])
 
 
-@pytest.mark.parametrize("module", ["train.py", "models/layers.py", "activations.py"])
+@pytest.mark.parametrize(
+    "module", ["training/train.py", "zoo/models/layers.py", "zoo/activations.py"]
+)
 def test_editing_code_every_run_executes_reruns_every_run(work, module):
     add_code(work / "cnnablate" / module)
     assert planned_jobs(work) == sorted([*CNN_RUNS, *NIN_RUNS, *TABLES, *FIGURES, ("report",)])
     assert len(planned_jobs(work)) == 9
 
 
-@pytest.mark.parametrize("module", ["smk.py", "provenance.py", "gpu.py", "mobilenet_v2"])
+@pytest.mark.parametrize(
+    "module",
+    ["workflow/smk.py", "workflow/provenance.py", "training/gpu.py", "mobilenet_v2"],
+)
 def test_editing_code_no_run_executes_for_its_results_plans_nothing(work, module):
-    path = work / "cnnablate" / (module if module.endswith(".py") else f"models/{module}.py")
+    path = work / "cnnablate" / (module if module.endswith(".py") else f"zoo/models/{module}.py")
     add_code(path)
     assert planned_jobs(work) == []
 

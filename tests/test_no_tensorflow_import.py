@@ -19,11 +19,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "cnnablate"
 ZOO_FILES = [
-    *sorted((PACKAGE / "models").glob("*.py")),
-    PACKAGE / "activations.py",
-    PACKAGE / "initializers.py",
-    PACKAGE / "actstats.py",
-    PACKAGE / "catalog.py",
+    *sorted((PACKAGE / "zoo" / "models").glob("*.py")),
+    PACKAGE / "zoo" / "activations.py",
+    PACKAGE / "zoo" / "initializers.py",
+    PACKAGE / "training" / "actstats.py",
+    PACKAGE / "workflow" / "catalog.py",
 ]
 TF_IMPORT = re.compile(r"^\s*(import\s+tensorflow|from\s+tensorflow)\b", re.MULTILINE)
 
