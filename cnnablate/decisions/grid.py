@@ -42,6 +42,7 @@ def _finite(value) -> bool:
 
 
 _CANDIDATES = np.arange(1, MAX_DENOMINATOR + 1, dtype=np.float64)
+_last_found: list[int | None] = [None]
 
 
 def denominator(values: Iterable[float]) -> int | None:
@@ -56,12 +57,18 @@ def denominator(values: Iterable[float]) -> int | None:
     unique = {float(x) for x in values}
     if any(not 0.0 <= v <= 1.0 for v in unique):
         return None
-    n = _CANDIDATES
+    # The last grid found, where it fits, bounds the smallest one: sieving 1..n_last alone
+    # gives the same answer ~100x faster (a study's values, a simulation's studies).
+    n_last = _last_found[0]
+    fits = n_last is not None and all(
+        abs(v * n_last - round(v * n_last)) <= n_last * TOLERANCE for v in unique)
+    n = _CANDIDATES[:n_last] if fits else _CANDIDATES
     for v in unique:
         scaled = n * v
         n = n[np.abs(scaled - np.round(scaled)) <= n * TOLERANCE]
         if n.size == 0:
             return None
+    _last_found[0] = int(n[0])
     return int(n[0])
 
 
