@@ -242,24 +242,28 @@ def plot_tuning(data, path: str | Path) -> None:
                              squeeze=False)
     for ax, panel in zip(axes[0], panels):
         bottom = blended_transform_factory(ax.transData, ax.transAxes)
-        for v in panel["variants"]:
+        for k, v in enumerate(panel["variants"]):
             colour = colours[v["name"]]
             xs = panel["x"]
             for x, seeds, n_div in zip(xs, v["seeds"], v["diverged"]):
                 ax.scatter([x] * len(seeds), seeds, color=colour, s=16, alpha=0.6)
-                if n_div:
-                    ax.plot([x], [0.04], marker="x", color=colour, transform=bottom,
-                            markersize=8, linestyle="none")
+                if n_div:  # one row of x's per variant, so that none hides another
+                    ax.plot([x], [0.04 + 0.05 * k], marker="x", color=colour,
+                            transform=bottom, markersize=8, linestyle="none")
             line = [(x, m) for x, m in zip(xs, v["mean"]) if m is not None]
             if line:
-                ax.plot(*zip(*line), color=colour, marker="o", markersize=4, label=v["name"])
+                ax.plot(*zip(*line), color=colour, marker="o", markersize=4)
             if v["selected"] is not None and v["mean"][v["selected"]] is not None:
                 ax.plot(xs[v["selected"]], v["mean"][v["selected"]], marker="*",
                         markersize=16, color=colour, markeredgecolor="black", linestyle="none")
         _x_axis(ax, panel)
         ax.set_ylabel(f"{metric} (tuning seeds)")
         ax.grid(alpha=0.3)
-    handles, _ = axes[0][0].get_legend_handles_labels()
+    shown = [t for t in tuning if any(t.variant == v["name"] for p in panels
+                                      for v in p["variants"])]
+    handles = [Line2D([], [], color=colours[t.variant], marker="o", markersize=4,
+                      label=t.variant if t.selected is not None
+                      else f"{t.variant} (nothing selected)") for t in shown]
     handles += [Line2D([], [], marker="*", color="grey", markeredgecolor="black", markersize=12,
                        linestyle="none", label="selected"),
                 Line2D([], [], marker="x", color="grey", linestyle="none",
