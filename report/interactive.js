@@ -182,7 +182,8 @@
               ctx.fill();
             });
             if (v.diverged[idx]) {
-              var py = u.bbox.top + u.bbox.height - 8 * r, d = 5 * r;
+              // one row of x's per variant, so that none hides another
+              var py = u.bbox.top + u.bbox.height - (8 + 12 * k) * r, d = 5 * r;
               ctx.strokeStyle = v.colour;
               ctx.lineWidth = 2 * r;
               ctx.beginPath();

@@ -268,3 +268,48 @@ def test_untuned_report_says_its_variants_share_one_learning_rate(tmp_path):
     assert 'id="tuning-' not in html and "tuning" not in _embedded(html, "plain")
     assert "own best setting" not in page and "Tuning cost" not in page
     assert "tuning.png" not in html
+
+
+# --- the interactive chart in headless Chromium (offline, from disk) ---------------------------
+
+@pytest.mark.browser
+def test_tuning_chart_draws_and_hover_shows_the_seeds(tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from tests.browser import chromium_or_skip
+
+    render(tmp_path, [_study(tmp_path, "tuned", tune=TUNE)])
+    requests: list[str] = []
+
+    def route(route):
+        requests.append(route.request.url)
+        if route.request.url.startswith("file://"):
+            route.continue_()
+        else:
+            route.abort()  # nothing may leave the page
+
+    chart = "#tuning-interactive-tuned .iplot[data-kind=tuning]"
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_or_skip(), headless=True,
+                                    args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.route("**/*", route)
+        page.goto((tmp_path / "report" / "index.html").resolve().as_uri())
+        page.wait_for_function(f"document.querySelector('{chart}.drawn canvas') !== null")
+        over = page.locator(f"{chart} .u-over")
+        box = over.bounding_box()
+        # 0.03 on a log axis from 0.01 to 0.1 sits at log10(3) = 0.477 of the width
+        over.hover(position={"x": box["width"] * 0.477, "y": box["height"] / 2})
+        page.wait_for_function(
+            f"document.querySelector('{chart} .u-legend .u-series .u-value').innerText "
+            "=== '0.03'")
+        values = page.eval_on_selector_all(f"{chart} .u-legend .u-series .u-value",
+                                           "cells => cells.map(c => c.innerText)")
+        browser.close()
+    assert values[1] == "0.9600 (seeds 0.9500, 0.9700) \u2605 selected"  # relu
+    assert values[2] == "0.8200 (seeds 0.8000, 0.8400)"  # selu
+    assert values[3] == "–, 2 diverged"  # elu: no mean, both seeds lost
+    assert errors == []
+    assert [u for u in requests if not u.startswith("file://")] == []
