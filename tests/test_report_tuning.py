@@ -201,6 +201,17 @@ def test_tuning_png_through_the_figure_registry(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
 
 
+def test_tuning_figure_code_reruns_only_tuning_figures():
+    """Its own job and fingerprint: editing the tuning figure leaves every untuned study's
+    figures job as it was."""
+    from cnnablate.workflow.fingerprint import Fingerprints
+
+    code = Fingerprints()
+    assert "cnnablate/reporting/tuning.py:" in code.tuning_figures()
+    assert "cnnablate/reporting/tuning.py" not in code.figures()
+    assert "cnnablate/reporting/figures.py:" in code.tuning_figures()  # StudyData, colours
+
+
 # --- the rendered report -----------------------------------------------------------------------
 
 def _study(root: Path, name: str, tune: dict | None, lr: dict | None = None) -> dict:
