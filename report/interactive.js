@@ -228,7 +228,8 @@
         if (study.final_metric.variants.length) final(el, study.final_metric);
       } else if (kind === "tuning") {
         var panel = study.tuning && study.tuning.panels[+el.getAttribute("data-panel")];
-        if (panel && panel.variants.length) tuning(el, study.tuning, panel);
+        // the chart on its element, so that a test can read its scale and axis label
+        if (panel && panel.variants.length) el.uplot = tuning(el, study.tuning, panel);
       } else if (study.curves.variants.length) {
         curves(el, study.curves, el.getAttribute("data-metric"));
       }

@@ -214,7 +214,8 @@ def test_tuning_figure_code_reruns_only_tuning_figures():
 
 # --- the rendered report -----------------------------------------------------------------------
 
-def _study(root: Path, name: str, tune: dict | None, lr: dict | None = None) -> dict:
+def _study(root: Path, name: str, tune: dict | None, lr: dict | None = None,
+           tuning_csv: str = TUNING_CSV) -> dict:
     """Deciding runs of relu, selu, elu on seeds 0-2 (5 epochs each), their tables, placeholder
     figures, and for a tuned study its tuning.csv, as scripts/report.py hands them over."""
     values = {"relu": [0.95, 0.96, 0.97], "selu": [0.93, 0.94, 0.95], "elu": [0.80, 0.82, 0.81]}
@@ -237,7 +238,7 @@ def _study(root: Path, name: str, tune: dict | None, lr: dict | None = None) -> 
         "history_files": [str(r / "history.csv") for r in runs],
         "figures": {f: str(tiny_png(root / "report" / "figures" / name / f"{f}.png"))
                     for f in names},
-        "tuning": str(write_csv(tables / "tuning.csv", TUNING_CSV)) if tune else None,
+        "tuning": str(write_csv(tables / "tuning.csv", tuning_csv)) if tune else None,
     }
 
 
@@ -288,7 +289,17 @@ def test_tuning_chart_draws_and_hover_shows_the_seeds(tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
     from tests.browser import chromium_or_skip
 
-    render(tmp_path, [_study(tmp_path, "tuned", tune=TUNE)])
+    # a second study tunes weight decay (0 among its candidates: an asinh axis) and the
+    # optimizer (text: a category axis)
+    rows = [(v, wd, opt, 0.9 + 0.01 * i, (v, wd, opt) == ("relu", 0.0001, "adam"))
+            for v in ("relu", "selu", "elu")
+            for i, (wd, opt) in enumerate((w, o) for w in (0.0, 0.0001, 0.001)
+                                          for o in ("sgd", "adam"))]
+    other = ("variant,train.weight_decay,train.optimizer,seed,metric,value,status,selected,"
+             "at_edge\n" + "".join(f"{v},{wd},{opt},7,best_val_accuracy,{val:.2f},ok,{sel},"
+                                   "False\n" for v, wd, opt, val, sel in rows))
+    render(tmp_path, [_study(tmp_path, "tuned", tune=TUNE),
+                      _study(tmp_path, "other", tune={**TUNE, "seeds": [7]}, tuning_csv=other)])
     requests: list[str] = []
 
     def route(route):
@@ -309,6 +320,12 @@ def test_tuning_chart_draws_and_hover_shows_the_seeds(tmp_path):
         page.route("**/*", route)
         page.goto((tmp_path / "report" / "index.html").resolve().as_uri())
         page.wait_for_function(f"document.querySelector('{chart}.drawn canvas') !== null")
+        page.wait_for_function(  # the other study's two panels: weight decay, optimizer
+            "document.querySelectorAll('#tuning-interactive-other .iplot.drawn canvas')"
+            ".length === 2")
+        axes = page.eval_on_selector_all(
+            "#tuning-interactive-other .iplot",
+            "els => els.map(e => [e.uplot.axes[0].label, e.uplot.scales.x.distr])")
         over = page.locator(f"{chart} .u-over")
         box = over.bounding_box()
         # 0.03 on a log axis from 0.01 to 0.1 sits at log10(3) = 0.477 of the width
@@ -318,9 +335,13 @@ def test_tuning_chart_draws_and_hover_shows_the_seeds(tmp_path):
             "=== '0.03'")
         values = page.eval_on_selector_all(f"{chart} .u-legend .u-series .u-value",
                                            "cells => cells.map(c => c.innerText)")
+        log = page.eval_on_selector(chart, "e => [e.uplot.axes[0].label, e.uplot.scales.x.distr]")
         browser.close()
+    assert log == ["learning_rate (log scale)", 3]  # uPlot's distr 3: a log scale
     assert values[1] == "0.9600 (seeds 0.9500, 0.9700) \u2605 selected"  # relu
     assert values[2] == "0.8200 (seeds 0.8000, 0.8400)"  # selu
     assert values[3] == "–, 2 diverged"  # elu: no mean, both seeds lost
+    # uPlot's distr 4 is its asinh scale: linear near 0, logarithmic beyond; 1 is linear
+    assert axes == [["weight_decay (log scale beyond 0.0001)", 4], ["optimizer", 1]]
     assert errors == []
     assert [u for u in requests if not u.startswith("file://")] == []
