@@ -74,8 +74,7 @@ rule report:
         summary=expand(rules.aggregate.output.summary, study=STUDIES),
         paired=expand(rules.aggregate.output.paired, study=STUDIES),
         runs=expand(rules.aggregate.output.runs, study=STUDIES),
-        figures=lambda wc: [path for study in STUDIES
-                            for path in study_figure_paths(study).values()],
+        figures=[path for study in STUDIES for path in study_figure_paths(study).values()],
         tuning=[TUNING_TABLE.format(study=study) for study in STUDIES if tuned(study)],
         # Class names, counts and checksum of each dataset, for the report's dataset facts.
         meta=[f"{data_dir(dataset)}/meta.json" for dataset in DATASETS],
