@@ -109,7 +109,7 @@ def test_untuned_study_names_the_learning_rate_its_variants_share():
              "adam_elu": {"learning_rate": 0.05, "optimizer": "adam"}}
     assert sentences.shared_setting(train, ["relu", "elu"]) == (
         "All variants share one learning rate, 0.05 (optimizer sgd), so each verdict is partly "
-        "a verdict on that setting; a study's `tune:` compares each variant at its own best "
+        "a verdict on that setting; a study's tune: key compares each variant at its own best "
         "learning rate instead.")
     assert sentences.shared_setting(train, list(train)).startswith(
         "All variants but slow_elu (learning rate 0.01) and adam_elu (optimizer adam) share one "

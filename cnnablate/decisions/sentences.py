@@ -243,7 +243,7 @@ def shared_setting(train_of: Mapping[str, Mapping], order: Sequence[str]) -> str
     who = f"All variants but {_and(others)}" if others else "All variants"
     opt = f" (optimizer {optimizer})" if optimizer else ""
     return (f"{who} share one learning rate, {compact(lr)}{opt}, so each verdict is partly a "
-            "verdict on that setting; a study's `tune:` compares each variant at its own best "
+            "verdict on that setting; a study's tune: key compares each variant at its own best "
             "learning rate instead.")
 
 
