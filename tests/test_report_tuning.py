@@ -95,6 +95,11 @@ def test_decisions_say_what_they_compare_and_what_the_bound_covers():
         "Each variant is compared at its own best setting of learning_rate: chosen on tuning "
         "seed 1000 by best_val_accuracy on the validation split; decided on the deciding seeds "
         "0–3, 7 by test_accuracy on the test split.")
+    # a seed column with a row per run names each seed once (and in the singular for one)
+    assert "on tuning seed 1000 by" in sentences.compared_at_best(
+        ["train.learning_rate"], [1000, 1000, 1000], "m", [0, 0], "m", "val")
+    assert "on the deciding seed 0 by" in sentences.compared_at_best(
+        ["train.learning_rate"], [1000], "m", [0, 0], "m", "val")
     scope = sentences.tuned_guarantee(0.05)
     assert scope.startswith("In a tuned study the 5% bound holds for the comparison of the "
                             "selected configurations")

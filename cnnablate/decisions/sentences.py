@@ -201,7 +201,9 @@ def seed_list(seeds: Iterable[int]) -> str:
 def compared_at_best(keys: Sequence[str], tuning_seeds: Iterable[int], tuning_metric: str,
                      deciding_seeds: Iterable[int], metric: str, eval_split: str) -> str:
     """The header of a tuned study's decisions: what each comparison is between."""
-    tuning, deciding = list(tuning_seeds), list(deciding_seeds)
+    # one mention per seed: callers may pass a seed column with a row per run
+    tuning = sorted({int(x) for x in tuning_seeds})
+    deciding = sorted({int(x) for x in deciding_seeds})
     return (f"Each variant is compared at its own best setting of "
             f"{_and([key_label(k) for k in keys])}: chosen on tuning seed"
             f"{'s' if len(tuning) != 1 else ''} {seed_list(tuning)} by {tuning_metric} on the "
