@@ -154,8 +154,10 @@
     if (p.scale === "log") { x.distr = 3; x.log = 10; }
     else if (p.scale === "asinh") { x.distr = 4; x.asinh = p.linthresh; }
     else if (p.scale === "category" || xs.length === 1) { x.range = [xs[0] - 0.5, xs[xs.length - 1] + 0.5]; }
+    // a tick at every candidate; keep them all (a log axis otherwise keeps only powers of 10)
     var ticks = xs.length <= 10 ? {
       splits: function () { return xs; },
+      filter: function (u, splits) { return splits; },
       values: function (u, splits) {
         return splits.map(function (s) { var i = xs.indexOf(s); return i < 0 ? "" : p.ticks[i]; });
       }

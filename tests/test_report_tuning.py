@@ -341,8 +341,11 @@ def test_tuning_chart_draws_and_hover_shows_the_seeds(tmp_path):
         values = page.eval_on_selector_all(f"{chart} .u-legend .u-series .u-value",
                                            "cells => cells.map(c => c.innerText)")
         log = page.eval_on_selector(chart, "e => [e.uplot.axes[0].label, e.uplot.scales.x.distr]")
+        # the tick labels uPlot drew (its axis's _values): every candidate, 0.03 included
+        ticks = page.eval_on_selector(chart, "e => e.uplot.axes[0]._values")
         browser.close()
     assert log == ["learning_rate (log scale)", 3]  # uPlot's distr 3: a log scale
+    assert ticks == ["0.01", "0.03", "0.1"]
     assert values[1] == "0.9600 (seeds 0.9500, 0.9700) \u2605 selected"  # relu
     assert values[2] == "0.8200 (seeds 0.8000, 0.8400)"  # selu
     assert values[3] == "–, 2 diverged"  # elu: no mean, both seeds lost
