@@ -232,8 +232,8 @@ def tuned_guarantee(alpha: float) -> str:
     return (f"In a tuned study the {alpha * 100:g}% bound holds for the comparison of the "
             "selected configurations (each variant at the setting tuning chose; fresh seeds "
             "decide), not for an activation, normalisation or initialiser at its best in "
-            "general: which setting wins depends on tuning noise (docs/statistics.md, on "
-            "tuning).")
+            "general: which setting wins depends on tuning noise (docs/statistics.md, "
+            "\"Tuned comparisons: what is guaranteed\").")
 
 
 def _setting(train: Mapping) -> tuple:
