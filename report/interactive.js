@@ -1,6 +1,7 @@
 // The report's interactive figures (cnnablate/interactive.py inlines this after uPlot).
-// Each <div class="iplot" data-kind="curves|final" data-metric="..."> reads the JSON of its
-// study from the <script type="application/json"> named by data-source.
+// Each <div class="iplot" data-kind="curves|final|tuning" data-metric="..." (curves)
+// data-panel="..." (tuning: which tuned key) reads the JSON of its study from the
+// <script type="application/json"> named by data-source.
 (function () {
   "use strict";
   var WIDTH = 560, HEIGHT = 300;
@@ -118,14 +119,119 @@
     return u;
   }
 
+  // One tuned key (a panel of the study's "tuning" data): per variant the mean over the tuning
+  // seeds (a line; a gap where a seed diverged), each seed's value (dots), the selected value
+  // (a star) and diverged runs (an x at the bottom); a log axis where the data says so.
+  function tuning(el, t, p) {
+    var xs = p.x, data = [xs], lows = [], highs = [];
+    var series = [{label: p.label, value: function (u, v, s, idx) {
+      return idx == null ? "–" : p.ticks[idx];
+    }}];
+    p.variants.forEach(function (v) {
+      data.push(v.mean);
+      v.mean.concat.apply(v.mean, v.seeds).forEach(function (y) {
+        if (y != null) { lows.push(y); highs.push(y); }
+      });
+      series.push({
+        label: v.name, stroke: v.colour, width: 2, spanGaps: true,
+        points: {show: true, size: 6},
+        value: function (u, val, s, idx) {
+          if (idx == null) return "–";
+          var seeds = v.seeds[idx] || [], text = fmt(v.mean[idx]);
+          if (seeds.length) {
+            text += " (seeds " + seeds.map(function (y) { return fmt(y); }).join(", ") + ")";
+          }
+          if (v.diverged[idx]) text += ", " + v.diverged[idx] + " diverged";
+          if (idx === v.selected) text += " \u2605 selected";
+          return text;
+        }
+      });
+    });
+    var lo = lows.length ? Math.min.apply(null, lows) : 0;
+    var hi = highs.length ? Math.max.apply(null, highs) : 1;
+    var pad = (hi - lo) * 0.08 || 0.01;
+    var x = {time: false};
+    if (p.scale === "log") { x.distr = 3; x.log = 10; }
+    else if (p.scale === "asinh") { x.distr = 4; x.asinh = p.linthresh; }
+    else if (p.scale === "category" || xs.length === 1) { x.range = [xs[0] - 0.5, xs[xs.length - 1] + 0.5]; }
+    // a tick at every candidate; keep them all (a log axis otherwise keeps only powers of 10)
+    var ticks = xs.length <= 10 ? {
+      splits: function () { return xs; },
+      filter: function (u, splits) { return splits; },
+      values: function (u, splits) {
+        return splits.map(function (s) { var i = xs.indexOf(s); return i < 0 ? "" : p.ticks[i]; });
+      }
+    } : {};
+    var scaleNote = {log: " (log scale)", asinh: " (log scale beyond " + p.linthresh + ")"};
+    var u = new uPlot({
+      width: width(el), height: HEIGHT,
+      scales: {x: x, y: {range: function () { return [lo - pad, hi + pad]; }}},
+      axes: [Object.assign({label: p.label + (scaleNote[p.scale] || "")}, ticks),
+             {label: t.metric.replace(/_/g, " "), size: 60}],
+      series: series,
+      legend: {live: true},
+      hooks: {draw: [function (u) {
+        var ctx = u.ctx, r = devicePixelRatio;
+        ctx.save();
+        p.variants.forEach(function (v, k) {
+          if (!u.series[k + 1].show) return;
+          xs.forEach(function (xv, idx) {
+            var px = u.valToPos(xv, "x", true);
+            ctx.fillStyle = alpha(v.colour, 0.6);
+            (v.seeds[idx] || []).forEach(function (y) {
+              ctx.beginPath();
+              ctx.arc(px, u.valToPos(y, "y", true), 3 * r, 0, 2 * Math.PI);
+              ctx.fill();
+            });
+            if (v.diverged[idx]) {
+              // one row of x's per variant, so that none hides another
+              var py = u.bbox.top + u.bbox.height - (8 + 12 * k) * r, d = 5 * r;
+              ctx.strokeStyle = v.colour;
+              ctx.lineWidth = 2 * r;
+              ctx.beginPath();
+              ctx.moveTo(px - d, py - d); ctx.lineTo(px + d, py + d);
+              ctx.moveTo(px - d, py + d); ctx.lineTo(px + d, py - d);
+              ctx.stroke();
+            }
+          });
+          if (v.selected != null && v.mean[v.selected] != null) {
+            star(ctx, u.valToPos(xs[v.selected], "x", true),
+                 u.valToPos(v.mean[v.selected], "y", true), 10 * r);
+            ctx.fillStyle = v.colour;
+            ctx.strokeStyle = "#000";
+            ctx.lineWidth = r;
+            ctx.fill();
+            ctx.stroke();
+          }
+        });
+        ctx.restore();
+      }]}
+    }, data, el);
+    return u;
+  }
+
+  function star(ctx, x, y, radius) {
+    ctx.beginPath();
+    for (var k = 0; k < 10; k++) {
+      var a = Math.PI / 2 + k * Math.PI / 5, rr = k % 2 ? radius * 0.45 : radius;
+      ctx.lineTo(x + rr * Math.cos(a), y - rr * Math.sin(a));
+    }
+    ctx.closePath();
+  }
+
   function draw() {
     if (typeof uPlot === "undefined") return;
     document.querySelectorAll(".iplot").forEach(function (el) {
       var source = document.getElementById(el.getAttribute("data-source"));
       if (!source) return;
       var study = JSON.parse(source.textContent);
-      if (el.getAttribute("data-kind") === "final") {
+      var kind = el.getAttribute("data-kind");
+      if (kind === "final") {
         if (study.final_metric.variants.length) final(el, study.final_metric);
+      } else if (kind === "tuning") {
+        var panel = study.tuning && study.tuning.panels[+el.getAttribute("data-panel")];
+        // the chart on its element, so that a test can read its scale and axis label
+        if (panel && panel.variants.length) el.uplot = tuning(el, study.tuning, panel);
       } else if (study.curves.variants.length) {
         curves(el, study.curves, el.getAttribute("data-metric"));
       }

@@ -10,6 +10,7 @@ sys.path.insert(0, workflow.basedir)
 from cnnablate.workflow import config as cnnablate_config  # noqa: E402
 from cnnablate.data.archive import ARCHIVES  # noqa: E402
 from cnnablate.workflow.catalog import FIGURES as FIGURE_REGISTRY  # noqa: E402
+from cnnablate.workflow.catalog import TUNING_FIGURES as TUNING_FIGURE_REGISTRY  # noqa: E402
 from cnnablate.workflow.fingerprint import Fingerprints  # noqa: E402
 
 try:
@@ -162,3 +163,17 @@ def _ends_interrupted(log_path):
             return b"interrupted (Ctrl-C)" in fh.read()
     except OSError:
         return False
+
+
+# A tuned study (issue #21): its tuning.csv and its own figures (rules/report.smk).
+def tuned(study):
+    """A study with `tune:`, or with a variant that has its own (cnnablate.workflow.config)."""
+    variants = config["studies"][study].get("variants") or {}
+    return bool(study_settings(study).get("tune")) or any(
+        isinstance(v, dict) and v.get("tune") for v in variants.values())
+
+
+def study_figure_paths(study):
+    """Figure name -> PNG of every figure a study has: a tuned study's own ones too."""
+    names = FIGURES + (TUNING_FIGURES if tuned(study) else ())
+    return {name: FIGURE_PATH.format(study=study, name=name) for name in names}

@@ -1,7 +1,9 @@
 # Figures per study, then one HTML report over all studies (no TensorFlow in these rules).
 
 FIGURES = tuple(FIGURE_REGISTRY)  # cnnablate.workflow.catalog.FIGURES: one entry per figure
+TUNING_FIGURES = tuple(TUNING_FIGURE_REGISTRY)  # catalog.TUNING_FIGURES: tuned studies only
 FIGURE_PATH = f"{REPORT}/figures/{{study}}/{{name}}.png"
+TUNING_TABLE = f"{RESULTS}/studies/{{study}}/tuning.csv"  # the selection step's (issue #21)
 
 
 rule figures:
@@ -34,12 +36,46 @@ rule figures:
         "../scripts/figures.py"
 
 
+# A tuned study's own figures (the tuning figure), drawn by the same script from its tuning.csv
+# too; a rule of their own so that an untuned study's figures job is exactly as before.
+rule tuning_figures:
+    input:
+        metrics=lambda wc: [f"{run_dir(run)}/metrics.json" for run in study_runs(wc.study)],
+        history=lambda wc: [f"{run_dir(run)}/history.csv" for run in study_runs(wc.study)],
+        summary=rules.aggregate.output.summary,
+        tuning=TUNING_TABLE,
+        stale=lambda wc: stale_marker(wc.study),
+    output:
+        **{
+            name: report(
+                FIGURE_PATH.format(study="{study}", name=name),
+                caption=f"../{TUNING_FIGURE_REGISTRY[name].caption}",
+                category="{study}",
+                subcategory="figures",
+            )
+            for name in TUNING_FIGURES
+        },
+    params:
+        study=lambda wc: study_settings(wc.study),
+        confidence=config["report"]["confidence"],
+        code=CODE.tuning_figures(),
+    message:
+        "tuning figures study={wildcards.study} (log: {log})"
+    log:
+        f"{LOGS}/figures/{{study}}-tuning.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/figures.py"
+
+
 rule report:
     input:
         summary=expand(rules.aggregate.output.summary, study=STUDIES),
         paired=expand(rules.aggregate.output.paired, study=STUDIES),
         runs=expand(rules.aggregate.output.runs, study=STUDIES),
-        figures=expand(rules.figures.output, study=STUDIES),
+        figures=[path for study in STUDIES for path in study_figure_paths(study).values()],
+        tuning=[TUNING_TABLE.format(study=study) for study in STUDIES if tuned(study)],
         # Class names, counts and checksum of each dataset, for the report's dataset facts.
         meta=[f"{data_dir(dataset)}/meta.json" for dataset in DATASETS],
         template=source_file("report/templates/index.html.j2"),
@@ -57,10 +93,8 @@ rule report:
         studies=[study_settings(study) for study in STUDIES],
         # study_runs: the runs adaptive seeds actually ran (known once their rounds are decided)
         run_dirs=lambda wc: {study: [run_dir(run) for run in study_runs(study)] for study in STUDIES},
-        figures={
-            study: {name: FIGURE_PATH.format(study=study, name=name) for name in FIGURES}
-            for study in STUDIES
-        },
+        figures={study: study_figure_paths(study) for study in STUDIES},
+        tuning={study: TUNING_TABLE.format(study=study) for study in STUDIES if tuned(study)},
         datasets=DATASETS,
         title=config["report"]["title"],
         confidence=config["report"]["confidence"],

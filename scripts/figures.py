@@ -16,4 +16,5 @@ with log_to(snakemake.log[0]):  # noqa: F821
         dict(snakemake.params.study),  # noqa: F821
         dict(snakemake.output.items()),  # noqa: F821
         confidence=snakemake.params.confidence,  # noqa: F821
+        tuning_csv=snakemake.input.get("tuning"),  # noqa: F821 - the tuning_figures rule's
     )

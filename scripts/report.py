@@ -28,6 +28,7 @@ with log_to(snakemake.log[0]):  # noqa: F821
             "metrics_files": [f"{d}/metrics.json" for d in runs],
             "history_files": [f"{d}/history.csv" for d in runs],
             "figures": dict(params.figures[name]),
+            "tuning": params.tuning.get(name),  # a tuned study's tuning.csv
         })
     render_report(
         studies,

@@ -123,3 +123,169 @@ def cross_study(sections: Sequence[Mapping]) -> dict:
         seen.setdefault(s["baseline"], {})[s["name"]] = "baseline"
     shared = {v: by for v, by in seen.items() if len(by) >= 2}
     return {"studies": [s["name"] for s in sections], "rows": shared}
+
+
+# --- tuned and untuned studies: what a comparison is at, what tuning chose, what it cost ------
+
+def compact(value) -> str:
+    """A setting as a person writes it: 0.1 (not 0.1000000001), 64 (not 64.0), 1e-5, adam."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    number = float(value)
+    if not math.isfinite(number):
+        return str(number)
+    if number.is_integer() and abs(number) < 1e15:
+        return str(int(number))
+    text = f"{number:.6g}"  # six significant digits drop a CSV round trip's float noise
+    mantissa, e, exponent = text.partition("e")
+    return f"{mantissa}e{int(exponent)}" if e else text
+
+
+def key_label(key: str) -> str:
+    """A tuned key as the sentences name it: `train.learning_rate` -> `learning_rate`."""
+    return key.split(".", 1)[1] if key.startswith(("train.", "model.")) else key
+
+
+def _and(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _candidate(values: Mapping[str, object], single: bool) -> str:
+    if single:
+        return compact(next(iter(values.values())))
+    return ", ".join(f"{key_label(k)} {compact(v)}" for k, v in values.items())
+
+
+def _numeric(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _edges(grid: Mapping[str, Sequence], selected: Mapping[str, object]) -> list[str]:
+    """Which numeric keys sit at an end of their candidates (keys with one value never do)."""
+    out = []
+    for key, candidates in grid.items():
+        numbers = {float(c) for c in candidates if _numeric(c)}
+        value = selected.get(key)
+        if len(numbers) < 2 or not _numeric(value):
+            continue
+        if float(value) == min(numbers):
+            out.append(f"the smallest {key_label(key)}")
+        elif float(value) == max(numbers):
+            out.append(f"the largest {key_label(key)}")
+    return out
+
+
+def tuning_sentence(variant: str, grid: Mapping[str, Sequence], selected: Mapping | None,
+                    at_edge: bool, diverged: Sequence[Mapping] = ()) -> str:
+    """What tuning chose for one variant. `grid`: each tuned key's candidates as listed;
+    `selected`: key -> the chosen value (None: nothing could be chosen); `at_edge`: tuning.csv's
+    flag; `diverged`: the candidates (key -> value) with a diverged tuning run."""
+    single = len(grid) == 1
+    lost = (f" ({', '.join(_candidate(c, single) for c in diverged)} diverged)"
+            if diverged and selected is not None else "")
+    if selected is None:
+        listed = "; ".join(f"{key_label(k)} {', '.join(compact(c) for c in v)}"
+                           for k, v in grid.items())
+        if diverged:
+            return f"{variant}: every candidate diverged ({listed}): no setting selected."
+        return f"{variant}: no tuning run finished ({listed}): no setting selected."
+    best = _and([f"{key_label(k)} {compact(selected.get(k))} of "
+                 f"{', '.join(compact(c) for c in v)}" for k, v in grid.items()])
+    if not at_edge:
+        return f"{variant}: best at {best}{lost} — inside the grid."
+    which = _edges(grid, selected)
+    detail = f" ({', '.join(which)})" if which else ""
+    return f"{variant}: best at {best}{lost} — at the edge of the grid{detail}: widen it."
+
+
+def seed_list(seeds: Iterable[int]) -> str:
+    """Seeds in ranges: 0–3, 7, 1000."""
+    ordered = sorted({int(s) for s in seeds})
+    parts: list[str] = []
+    start = prev = None
+    for s in [*ordered, None]:
+        if s is not None and prev is not None and s == prev + 1:
+            prev = s
+            continue
+        if start is not None:
+            parts.append(str(start) if start == prev else
+                         f"{start}, {prev}" if prev == start + 1 else f"{start}–{prev}")
+        start = prev = s
+    return ", ".join(parts)
+
+
+def compared_at_best(keys: Sequence[str], tuning_seeds: Iterable[int], tuning_metric: str,
+                     deciding_seeds: Iterable[int], metric: str, eval_split: str) -> str:
+    """The header of a tuned study's decisions: what each comparison is between."""
+    # one mention per seed: callers may pass a seed column with a row per run
+    tuning = sorted({int(x) for x in tuning_seeds})
+    deciding = sorted({int(x) for x in deciding_seeds})
+    return (f"Each variant is compared at its own best setting of "
+            f"{_and([key_label(k) for k in keys])}: chosen on tuning seed"
+            f"{'s' if len(tuning) != 1 else ''} {seed_list(tuning)} by {tuning_metric} on the "
+            f"validation split; decided on the deciding seed{'s' if len(deciding) != 1 else ''} "
+            f"{seed_list(deciding)} by {metric} on the {eval_split} split.")
+
+
+def tuned_guarantee(alpha: float) -> str:
+    """What the family-wise bound covers in a tuned study, and what it does not."""
+    return (f"In a tuned study the {alpha * 100:g}% bound holds for the comparison of the "
+            "selected configurations (each variant at the setting tuning chose; fresh seeds "
+            "decide), not for an activation, normalisation or initialiser at its best in "
+            "general: which setting wins depends on tuning noise (docs/statistics.md, "
+            "\"Tuned comparisons: what is guaranteed\").")
+
+
+def _setting(train: Mapping) -> tuple:
+    return (train.get("learning_rate"), train.get("optimizer"))
+
+
+def shared_setting(train_of: Mapping[str, Mapping], order: Sequence[str]) -> str | None:
+    """An untuned study's one sentence on the learning rate its variants share (from what the
+    runs trained with); the variants that override it are named. None when no run says."""
+    settings = {v: _setting(train_of[v]) for v in order
+                if v in train_of and train_of[v].get("learning_rate") is not None}
+    if not settings:
+        return None
+    # The most common (learning rate, optimizer); on a tie, that of the first variant.
+    counts: dict[tuple, int] = {}
+    for pair in settings.values():
+        counts[pair] = counts.get(pair, 0) + 1
+    lr, optimizer = max(counts, key=counts.get)
+    others = []
+    for variant, (v_lr, v_opt) in settings.items():
+        diff = ([f"learning rate {compact(v_lr)}"] if v_lr != lr else []) + (
+            [f"optimizer {v_opt}"] if v_opt != optimizer else [])
+        if diff:
+            others.append(f"{variant} ({', '.join(diff)})")
+    who = f"All variants but {_and(others)}" if others else "All variants"
+    opt = f" (optimizer {optimizer})" if optimizer else ""
+    return (f"{who} share one learning rate, {compact(lr)}{opt}, so each verdict is partly a "
+            "verdict on that setting; a study's tune: key compares each variant at its own best "
+            "learning rate instead.")
+
+
+def _epochs(values: Sequence[int]) -> str:
+    low, high = min(values), max(values)
+    return f"{low}" if low == high else f"{low}–{high}"
+
+
+def tuning_cost(tuning_epochs: Sequence[int], deciding_epochs: Sequence[int],
+                budget: int | None) -> str:
+    """Tuning's share of a study's training. `tuning_epochs`/`deciding_epochs`: the epoch
+    budget of each tuning / deciding run; `budget`: `tune.epochs` (None: the runs' own)."""
+    n, spent = len(tuning_epochs), sum(tuning_epochs)
+    total = spent + sum(deciding_epochs)
+    share = 100 * spent / total if total else 0.0
+    pct = "<1" if 0 < share < 1 else f"{share:.0f}"
+    if budget is not None and deciding_epochs and budget < max(deciding_epochs):
+        how = f" (tune.epochs: shorter than the deciding runs' {_epochs(deciding_epochs)})"
+    elif budget is not None:
+        how = " (tune.epochs)"
+    else:
+        how = " (the deciding runs' budget)" if deciding_epochs else ""
+    each = f"{_epochs(tuning_epochs)} epoch{'s' if max(tuning_epochs, default=0) != 1 else ''}"
+    rest = (f"; {len(deciding_epochs)} deciding run{'s' if len(deciding_epochs) != 1 else ''} "
+            f"train the other {total - spent}") if deciding_epochs else ""
+    return (f"Tuning cost: {n} tuning run{'s' if n != 1 else ''} of {each} each{how}, "
+            f"{spent} of the study's {total} training epochs ({pct}%{rest}).")

@@ -194,11 +194,12 @@ class StudyData:
     activation_stats: pd.DataFrame  # per run and activation layer: dead_fraction, mean
     activation_curves: dict[str, dict]  # variant -> {x, y, dy} of its activation
     confidence: float
+    tuning_csv: str | None = None  # a tuned study's tuning.csv (cnnablate.reporting.tuning)
 
 
 def load_study_data(
     metrics_files: list[str], history_files: list[str], summary_csv: str, study: dict,
-    confidence: float = 0.95,
+    confidence: float = 0.95, tuning_csv: str | None = None,
 ) -> StudyData:
     summary = pd.read_csv(summary_csv)
     frames, stats_rows, curves = [], [], {}
@@ -215,7 +216,7 @@ def load_study_data(
         columns=["epoch", "val_accuracy", "val_loss", "variant", "seed", "status"])
     stats = pd.DataFrame(stats_rows, columns=["variant", "seed", "depth", "dead_fraction", "mean"])
     return StudyData(study, summary, list(summary["variant"]), histories, stats, curves,
-                     confidence)
+                     confidence, tuning_csv)
 
 
 # The registered figures (cnnablate.workflow.catalog.FIGURES): each draws one PNG from a StudyData.
@@ -241,15 +242,18 @@ def plot_activation_statistics(data: StudyData, path: str | Path) -> None:
 
 def figure_function(name: str) -> Callable[[StudyData, str | Path], None]:
     """The function of registered figure `name` ("module:function"), its module imported."""
-    module, _, function = catalog.FIGURES[name].function.partition(":")
+    figure = catalog.FIGURES.get(name) or catalog.TUNING_FIGURES[name]
+    module, _, function = figure.function.partition(":")
     return getattr(importlib.import_module(module), function)
 
 
 def study_figures(
     metrics_files: list[str], history_files: list[str], summary_csv: str, study: dict,
-    outputs: dict[str, str], confidence: float = 0.95,
+    outputs: dict[str, str], confidence: float = 0.95, tuning_csv: str | None = None,
 ) -> None:
-    """All registered figures of a study; `outputs` maps figure name -> PNG path."""
-    data = load_study_data(metrics_files, history_files, summary_csv, study, confidence)
-    for name in catalog.FIGURES:
-        figure_function(name)(data, outputs[name])
+    """The registered figures named in `outputs` (figure name -> PNG path): every study's
+    (catalog.FIGURES) from one job, a tuned study's own (catalog.TUNING_FIGURES) from another."""
+    data = load_study_data(metrics_files, history_files, summary_csv, study, confidence,
+                           tuning_csv)
+    for name, path in outputs.items():
+        figure_function(name)(data, path)

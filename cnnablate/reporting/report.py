@@ -20,7 +20,7 @@ import pandas as pd
 
 from cnnablate.decisions import sentences
 from cnnablate.decisions.decide import design_from_settings
-from cnnablate.reporting import interactive
+from cnnablate.reporting import interactive, tuning
 from cnnablate.reporting.aggregate import decide_study, headline_metric
 from cnnablate.workflow import catalog
 from cnnablate.workflow.atomic import write_text_atomic
@@ -200,16 +200,20 @@ def render_report(studies: list[dict], out_html: str | Path, title: str,
         runs = runs.assign(_order=runs["variant"].map(position).fillna(len(position)))
         runs = runs.sort_values(["_order", "seed"], kind="stable").drop(columns="_order")
         run_rows = _records(runs)
-        history_of, train_of = {}, {}
+        history_of, train_of, epochs_of = {}, {}, {}
         for mpath, hpath in zip(s["metrics_files"], s["history_files"]):
             m = json.loads(Path(mpath).read_text())
             history_of[(m["variant"], int(m["seed"]))] = hpath
             train_of[m["variant"]] = (m.get("run_config") or {}).get("train") or {}
+            if train_of[m["variant"]].get("epochs"):
+                epochs_of.setdefault(m["variant"], []).append(
+                    int(train_of[m["variant"]]["epochs"]))
         for row in run_rows:
             row["history_link"] = rel(history_of[(row["variant"], int(row["seed"]))])
         all_metrics += list(s["metrics_files"])
         reference = dict(settings.get("reference") or {})
         diverged = runs[runs["status"] != "completed"]
+        tuned = _tuning_section(s, settings, list(position), runs, metric, epochs_of, rel)
         sections.append({
             "name": settings["name"],
             "description": settings.get("description", ""),
@@ -224,7 +228,8 @@ def render_report(studies: list[dict], out_html: str | Path, title: str,
             "runs": run_rows,
             "n_diverged": len(diverged),
             "diverged_runs": [f"{r.variant} seed {r.seed}" for r in diverged.itertuples()],
-            "figures": {k: rel(v) for k, v in s["figures"].items()},
+            "figures": {k: rel(v) for k, v in s["figures"].items()
+                        if k not in catalog.TUNING_FIGURES},
             "reference": reference,
             "variant_descriptions": settings.get("variant_descriptions", {}),
             "interactive": interactive.script_json({
@@ -232,7 +237,12 @@ def render_report(studies: list[dict], out_html: str | Path, title: str,
                     s["metrics_files"], s["history_files"], list(position)),
                 "final_metric": interactive.final_metric(
                     _records(summary), metric, settings["baseline"], list(position)),
+                **({"tuning": tuned["chart"]} if tuned else {}),
             }),
+            "tuning": tuned,
+            # An untuned study's verdicts are partly verdicts on the setting its variants share.
+            "shared_setting": None if tuned else sentences.shared_setting(train_of,
+                                                                         list(position)),
             **_decisions_in_words(runs, settings, summary, paired, metric, train_of,
                                   dataset_meta.get(settings["dataset"])),
         })
@@ -251,6 +261,31 @@ def render_report(studies: list[dict], out_html: str | Path, title: str,
         cross_study=sentences.cross_study(sections),
     )
     write_text_atomic(out_html, html)  # concurrent renders never write into each other's file
+
+
+def _tuning_section(s: dict, settings: dict, order: list[str], runs: pd.DataFrame,
+                    metric: str, epochs_of: dict[str, list[int]], rel) -> dict | None:
+    """A tuned study's tuning in the report: per-variant sentences, what the decisions compare,
+    what the guarantee covers, the cost, the figure; None for an untuned study."""
+    if not s.get("tuning"):  # the workflow hands a tuning.csv to tuned studies only
+        return None
+    tune = settings.get("tune") or {}
+    per_variant = tuning.read_tuning(s["tuning"], order)
+    tuning_metric = tuning.metric_of(s["tuning"])
+    seeds = pd.read_csv(s["tuning"], usecols=["seed"])["seed"]
+    names = list(dict.fromkeys([*order, *(t.variant for t in per_variant)]))
+    colours = {v: interactive.TAB10[i % len(interactive.TAB10)] for i, v in enumerate(names)}
+    return {
+        "sentences": tuning.variant_sentences(per_variant),
+        "compared": sentences.compared_at_best(
+            tuning.all_keys(per_variant), seeds, tuning_metric, runs["seed"], metric,
+            settings["eval_split"]),
+        "scope": sentences.tuned_guarantee(
+            (settings.get("decisions") or {}).get("alpha", ALPHA)),
+        "cost": tuning.cost_sentence(per_variant, tune, epochs_of),
+        "figures": {k: rel(v) for k, v in s["figures"].items() if k in catalog.TUNING_FIGURES},
+        "chart": tuning.chart(per_variant, tuning_metric, colours),
+    }
 
 
 def _decisions_in_words(runs: pd.DataFrame, settings: dict, summary: pd.DataFrame,
@@ -279,4 +314,5 @@ def _decisions_in_words(runs: pd.DataFrame, settings: dict, summary: pd.DataFram
 
 
 # The line above each figure in the HTML report, from the figure registry.
-FIGURE_TITLES = {name: figure.title for name, figure in catalog.FIGURES.items()}
+FIGURE_TITLES = {name: figure.title
+                 for name, figure in {**catalog.FIGURES, **catalog.TUNING_FIGURES}.items()}

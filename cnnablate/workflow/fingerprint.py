@@ -215,5 +215,11 @@ class Fingerprints:
         modules = sorted({_function_module(f) for f in functions.values()})
         return self._memoised(("figures",), modules, functions)
 
+    def tuning_figures(self) -> str:
+        """A tuned study's own figures job's: its code and every tuning figure's function."""
+        functions = {name: fig.function for name, fig in catalog.TUNING_FIGURES.items()}
+        modules = sorted({_function_module(f) for f in functions.values()})
+        return self._memoised(("figures", "tuning"), modules, functions)
+
     def report(self) -> str:
         return self._memoised(("report",), [])
