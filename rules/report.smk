@@ -2,6 +2,8 @@
 
 FIGURES = tuple(FIGURE_REGISTRY)  # cnnablate.workflow.catalog.FIGURES: one entry per figure
 FIGURE_PATH = f"{REPORT}/figures/{{study}}/{{name}}.png"
+# The same figure as a vector PDF beside the PNG (cnnablate.reporting.figures.save_figure).
+FIGURE_PDF_PATH = f"{REPORT}/figures/{{study}}/{{name}}.pdf"
 
 
 rule figures:
@@ -20,6 +22,7 @@ rule figures:
             )
             for name in FIGURES
         },
+        **{f"{name}_pdf": FIGURE_PDF_PATH.format(study="{study}", name=name) for name in FIGURES},
     params:
         study=lambda wc: study_settings(wc.study),
         confidence=config["report"]["confidence"],
@@ -40,6 +43,7 @@ rule report:
         paired=expand(rules.aggregate.output.paired, study=STUDIES),
         runs=expand(rules.aggregate.output.runs, study=STUDIES),
         figures=expand(rules.figures.output, study=STUDIES),
+        paper_tables=expand(rules.paper_table.output, study=STUDIES),
         # Class names, counts and checksum of each dataset, for the report's dataset facts.
         meta=[f"{data_dir(dataset)}/meta.json" for dataset in DATASETS],
         template=source_file("report/templates/index.html.j2"),
@@ -59,6 +63,14 @@ rule report:
         run_dirs=lambda wc: {study: [run_dir(run) for run in study_runs(study)] for study in STUDIES},
         figures={
             study: {name: FIGURE_PATH.format(study=study, name=name) for name in FIGURES}
+            for study in STUDIES
+        },
+        figure_pdfs={
+            study: {name: FIGURE_PDF_PATH.format(study=study, name=name) for name in FIGURES}
+            for study in STUDIES
+        },
+        paper_tables={
+            study: {kind: path.format(study=study) for kind, path in rules.paper_table.output.items()}
             for study in STUDIES
         },
         datasets=DATASETS,

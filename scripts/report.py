@@ -28,6 +28,8 @@ with log_to(snakemake.log[0]):  # noqa: F821
             "metrics_files": [f"{d}/metrics.json" for d in runs],
             "history_files": [f"{d}/history.csv" for d in runs],
             "figures": dict(params.figures[name]),
+            "figure_pdfs": dict(params.figure_pdfs[name]),
+            "paper_tables": dict(params.paper_tables[name]),
         })
     render_report(
         studies,

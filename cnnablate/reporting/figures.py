@@ -38,10 +38,22 @@ def variant_colours(variants: Iterable[str]) -> dict[str, tuple]:
     return {v: tuple(palette[i % len(palette)]) for i, v in enumerate(names)}
 
 
-def _save(fig, path: str | Path) -> None:
+def vector_path(path: str | Path) -> Path:
+    """Where the vector (PDF) copy of the figure at PNG `path` goes: beside it, as .pdf."""
+    return Path(path).with_suffix(".pdf")
+
+
+def save_figure(fig, path: str | Path) -> None:
+    """Write `fig` as the PNG at `path` (for the report) and as a PDF beside it (vector, for a
+    paper), then close it. Every registered figure saves through this."""
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
+    # No creation date in the PDF: the same figure gives the same bytes.
+    fig.savefig(vector_path(path), metadata={"CreationDate": None})
     plt.close(fig)
+
+
+_save = save_figure  # the name the figures of this module use
 
 
 def learning_curves(histories: pd.DataFrame, order: list[str], path: str | Path) -> None:
@@ -249,7 +261,13 @@ def study_figures(
     metrics_files: list[str], history_files: list[str], summary_csv: str, study: dict,
     outputs: dict[str, str], confidence: float = 0.95,
 ) -> None:
-    """All registered figures of a study; `outputs` maps figure name -> PNG path."""
+    """All registered figures of a study; `outputs` maps figure name -> PNG path (each one's
+    PDF goes beside it, `vector_path`)."""
     data = load_study_data(metrics_files, history_files, summary_csv, study, confidence)
     for name in catalog.FIGURES:
         figure_function(name)(data, outputs[name])
+        if not vector_path(outputs[name]).is_file():
+            raise RuntimeError(
+                f"figure {name} ({catalog.FIGURES[name].function}) wrote no PDF beside its PNG: "
+                "save it with cnnablate.reporting.figures.save_figure(fig, path)"
+            )
