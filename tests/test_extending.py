@@ -60,6 +60,7 @@ def test_the_example_study_plans_every_stage(extended):
         ("train", "extending_example", "relu", "0"),
         ("train", "extending_example", "softsign", "0"),
         ("aggregate", "extending_example"),
+        ("paper_table", "extending_example"),
         ("figures", "extending_example"),
         ("report",),
     ])

@@ -247,3 +247,15 @@ def test_console_script_is_declared_and_works_where_installed():
     out = subprocess.run([str(installed), "--help"], capture_output=True, text=True,
                          check=True).stdout
     assert "status" in out and "export" in out
+
+
+def test_the_command_and_paper_modules_load_neither_keras_nor_mlflow():
+    """`cnnablate status` stays instant: MLflow is imported only when an export runs, and
+    nothing here starts TensorFlow."""
+    code = ("import sys, cnnablate.__main__, cnnablate.reporting.mlflow_export, "
+            "cnnablate.reporting.paper\n"
+            "bad = [m for m in ('keras', 'tensorflow', 'mlflow') if m in sys.modules]\n"
+            "assert not bad, bad\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
