@@ -18,6 +18,7 @@ MLflow is optional (requirements-mlflow.txt) and imported only here, when an exp
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import logging
@@ -105,8 +106,6 @@ def _number(text: str | float | None) -> float | None:
 
 def read_run(run_dir: Path) -> tuple[dict, list[dict], str]:
     """(metrics.json, history rows, sha256 of both files) of a finished run folder."""
-    import csv
-
     try:
         metrics_bytes = (run_dir / "metrics.json").read_bytes()
         history_bytes = (run_dir / "history.csv").read_bytes()
