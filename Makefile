@@ -13,10 +13,15 @@ export PATH := $(BIN):$(PATH)
 
 .PHONY: report test lint lock clean gpu-env gpu-requirements-check
 
-$(STAMP): $(REQUIREMENTS) requirements.lock
+# Also MLflow (optional for users, requirements-mlflow.txt: `cnnablate export mlflow` and its
+# tests) and the project itself, editable, for the `cnnablate` command.
+$(STAMP): $(REQUIREMENTS) requirements.lock requirements-mlflow.txt requirements-mlflow.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r $(REQUIREMENTS) -c requirements.lock
+	$(BIN)/python -m pip install --quiet -r requirements-mlflow.txt -c requirements.lock \
+		-c requirements-mlflow.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 # The GPU environment only; then e.g. `make report GPU=1` or `.venv-gpu/bin/snakemake ...`.
@@ -47,6 +52,10 @@ lock:
 	/tmp/cnnablate-lock/bin/pip install --quiet -r requirements.txt
 	(echo "# pip freeze of a venv made from requirements.txt on Python 3.11 (make lock to refresh)."; \
 	 /tmp/cnnablate-lock/bin/pip freeze) > requirements.lock
+	/tmp/cnnablate-lock/bin/pip install --quiet -r requirements-mlflow.txt -c requirements.lock
+	/tmp/cnnablate-lock/bin/pip freeze > /tmp/cnnablate-lock/all.txt
+	(echo "# What requirements-mlflow.txt adds to a venv made from requirements.lock (make lock)."; \
+	 grep -v -x -F -f requirements.lock /tmp/cnnablate-lock/all.txt) > requirements-mlflow.lock
 
 clean:
 	rm -rf results logs report/index.html report/figures .snakemake

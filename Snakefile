@@ -36,6 +36,7 @@ include: "rules/report.smk"
 localrules:
     download_archive,
     aggregate,
+    paper_table,
     figures,
     report,
     all,

@@ -1,4 +1,8 @@
-"""`python -m cnnablate status [--configfile FILE] [--config smoke=true] [--directory DIR]`."""
+"""The `cnnablate` command (also `python -m cnnablate`):
+
+    cnnablate status [--configfile FILE] [--config smoke=true] [--directory DIR]
+    cnnablate export mlflow [--tracking-uri URI] [--configfile FILE] [--config ...] [-d DIR]
+"""
 
 from __future__ import annotations
 
@@ -11,23 +15,44 @@ import yaml
 from cnnablate.workflow import config as cnnablate_config
 
 
+def _add_config_args(parser: argparse.ArgumentParser) -> None:
+    """The options that say which config's studies, and where their files are."""
+    parser.add_argument("--configfile", default=None,
+                        help="the config (default: config.yaml in --directory), as for Snakemake")
+    parser.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="top-level overrides, as for Snakemake (e.g. smoke=true)")
+    parser.add_argument("--directory", "-d", default=".",
+                        help="the workflow folder holding results/ and logs/ (default: .)")
+
+
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m cnnablate")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="cnnablate", description="cnnablate's command line (the workflow itself runs "
+        "with snakemake; see README.md)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     status = commands.add_parser(
         "status", help="progress of the config's studies: one line per run, ETA (reads files only)"
     )
-    status.add_argument("--configfile", default=None,
-                        help="the config (default: config.yaml in --directory), as for Snakemake")
-    status.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="top-level overrides, as for Snakemake (e.g. smoke=true)")
-    status.add_argument("--directory", "-d", default=".",
-                        help="the workflow folder holding results/ and logs/ (default: .)")
+    _add_config_args(status)
+    export = commands.add_parser(
+        "export", help="finished runs into a tracking tool: `cnnablate export mlflow`")
+    targets = export.add_subparsers(dest="target", required=True, metavar="TARGET")
+    mlflow = targets.add_parser(
+        "mlflow", help="one MLflow experiment per study, one run per (variant, seed); "
+        "exporting again updates, never duplicates (needs requirements-mlflow.txt)")
+    mlflow.add_argument("--tracking-uri", default=None, metavar="URI",
+                        help="any URI MLflow takes (default: sqlite:///results/mlflow.db, "
+                             "in --directory)")
+    mlflow.add_argument("--copy-models", action="store_true",
+                        help="also copy each run's model.keras into the store's artifacts "
+                             "(default: a tag with its path)")
+    _add_config_args(mlflow)
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parse_args(argv)
+def _planned_runs(args: argparse.Namespace, command: str) -> tuple[list[dict], bool] | None:
+    """The config's runs as the workflow schedules them, and whether in smoke mode; None after
+    printing a one-line error."""
     from cnnablate.workflow import status
 
     root = Path(args.directory)
@@ -41,13 +66,59 @@ def main(argv: list[str] | None = None) -> int:
             config[key] = yaml.safe_load(value)
         runs = cnnablate_config.resolve_runs(config)
     except (OSError, yaml.YAMLError, cnnablate_config.ConfigError) as error:
-        print(f"cnnablate status: {path}: {error}", file=sys.stderr)
-        return 2
+        print(f"cnnablate {command}: {path}: {error}", file=sys.stderr)
+        return None
     smoke = any(run.get("smoke") for run in runs)
     seeds_of = {name: study.get("seeds") for name, study in config["studies"].items()}
-    runs = status.scheduled(runs, seeds_of, root, smoke=smoke)
-    print(status.format_status(status.collect(runs, root, smoke=smoke)))
+    return status.scheduled(runs, seeds_of, root, smoke=smoke), smoke
+
+
+def _status(args: argparse.Namespace) -> int:
+    from cnnablate.workflow import status
+
+    planned = _planned_runs(args, "status")
+    if planned is None:
+        return 2
+    runs, smoke = planned
+    print(status.format_status(status.collect(runs, Path(args.directory), smoke=smoke)))
     return 0
+
+
+def _export_mlflow(args: argparse.Namespace) -> int:
+    from cnnablate.reporting import mlflow_export
+
+    planned = _planned_runs(args, "export mlflow")
+    if planned is None:
+        return 2
+    runs, smoke = planned
+    # The results folder of rules/common.smk (smoke mode's apart), and its run folders.
+    results = Path(args.directory) / "results"
+    results = results / "smoke" if smoke else results
+    uri = args.tracking_uri or mlflow_export.default_tracking_uri(results)
+    # Only finished runs (metrics.json) go out.
+    folders = [results / "runs" / r["study"] / r["variant"] / f"seed{r['seed']}" for r in runs]
+    finished = [f for f in folders if (f / "metrics.json").is_file()]
+    try:
+        if uri.startswith("sqlite:///"):
+            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        outcomes = mlflow_export.export_runs(
+            finished, uri, experiment_suffix=" (smoke)" if smoke else "",
+            copy_models=args.copy_models)
+    except mlflow_export.ExportError as error:
+        print(f"cnnablate export mlflow: {error}", file=sys.stderr)
+        return 2
+    print(mlflow_export.summary_line(outcomes, uri))
+    if len(finished) < len(folders):
+        print(f"({len(folders) - len(finished)} planned runs are not finished yet and were "
+              "left out; export again when they are)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    if args.command == "export":
+        return _export_mlflow(args)  # the only target so far
+    return _status(args)
 
 
 if __name__ == "__main__":

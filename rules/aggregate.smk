@@ -37,3 +37,27 @@ rule aggregate:
         "../envs/report.yaml"
     script:
         "../scripts/aggregate.py"
+
+
+# Paper-ready tables of a study (cnnablate/reporting/paper.py): LaTeX (booktabs) and Markdown,
+# from the study's tables only, so they are rebuilt only when those (or its settings) change.
+rule paper_table:
+    input:
+        runs=rules.aggregate.output.runs,
+        summary=rules.aggregate.output.summary,
+        paired=rules.aggregate.output.paired,
+    output:
+        tex=f"{RESULTS}/studies/{{study}}/table.tex",
+        md=f"{RESULTS}/studies/{{study}}/table.md",
+    params:
+        study=lambda wc: study_settings(wc.study),
+        confidence=config["report"]["confidence"],
+        code=CODE.paper_table(),
+    message:
+        "paper_table study={wildcards.study} (log: {log})"
+    log:
+        f"{LOGS}/paper_table/{{study}}.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/paper_table.py"

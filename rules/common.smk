@@ -177,3 +177,9 @@ def study_figure_paths(study):
     """Figure name -> PNG of every figure a study has: a tuned study's own ones too."""
     names = FIGURES + (TUNING_FIGURES if tuned(study) else ())
     return {name: FIGURE_PATH.format(study=study, name=name) for name in names}
+
+
+def study_figure_pdfs(study):
+    """Figure name -> the vector PDF beside each of `study_figure_paths`."""
+    return {name: FIGURE_PDF_PATH.format(study=study, name=name)
+            for name in study_figure_paths(study)}

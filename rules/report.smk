@@ -4,6 +4,8 @@ FIGURES = tuple(FIGURE_REGISTRY)  # cnnablate.workflow.catalog.FIGURES: one entr
 TUNING_FIGURES = tuple(TUNING_FIGURE_REGISTRY)  # catalog.TUNING_FIGURES: tuned studies only
 FIGURE_PATH = f"{REPORT}/figures/{{study}}/{{name}}.png"
 TUNING_TABLE = f"{RESULTS}/studies/{{study}}/tuning.csv"  # the selection step's (issue #21)
+# The same figure as a vector PDF beside the PNG (cnnablate.reporting.figures.save_figure).
+FIGURE_PDF_PATH = f"{REPORT}/figures/{{study}}/{{name}}.pdf"
 
 
 rule figures:
@@ -22,6 +24,7 @@ rule figures:
             )
             for name in FIGURES
         },
+        **{f"{name}_pdf": FIGURE_PDF_PATH.format(study="{study}", name=name) for name in FIGURES},
     params:
         study=lambda wc: study_settings(wc.study),
         confidence=config["report"]["confidence"],
@@ -55,6 +58,10 @@ rule tuning_figures:
             )
             for name in TUNING_FIGURES
         },
+        **{
+            f"{name}_pdf": FIGURE_PDF_PATH.format(study="{study}", name=name)
+            for name in TUNING_FIGURES
+        },
     params:
         study=lambda wc: study_settings(wc.study),
         confidence=config["report"]["confidence"],
@@ -76,6 +83,8 @@ rule report:
         runs=expand(rules.aggregate.output.runs, study=STUDIES),
         figures=[path for study in STUDIES for path in study_figure_paths(study).values()],
         tuning=[TUNING_TABLE.format(study=study) for study in STUDIES if tuned(study)],
+        figure_pdfs=[vector for study in STUDIES for vector in study_figure_pdfs(study).values()],
+        paper_tables=expand(rules.paper_table.output, study=STUDIES),
         # Class names, counts and checksum of each dataset, for the report's dataset facts.
         meta=[f"{data_dir(dataset)}/meta.json" for dataset in DATASETS],
         template=source_file("report/templates/index.html.j2"),
@@ -95,6 +104,11 @@ rule report:
         run_dirs=lambda wc: {study: [run_dir(run) for run in study_runs(study)] for study in STUDIES},
         figures={study: study_figure_paths(study) for study in STUDIES},
         tuning={study: TUNING_TABLE.format(study=study) for study in STUDIES if tuned(study)},
+        figure_pdfs={study: study_figure_pdfs(study) for study in STUDIES},
+        paper_tables={
+            study: {kind: path.format(study=study) for kind, path in rules.paper_table.output.items()}
+            for study in STUDIES
+        },
         datasets=DATASETS,
         title=config["report"]["title"],
         confidence=config["report"]["confidence"],

@@ -29,6 +29,8 @@ with log_to(snakemake.log[0]):  # noqa: F821
             "history_files": [f"{d}/history.csv" for d in runs],
             "figures": dict(params.figures[name]),
             "tuning": params.tuning.get(name),  # a tuned study's tuning.csv
+            "figure_pdfs": dict(params.figure_pdfs[name]),
+            "paper_tables": dict(params.paper_tables[name]),
         })
     render_report(
         studies,

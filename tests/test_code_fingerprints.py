@@ -38,6 +38,7 @@ NIN_RUNS = [("train", "net", "elu", "0"), ("train", "net", "relu", "0")]
 CNN_RUNS = [("train", "cnn", "elu", "0"), ("train", "cnn", "relu", "0")]
 TABLES = [("aggregate", "cnn"), ("aggregate", "net")]
 FIGURES = [("figures", "cnn"), ("figures", "net")]
+PAPER = [("paper_table", "cnn"), ("paper_table", "net")]  # made from the tables
 
 
 @pytest.fixture(scope="module")
@@ -109,8 +110,8 @@ def test_dry_run_names_the_changed_module(work):
 
 def test_editing_stats_reruns_only_tables_figures_and_report(work):
     add_code(work / "cnnablate/decisions/stats.py")
-    assert planned_jobs(work) == sorted([*TABLES, *FIGURES, ("report",)])
-    assert len(planned_jobs(work)) == 5
+    assert planned_jobs(work) == sorted([*TABLES, *PAPER, *FIGURES, ("report",)])
+    assert len(planned_jobs(work)) == 7
 
 
 def test_editing_figure_code_reruns_figures_and_report(work):
@@ -123,8 +124,9 @@ def test_editing_figure_code_reruns_figures_and_report(work):
 )
 def test_editing_code_every_run_executes_reruns_every_run(work, module):
     add_code(work / "cnnablate" / module)
-    assert planned_jobs(work) == sorted([*CNN_RUNS, *NIN_RUNS, *TABLES, *FIGURES, ("report",)])
-    assert len(planned_jobs(work)) == 9
+    assert planned_jobs(work) == sorted([*CNN_RUNS, *NIN_RUNS, *TABLES, *PAPER, *FIGURES,
+                                         ("report",)])
+    assert len(planned_jobs(work)) == 11
 
 
 @pytest.mark.parametrize(
@@ -154,7 +156,7 @@ def test_changing_an_activation_default_reruns_only_its_runs(work):
     path.write_text(text.replace('"elu": {"alpha": 1.0},', '"elu": {"alpha": 0.5},'))
     later(path)
     assert planned_jobs(work) == sorted(
-        [("train", "cnn", "elu", "0"), ("train", "net", "elu", "0"), *TABLES, *FIGURES,
+        [("train", "cnn", "elu", "0"), ("train", "net", "elu", "0"), *TABLES, *PAPER, *FIGURES,
          ("report",)]
     )
 

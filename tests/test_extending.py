@@ -60,6 +60,7 @@ def test_the_example_study_plans_every_stage(extended):
         ("train", "extending_example", "relu", "0"),
         ("train", "extending_example", "softsign", "0"),
         ("aggregate", "extending_example"),
+        ("paper_table", "extending_example"),
         ("figures", "extending_example"),
         ("report",),
     ])
@@ -87,6 +88,7 @@ def test_the_example_study_runs_to_its_report(extended):
             "tiny_cnn")
     figure = extended / "report/figures/extending_example/seconds_per_epoch.png"
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert figure.with_suffix(".pdf").read_bytes().startswith(b"%PDF-")  # saved by save_figure
     html = (extended / "report/index.html").read_text()
     assert 'src="figures/extending_example/seconds_per_epoch.png"' in html
     assert "Seconds per training epoch, mean over seeds and epochs" in html

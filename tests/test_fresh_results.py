@@ -35,7 +35,7 @@ TINY = {
     },
 }
 RUNS = [("relu", 0), ("relu", 1), ("elu", 0), ("elu", 1)]
-DOWNSTREAM = [("aggregate", "acts"), ("figures", "acts"), ("report",)]
+DOWNSTREAM = [("aggregate", "acts"), ("paper_table", "acts"), ("figures", "acts"), ("report",)]
 README_COMMAND = ("--cores", "2", "report/index.html")
 
 

@@ -149,7 +149,8 @@ def _edited(done: Path, edit) -> list[tuple]:
     return planned_jobs(done, "--configfile", str(path))
 
 
-DOWNSTREAM_ACTS = [("aggregate", "acts"), ("figures", "acts"), ("report",)]
+DOWNSTREAM_ACTS = [("aggregate", "acts"), ("paper_table", "acts"), ("figures", "acts"),
+                   ("report",)]
 
 
 def test_editing_one_variant_reruns_only_that_variant(done):

@@ -38,10 +38,22 @@ def variant_colours(variants: Iterable[str]) -> dict[str, tuple]:
     return {v: tuple(palette[i % len(palette)]) for i, v in enumerate(names)}
 
 
-def _save(fig, path: str | Path) -> None:
+def vector_path(path: str | Path) -> Path:
+    """Where the vector (PDF) copy of the figure at PNG `path` goes: beside it, as .pdf."""
+    return Path(path).with_suffix(".pdf")
+
+
+def save_figure(fig, path: str | Path) -> None:
+    """Write `fig` as the PNG at `path` (for the report) and as a PDF beside it (vector, for a
+    paper), then close it. Every registered figure saves through this."""
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
+    # No creation date in the PDF: the same figure gives the same bytes.
+    fig.savefig(vector_path(path), metadata={"CreationDate": None})
     plt.close(fig)
+
+
+_save = save_figure  # the name the figures of this module use
 
 
 def learning_curves(histories: pd.DataFrame, order: list[str], path: str | Path) -> None:
@@ -252,8 +264,15 @@ def study_figures(
     outputs: dict[str, str], confidence: float = 0.95, tuning_csv: str | None = None,
 ) -> None:
     """The registered figures named in `outputs` (figure name -> PNG path): every study's
-    (catalog.FIGURES) from one job, a tuned study's own (catalog.TUNING_FIGURES) from another."""
+    (catalog.FIGURES) from one job, a tuned study's own (catalog.TUNING_FIGURES) from another.
+    Each one's PDF goes beside its PNG (`vector_path`)."""
     data = load_study_data(metrics_files, history_files, summary_csv, study, confidence,
                            tuning_csv)
     for name, path in outputs.items():
         figure_function(name)(data, path)
+        if not vector_path(path).is_file():
+            figure = catalog.FIGURES.get(name) or catalog.TUNING_FIGURES[name]
+            raise RuntimeError(
+                f"figure {name} ({figure.function}) wrote no PDF beside its PNG: "
+                "save it with cnnablate.reporting.figures.save_figure(fig, path)"
+            )

@@ -179,7 +179,8 @@ def _dataset_info(name: str, meta_path: str | Path | None) -> dict:
 def render_report(studies: list[dict], out_html: str | Path, title: str,
                   config_hash: str, confidence: float,
                   dataset_meta: dict[str, str | Path] | None = None) -> None:
-    """`studies`: per study its settings, table CSVs, figure paths and run files;
+    """`studies`: per study its settings, table CSVs, figure paths and run files (optional:
+    `figure_pdfs`, figure name -> its PDF; `paper_tables`, {"tex": path, "md": path}: linked);
     `dataset_meta`: dataset name -> its prepared meta.json (class names, counts, checksum)."""
     out_html = Path(out_html)
     base = out_html.parent
@@ -230,6 +231,9 @@ def render_report(studies: list[dict], out_html: str | Path, title: str,
             "diverged_runs": [f"{r.variant} seed {r.seed}" for r in diverged.itertuples()],
             "figures": {k: rel(v) for k, v in s["figures"].items()
                         if k not in catalog.TUNING_FIGURES},
+            # for papers: each figure as a vector PDF, the study's table as LaTeX and Markdown
+            "figure_pdfs": {k: rel(v) for k, v in (s.get("figure_pdfs") or {}).items()},
+            "paper_tables": {k: rel(v) for k, v in (s.get("paper_tables") or {}).items()},
             "reference": reference,
             "variant_descriptions": settings.get("variant_descriptions", {}),
             "interactive": interactive.script_json({

@@ -49,6 +49,7 @@ SCRIPTS = {
     "prepare_synthetic": "scripts/prepare_synthetic.py",
     "train": "scripts/train.py",
     "aggregate": "scripts/aggregate.py",
+    "paper_table": "scripts/paper_table.py",
     "decide": "scripts/decide_round.py",
     "figures": "scripts/figures.py",
     "report": "scripts/report.py",
@@ -204,6 +205,10 @@ class Fingerprints:
 
     def aggregate(self) -> str:
         return self._memoised(("aggregate",), [])
+
+    def paper_table(self) -> str:
+        """A study's paper tables' (scripts/paper_table.py and what it imports)."""
+        return self._memoised(("paper_table",), [])
 
     def decide(self) -> str:
         """An adaptive-seeds round decision's (scripts/decide_round.py and what it imports)."""
