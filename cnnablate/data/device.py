@@ -62,9 +62,15 @@ def device_budget_bytes(share: float = 0.25) -> int:
     host's physical memory (the same code then runs on the CPU, where the tf.data path holds
     the same copy: `Split._batch_fn`)."""
     if tf.config.list_logical_devices("GPU"):
-        from cnnablate.training.gpu import tensorflow_memory_mb
+        from cnnablate.training.gpu import gpu_memory, tensorflow_memory_mb
 
-        return int(share * (tensorflow_memory_mb(0) or 0) * 2**20)
+        mb = tensorflow_memory_mb(0)
+        if mb is None:  # TensorFlow not set up by configure_tensorflow (a notebook)
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+            ids = [i for i in (visible or "").split(",") if i] or [None]
+            memory = gpu_memory(ids[0] if visible is not None else None)
+            mb = memory.free_mb if memory else 0
+        return int(share * mb * 2**20)
     return int(share * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
