@@ -20,6 +20,7 @@ from cnnablate.data import gpu_kernels  # noqa: E402
 from cnnablate.data.device import (  # noqa: E402
     SPLITS,
     DeviceData,
+    DeviceDataError,
     DeviceTrainer,
     Feed,
     as_words,
@@ -31,6 +32,7 @@ from cnnablate.data.device import (  # noqa: E402
 )
 from cnnablate.data.pipeline import Split  # noqa: E402
 from cnnablate.training.train import _build_before_fit  # noqa: E402
+from cnnablate.workflow.errors import is_known  # noqa: E402
 
 SIZE, CLASSES = 16, 5
 
@@ -41,7 +43,7 @@ def assert_same_pixels(got, want) -> None:
     np.testing.assert_allclose(got, want, rtol=0, atol=2.5e-7)
 
 
-def split(presized: bool, native: int = 20, n: int = 45, seed: int = 7) -> Split:
+def split(presized: bool, native: int = 12, n: int = 45, seed: int = 7) -> Split:
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, (n, native, native, 3), dtype=np.uint8)
     labels = rng.integers(0, CLASSES, n)
@@ -52,8 +54,9 @@ def split(presized: bool, native: int = 20, n: int = 45, seed: int = 7) -> Split
 
 
 def splits(presized: bool) -> dict[str, Split]:
-    # val and test of different sizes and natives: one compiled test step serves both.
-    return {"train": split(presized), "val": split(presized, native=24, n=21, seed=8),
+    # val and test of different sizes and natives: one compiled test step serves both. Made
+    # larger per batch (shrinking is the host's: test_splits_shrunk_per_batch_stay_on_the_host).
+    return {"train": split(presized), "val": split(presized, native=10, n=21, seed=8),
             "test": split(not presized, native=16, n=13, seed=9)}
 
 
@@ -276,3 +279,23 @@ def test_soft_placement_off_runs_the_input_steps_on_this_device():
         assert_same_pixels(x, want)
     finally:
         tf.config.set_soft_device_placement(previous)
+
+
+def test_splits_shrunk_per_batch_stay_on_the_host():
+    """Shrinking is antialiased (a resize without GPU kernels): a split too big to shrink
+    once is shrunk per batch by tf.data, to the pixels of shrinking it once, and the device
+    path declines it (auto) or says why it cannot take it (true)."""
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (30, 24, 24, 3), dtype=np.uint8)
+    labels = rng.integers(0, CLASSES, 30)
+    per_batch = Split.load(images, labels, image_size=SIZE, cache_bytes=0)
+    once = Split.load(images, labels, image_size=SIZE)
+    assert per_batch.shrinks_per_batch and not once.shrinks_per_batch and once.presized
+    np.testing.assert_array_equal(
+        np.concatenate([b[0] for b in per_batch.eval_dataset(8)]),
+        np.concatenate([b[0] for b in once.eval_dataset(8)]))
+    data = {"train": per_batch, "val": once, "test": once}
+    assert not use_device("auto", data, budget=1 << 40)
+    with pytest.raises(DeviceDataError, match="split 'train' would be shrunk from 24x24 to 16"):
+        use_device(True, data)
+    assert is_known(DeviceDataError("x"))  # one line on the console, not a traceback

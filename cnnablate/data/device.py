@@ -16,9 +16,10 @@ step. TensorFlow 2.21 registers no GPU kernel for GatherV2 on uint8 and none at 
 antialiased resize (ScaleAndTranslate): cnnablate/data/gpu_kernels.json lists the GPU kernels
 of every op used here, read from the `tensorflow` 2.21.0 wheel (how: `gpu_kernels.py`). So the
 pixels live on the device as rows of int64 words (`as_words`: each image's bytes, zero-padded
-to a multiple of 8), gathered as int64 and bitcast back to uint8 (`gather_rows`), and the
-resize is plain bilinear of float pixels (pipeline.py). tests/test_device_data.py checks every
-op of the traced input steps against that list.
+to a multiple of 8), gathered as int64 and bitcast back to uint8 (`gather_rows`); a split is
+enlarged per batch by plain bilinear of float pixels, and never shrunk here (shrinking is
+antialiased, on the host: `use_device` declines such splits; pipeline.py).
+tests/test_device_data.py checks every op of the traced input steps against that list.
 
 The wrapper owns nothing: its variables are the wrapped model's, its optimizer is the wrapped
 model's optimizer object, so the model saved, the epoch backup and the activation statistics
@@ -48,6 +49,7 @@ from cnnablate.data.pipeline import (
     match_channels,
     train_indices,
 )
+from cnnablate.workflow.errors import UserError
 
 SPLITS = ("train", "val", "test")  # a split's code in the index batches is its place here
 # The dtype pixels are gathered as on the device: GatherV2 has GPU kernels for int64 (and no
@@ -85,15 +87,32 @@ def splits_nbytes(splits: Mapping[str, Split]) -> int:
     return total
 
 
+class DeviceDataError(UserError):
+    """`train.data_on_device: true` for splits the device path cannot make batches of."""
+
+
 def use_device(setting: str | bool, splits: Mapping[str, Split], budget: int | None = None
                ) -> bool:
     """`train.data_on_device`: true, false, or "auto" (when the splits fit `budget`, by default
-    `device_budget_bytes()`)."""
-    if setting in (True, False):
-        return bool(setting)
-    if setting != "auto":
+    `device_budget_bytes()`, and none is shrunk per batch: antialiased, a CPU-only resize)."""
+    if setting not in (True, False, "auto"):
         raise ValueError(f"train.data_on_device: {setting!r} is not auto, true or false")
-    return splits_nbytes(splits) <= (device_budget_bytes() if budget is None else budget)
+    if setting is False:
+        return False
+    shrunk = [name for name, s in splits.items() if s.shrinks_per_batch]
+    if shrunk and setting is True:
+        first = splits[shrunk[0]]
+        raise DeviceDataError(
+            f"train.data_on_device: true, but split {shrunk[0]!r} would be shrunk from "
+            f"{first.images.shape[1]}x{first.images.shape[2]} to {first.image_size} per batch "
+            "(too big to resize once), an antialiased resize TensorFlow runs on the CPU only: "
+            "let the dataset source resize it when preparing (`image_size` / `resize`), or "
+            "set data_on_device: auto"
+        )
+    if setting is True:
+        return True
+    return not shrunk and splits_nbytes(splits) <= (
+        device_budget_bytes() if budget is None else budget)
 
 
 def as_words(images: np.ndarray) -> np.ndarray:

@@ -5,12 +5,12 @@ image size (CIFAR-10 at 224x224 would be 7.5 GB pre-resized). When the resized s
 `cache_bytes` it is resized once per job; otherwise every batch is resized on the fly. Both
 paths round to uint8 after resizing, so they give identical pixels.
 
-The resize is plain bilinear (half-pixel centres) of float pixels, without antialiasing: the
-only resize TensorFlow runs on a GPU (its antialiased resize, ScaleAndTranslate, has no GPU
-kernel: cnnablate/data/gpu_kernels.json), so the device path (cnnablate/data/device.py) and
-this one make the same pixels. Enlarging (digits, CIFAR at 224) is unaffected by antialiasing;
-to shrink large images, let the dataset source resize them once at preparation (`image_size` /
-`resize`, filtered with antialiasing there).
+Enlarging (digits, CIFAR at 224) is plain bilinear (half-pixel centres) of float pixels: the
+only resize TensorFlow runs on a GPU (ResizeBilinear, float types; cnnablate/data/gpu_kernels.json),
+and the same pixels as the antialiased resize, which changes nothing when enlarging. Shrinking
+(beans at 224) is antialiased (ScaleAndTranslate, which has no GPU kernel), so it is done on the
+host only: once when the split fits the cache, else per batch by tf.data; the device path
+(cnnablate/data/device.py) takes only splits it never has to shrink (`Split.shrinks_per_batch`).
 
 The order of examples is a pure function of (seed, epoch): a run resumed at epoch k sees
 exactly the batches an uninterrupted run sees from epoch k on.
@@ -47,8 +47,9 @@ def _resize_uint8(images: tf.Tensor, size: int, channels: int) -> tf.Tensor:
     if images.shape[1] != size or images.shape[2] != size:
         # float in: ResizeBilinear's GPU kernels take float types only (uint8 would run it on
         # the CPU); same values, as the CPU kernel computes in float from uint8 too.
+        shrink = images.shape[1] > size or images.shape[2] > size
         resized = tf.image.resize(
-            tf.cast(images, tf.float32), (size, size), method="bilinear", antialias=False
+            tf.cast(images, tf.float32), (size, size), method="bilinear", antialias=shrink
         )
         images = tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
     return images
@@ -142,6 +143,11 @@ class Split:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def shrinks_per_batch(self) -> bool:
+        """Whether every batch is made smaller (antialiased: a resize without GPU kernels)."""
+        return not self.presized and max(self.images.shape[1:3]) > self.image_size
 
     def _batch_fn(self):
         images = tf.constant(self.images)
