@@ -329,11 +329,14 @@ def test_request_travels_in_the_environment(tmp_path, monkeypatch):
         assert os.environ[gpu.ENV_REQUEST] == "1"
         assert os.environ[gpu.ENV_RUNS_PER_GPU] == "3"
         assert os.environ[gpu.ENV_ALLOW_CPU] == "0"
+        assert os.environ["CUDA_CACHE_MAXSIZE"] == str(4 * 2**30)  # PTX JIT cache: its maximum
     assert gpu.ENV_REQUEST not in os.environ
     monkeypatch.setenv("SLURM_JOB_ID", "7")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    monkeypatch.setenv("CUDA_CACHE_MAXSIZE", "123")
     with claim_gpus(1, runs_per_gpu=4, allow_cpu_fallback=True):
         assert os.environ[gpu.ENV_RUNS_PER_GPU] == "4" and os.environ[gpu.ENV_ALLOW_CPU] == "1"
+        assert os.environ["CUDA_CACHE_MAXSIZE"] == "123"  # the user's setting stays
 
 
 def test_no_gpus_on_the_machine_fails_at_once_without_fallback(tmp_path, monkeypatch):

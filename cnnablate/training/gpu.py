@@ -116,15 +116,7 @@ def _split_ids(text: str) -> list[str]:
 
 
 def _nvidia_smi_ids() -> list[str]:
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return []
-    try:
-        out = subprocess.run(
-            [exe, "-L"], capture_output=True, text=True, timeout=30, check=True
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
+    out = _run_nvidia_smi("-L") or ""
     migs = re.findall(r"^\s+MIG .*\(UUID: (MIG-[^)]+)\)", out, flags=re.M)
     return migs or re.findall(r"^GPU (\d+):", out, flags=re.M)
 
@@ -502,7 +494,7 @@ def plan_memory(ids: Sequence[str | None], runs_per_gpu: int
     for gpu_id in ids:
         memory = gpu_memory(gpu_id)
         if share >= 1.0:
-            plans.append((None, memory, "alone on it: memory grows as needed"))
+            plans.append((None, memory, "not capped (alone on its GPU): grows as needed"))
         elif memory is None:
             plans.append((None, None, f"WARNING memory unknown (no nvidia-smi; set "
                                       f"{ENV_MEMORY_MB}): not capped, it grows as needed"))
