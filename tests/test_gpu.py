@@ -526,6 +526,15 @@ def test_a_failing_probe_stops_the_job_with_one_line_naming_driver_build_and_fix
     assert "Traceback" in (tmp_path / "job.log").read_text()  # details in the log only
 
 
+@pytest.mark.parametrize(("cc", "ptx"), [((9, 0), True), ((10, 0), True), ((8, 6), False),
+                                         ((7, 5), False), ((8, 9), False), ((6, 1), False)])
+def test_which_gpus_run_the_builds_ptx(cc, ptx):
+    """TensorFlow 2.21's build (tf.sysconfig.get_build_info of the tensorflow wheel): a cubin
+    runs on its major version with an equal or higher minor; Hopper and later run PTX."""
+    caps = ["sm_60", "sm_70", "sm_80", "sm_89", "compute_90"]
+    assert gpu.runs_ptx(cc, caps) is ptx
+
+
 def test_kernel_failure_message_of_a_cuda_build():
     info = {"is_cuda_build": True, "cuda_version": "12.5.1", "cudnn_version": "9",
             "cuda_compute_capabilities": ["sm_80", "compute_90"], "tensorflow": "2.21.0"}

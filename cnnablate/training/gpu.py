@@ -608,17 +608,26 @@ def check_kernels(tf, devices: Sequence[str], log: Callable[[str], None] = print
         tf.config.set_soft_device_placement(soft)
 
 
+def runs_ptx(compute_capability: tuple[int, int], build_caps: Sequence[str]) -> bool:
+    """Whether a GPU of `compute_capability` has no prebuilt kernels among the build's
+    (`sm_XY` entries; a cubin runs on GPUs of its major version and a minor as high or
+    higher), so CUDA compiles the build's PTX for it."""
+    major, minor = compute_capability
+    cubins = [c[3:] for c in build_caps if c.startswith("sm_")]
+    return bool(cubins) and not any(
+        int(c[:-1]) == major and int(c[-1]) <= minor for c in cubins if c.isdigit())
+
+
 def _ptx_note(tf, device, info: dict) -> str | None:
     """Says so when `device` has no prebuilt kernels in this build and runs its PTX."""
     try:
-        major, minor = tf.config.experimental.get_device_details(device)["compute_capability"]
+        cc = tuple(tf.config.experimental.get_device_details(device)["compute_capability"])
     except (KeyError, TypeError, ValueError):
         return None
     caps = info.get("cuda_compute_capabilities") or []
-    if not caps or f"sm_{major}{minor}" in caps or any(
-            c.startswith(f"sm_{major}") for c in caps):
+    if not runs_ptx(cc, caps):
         return None
-    return (f"gpu: {device.name} (compute capability {major}.{minor}) has no prebuilt kernels in "
+    return (f"gpu: {device.name} (compute capability {cc[0]}.{cc[1]}) has no prebuilt kernels in "
             f"this TensorFlow ({', '.join(caps)}): CUDA compiles them from PTX on first use, "
             f"cached in CUDA_CACHE_PATH (CUDA_CACHE_MAXSIZE="
             f"{os.environ.get('CUDA_CACHE_MAXSIZE', 'default')}); docs/cluster.md")
