@@ -8,6 +8,9 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 - the cn
 from cnnablate.workflow.smk import log_to  # noqa: E402
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821
+    from cnnablate.training.gpu import hide_gpus
+
+    hide_gpus(log)  # before TensorFlow starts (tfds's mock): it would take a GPU's memory
     from cnnablate.data.synthetic import prepare_synthetic
 
     name = snakemake.wildcards.dataset  # noqa: F821

@@ -16,18 +16,23 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
+from cnnablate.data import gpu_kernels  # noqa: E402
 from cnnablate.data.device import (  # noqa: E402
     SPLITS,
     DeviceData,
+    DeviceDataError,
     DeviceTrainer,
     Feed,
+    as_words,
     device_budget_bytes,
+    gather_rows,
     make_feed,
     splits_nbytes,
     use_device,
 )
 from cnnablate.data.pipeline import Split  # noqa: E402
 from cnnablate.training.train import _build_before_fit  # noqa: E402
+from cnnablate.workflow.errors import is_known  # noqa: E402
 
 SIZE, CLASSES = 16, 5
 
@@ -38,7 +43,7 @@ def assert_same_pixels(got, want) -> None:
     np.testing.assert_allclose(got, want, rtol=0, atol=2.5e-7)
 
 
-def split(presized: bool, native: int = 20, n: int = 45, seed: int = 7) -> Split:
+def split(presized: bool, native: int = 12, n: int = 45, seed: int = 7) -> Split:
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, (n, native, native, 3), dtype=np.uint8)
     labels = rng.integers(0, CLASSES, n)
@@ -49,8 +54,9 @@ def split(presized: bool, native: int = 20, n: int = 45, seed: int = 7) -> Split
 
 
 def splits(presized: bool) -> dict[str, Split]:
-    # val and test of different sizes and natives: one compiled test step serves both.
-    return {"train": split(presized), "val": split(presized, native=24, n=21, seed=8),
+    # val and test of different sizes and natives: one compiled test step serves both. Made
+    # larger per batch (shrinking is the host's: test_splits_shrunk_per_batch_stay_on_the_host).
+    return {"train": split(presized), "val": split(presized, native=10, n=21, seed=8),
             "test": split(not presized, native=16, n=13, seed=9)}
 
 
@@ -195,3 +201,101 @@ def test_one_trace_of_each_step_for_a_whole_run():
                 validation_data=feed.eval("val", 8))
     trainer.evaluate(feed.eval("test", 8), verbose=0)
     assert traces == {"train": 1, "test": 1}
+
+
+def traced_input_steps(trainer: DeviceTrainer) -> list:
+    """GraphDefs of the input work of both steps, as `fit` and `evaluate` trace it: a training
+    batch (indices, augmentation seed) and an evaluation batch (split code, indices)."""
+    train = tf.function(lambda idx, seed: trainer.inputs_of((idx, seed), training=True))
+    test = tf.function(lambda code, idx: trainer.inputs_of((code, idx), training=False))
+    return [
+        train.get_concrete_function(tf.TensorSpec([None], tf.int64),
+                                    tf.TensorSpec([2], tf.int64)).graph.as_graph_def(),
+        test.get_concrete_function(tf.TensorSpec([], tf.int32),
+                                   tf.TensorSpec([None], tf.int64)).graph.as_graph_def(),
+    ]
+
+
+@pytest.mark.parametrize("presized", [True, False])
+@pytest.mark.parametrize("augment", ["none", "flip_crop"])
+def test_every_input_op_has_a_gpu_kernel_for_its_dtypes(presized, augment):
+    """No op of the device path would fall back to the CPU on a GPU (with soft placement,
+    silently, every step): each op and dtype of the traced steps is one TensorFlow registers a
+    GPU kernel for (gpu_kernels.json, read from the tensorflow wheel). Today's alternatives
+    are not: a uint8 gather and the antialiased resize."""
+    feed = make_feed(tiny_model(), splits(presized), True, augment)
+    for graph_def in traced_input_steps(feed.model):
+        ops = {node.op for node in gpu_kernels.graph_nodes(graph_def)}
+        assert "GatherV2" in ops and "Bitcast" in ops
+        assert ("ResizeBilinear" in ops) is not presized  # the test split is never resized
+        assert gpu_kernels.missing(graph_def) == []
+
+
+def test_the_kernel_list_rejects_what_has_no_gpu_kernel():
+    """The check can fail: a uint8 gather and an antialiased resize, traced here, are named."""
+    images = tf.zeros((4, 20, 20, 3), tf.uint8)
+
+    @tf.function
+    def old_style(indices):
+        x = tf.gather(images, indices)
+        return tf.image.resize(x, (SIZE, SIZE), antialias=True)
+
+    graph_def = old_style.get_concrete_function(tf.TensorSpec([None], tf.int64)).graph
+    missing = gpu_kernels.missing(graph_def.as_graph_def())
+    assert any(m.startswith("GatherV2(") and "Tparams=DT_UINT8" in m for m in missing), missing
+    assert any(m.startswith("ScaleAndTranslate(") for m in missing), missing
+
+
+def test_the_kernel_list_came_from_the_tensorflow_in_use():
+    """gpu_kernels.json was read from the wheel of the pinned TensorFlow: regenerate it (see
+    cnnablate/data/gpu_kernels.py) when the pin moves."""
+    data = gpu_kernels.load()
+    assert f"tensorflow {tf.__version__} wheel" in data["source"]
+    assert set(gpu_kernels.OPS) <= set(data["kernels"])
+
+
+@pytest.mark.parametrize("native", [(3, 5, 7), (2, 2, 2), (4, 4, 1)])
+def test_word_rows_gather_the_same_bytes(native):
+    """Rows of int64 words, padded or not, give back exactly the uint8 images asked for."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (9, *native), dtype=np.uint8)
+    words = tf.constant(as_words(images))
+    assert words.dtype == tf.int64
+    indices = tf.constant([8, 0, 3, 3], tf.int64)
+    got = gather_rows(words, indices, native).numpy()
+    np.testing.assert_array_equal(got, images[[8, 0, 3, 3]])
+
+
+def test_soft_placement_off_runs_the_input_steps_on_this_device():
+    """With soft placement off every op must run where it is placed (here the CPU: the same
+    code path as on a GPU, the kernels differ), and the batches stay those of tf.data."""
+    data = splits(False)
+    previous = tf.config.get_soft_device_placement()
+    tf.config.set_soft_device_placement(False)
+    try:
+        feed = make_feed(tiny_model(), data, True, "flip_crop")
+        x, y = feed.pixels("val", 100)
+        want = np.concatenate([b[0] for b in data["val"].eval_dataset(8)])
+        assert_same_pixels(x, want)
+    finally:
+        tf.config.set_soft_device_placement(previous)
+
+
+def test_splits_shrunk_per_batch_stay_on_the_host():
+    """Shrinking is antialiased (a resize without GPU kernels): a split too big to shrink
+    once is shrunk per batch by tf.data, to the pixels of shrinking it once, and the device
+    path declines it (auto) or says why it cannot take it (true)."""
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (30, 24, 24, 3), dtype=np.uint8)
+    labels = rng.integers(0, CLASSES, 30)
+    per_batch = Split.load(images, labels, image_size=SIZE, cache_bytes=0)
+    once = Split.load(images, labels, image_size=SIZE)
+    assert per_batch.shrinks_per_batch and not once.shrinks_per_batch and once.presized
+    np.testing.assert_array_equal(
+        np.concatenate([b[0] for b in per_batch.eval_dataset(8)]),
+        np.concatenate([b[0] for b in once.eval_dataset(8)]))
+    data = {"train": per_batch, "val": once, "test": once}
+    assert not use_device("auto", data, budget=1 << 40)
+    with pytest.raises(DeviceDataError, match="split 'train' would be shrunk from 24x24 to 16"):
+        use_device(True, data)
+    assert is_known(DeviceDataError("x"))  # one line on the console, not a traceback

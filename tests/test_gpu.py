@@ -219,9 +219,22 @@ def test_slurm_assignment_is_kept(tmp_path, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
     with claim_gpus(1, available=["0", "1"], lock_dir=tmp_path / "locks") as ids:
         assert ids == ["1"] and os.environ["CUDA_VISIBLE_DEVICES"] == "1"
-    with claim_gpus(0, lock_dir=tmp_path / "locks"):
-        assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"  # not hidden either
     assert not (tmp_path / "locks").exists()  # nothing claimed
+
+
+@pytest.mark.parametrize("given", ["1", None])
+def test_a_slurm_job_without_gpus_sees_none(tmp_path, monkeypatch, given):
+    """A site that does not confine jobs to their devices shows every GPU (or the one of an
+    earlier step) to a `gpu: 0` job; its TensorFlow would take most of GPU 0's memory."""
+    monkeypatch.setenv("SLURM_JOB_ID", "42")
+    if given is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", given)
+    with claim_gpus(0, lock_dir=tmp_path / "locks") as ids:
+        assert ids == [] and os.environ["CUDA_VISIBLE_DEVICES"] == ""
+    assert os.environ.get("CUDA_VISIBLE_DEVICES") == given
+    assert not (tmp_path / "locks").exists()
 
 
 def test_no_gpus_on_the_machine_trains_on_cpu(tmp_path, monkeypatch):
@@ -316,11 +329,14 @@ def test_request_travels_in_the_environment(tmp_path, monkeypatch):
         assert os.environ[gpu.ENV_REQUEST] == "1"
         assert os.environ[gpu.ENV_RUNS_PER_GPU] == "3"
         assert os.environ[gpu.ENV_ALLOW_CPU] == "0"
+        assert os.environ["CUDA_CACHE_MAXSIZE"] == str(4 * 2**30)  # PTX JIT cache: its maximum
     assert gpu.ENV_REQUEST not in os.environ
     monkeypatch.setenv("SLURM_JOB_ID", "7")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    monkeypatch.setenv("CUDA_CACHE_MAXSIZE", "123")
     with claim_gpus(1, runs_per_gpu=4, allow_cpu_fallback=True):
         assert os.environ[gpu.ENV_RUNS_PER_GPU] == "4" and os.environ[gpu.ENV_ALLOW_CPU] == "1"
+        assert os.environ["CUDA_CACHE_MAXSIZE"] == "123"  # the user's setting stays
 
 
 def test_no_gpus_on_the_machine_fails_at_once_without_fallback(tmp_path, monkeypatch):
@@ -330,10 +346,205 @@ def test_no_gpus_on_the_machine_fails_at_once_without_fallback(tmp_path, monkeyp
             pass
 
 
-def test_memory_cap_is_an_equal_share_of_what_the_contexts_leave():
-    assert gpu.memory_cap_mb(16384, 4) == 3584  # (16384 - 4 * 512) / 4
-    assert gpu.memory_cap_mb(81920, 2) == 40448  # (81920 - 1024) / 2
-    assert gpu.memory_cap_mb(1024, 8) == 256  # never below 256 MB
+# --- memory of packed runs, from fake nvidia-smi / scontrol answers (the environment) ---
+
+def fake_tool(bin_dir: Path, name: str, script: str) -> None:
+    bin_dir.mkdir(exist_ok=True)
+    path = bin_dir / name
+    path.write_text("#!/bin/sh\n" + textwrap.dedent(script))
+    path.chmod(0o755)
+
+
+def fake_nvidia_smi(bin_dir: Path, gpus: list[tuple[int, int, str]], migs: str = "",
+                    driver: str = "535.104.05", compute_cap: bool = True) -> None:
+    """A nvidia-smi answering -L, the memory queries (all GPUs, or -i INDEX) and the driver
+    version like the real one; `gpus`: (total MB, free MB, compute capability) per GPU.
+    Without `compute_cap` it refuses that field, as drivers before it did."""
+    rows = "\n".join(f"{t}, {f}, {c}" for t, f, c in gpus)
+    rows_no_cc = "\n".join(f"{t}, {f}" for t, f, _ in gpus)
+    listing = "\n".join(f"GPU {i}: NVIDIA Test (UUID: GPU-{i})" for i in range(len(gpus)))
+    refuse = "" if compute_cap else (
+        '*compute_cap*) echo \'Field "compute_cap" is not a valid field to query.\'; exit 2 ;;')
+    fake_tool(bin_dir, "nvidia-smi", f"""
+        prev=""; for a in "$@"; do [ "$prev" = "-i" ] && idx=$a; prev=$a; done
+        case "$*" in
+          -L) printf '%s\\n' "{listing}"; printf "{migs}" ;;
+          *driver_version*) echo {driver} ;;
+          {refuse}
+          *compute_cap*-i*) printf '%s\\n' "{rows}" | sed -n "$(( idx + 1 ))p" ;;
+          *compute_cap*) printf '%s\\n' "{rows}" ;;
+          *memory.free*-i*) printf '%s\\n' "{rows_no_cc}" | sed -n "$(( idx + 1 ))p" ;;
+          *memory.free*) printf '%s\\n' "{rows_no_cc}" ;;
+          *) exit 9 ;;
+        esac
+        """)
+
+
+@pytest.fixture
+def tools(tmp_path, monkeypatch):
+    """A directory of fake tools first on PATH, and no SLURM or memory override."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    for var in ("SLURM_JOB_ID", "SLURM_SHARDS_ON_NODE", "SLURMD_NODENAME", gpu.ENV_MEMORY_MB):
+        monkeypatch.delenv(var, raising=False)
+    return bin_dir
+
+
+def margin(total_mb: float, cc: int | None) -> int:
+    """TensorFlow's MinSystemMemory (gpu_device.cc), written out again for the tests."""
+    if total_mb < 2048:
+        return 225
+    return {6: 500, 7: 1050, 8: 1536, 9: 1800, None: 1800}[cc]
+
+
+def test_the_fake_nvidia_smi_answers_like_the_real_one(tools):
+    fake_nvidia_smi(tools, [(16384, 16000, "7.5"), (81920, 80000, "9.0")])
+    query = ["nvidia-smi", "--query-gpu=memory.total,memory.free,compute_cap",
+             "--format=csv,noheader,nounits"]
+    assert subprocess.run([*query, "-i", "1"], capture_output=True, text=True,
+                          check=True).stdout.strip() == "81920, 80000, 9.0"
+    assert len(subprocess.run(query, capture_output=True, text=True,
+                              check=True).stdout.split("\n")) == 3
+
+
+def test_packed_runs_are_capped_from_free_memory_less_a_context_margin(tools):
+    # GPU 1: 16 GB, of which another process holds 12 GB
+    fake_nvidia_smi(tools, [(81920, 81000, "8.0"), (16384, 4096, "7.5")])
+    ((cap0, _, said0),) = gpu.plan_memory(["0"], runs_per_gpu=4)
+    assert cap0 == 81920 // 4 - margin(81920 / 4, 8)  # its share: far less than free
+    assert "1/4 (runs_per_gpu)" in said0 and "81000 MB free" in said0
+    ((cap1, _, _),) = gpu.plan_memory(["1"], runs_per_gpu=2)
+    assert cap1 == 4096 - margin(16384 / 2, 7)  # half of 16 GB is not free: what is
+    # 1 GB free: less than the context margin leaves
+    fake_nvidia_smi(tools, [(16384, 1024, "7.5")])
+    with pytest.raises(GPUUnavailable, match="leaves this run -26 MB.*lower runs_per_gpu"):
+        gpu.plan_memory(["0"], runs_per_gpu=2)
+
+
+def test_a_run_alone_on_its_gpu_is_not_capped(tools):
+    fake_nvidia_smi(tools, [(16384, 16000, "7.5")])
+    assert gpu.plan_memory(["0"], runs_per_gpu=1)[0][0] is None
+
+
+def test_old_drivers_without_compute_cap_get_the_largest_margin(tools):
+    fake_nvidia_smi(tools, [(16384, 16000, "7.5")], compute_cap=False)
+    ((cap, memory, _),) = gpu.plan_memory(["0"], runs_per_gpu=4)
+    assert memory.cc_major is None and cap == 4096 - margin(4096, None)
+
+
+def test_caps_also_without_cuda_visible_devices(tools):
+    """Unset: every GPU is visible and which is which is not known before TensorFlow starts,
+    so each is capped by the smallest and fullest of them."""
+    fake_nvidia_smi(tools, [(81920, 81000, "8.0"), (40960, 30000, "8.0")])
+    plans = gpu.plan_memory([None, None], runs_per_gpu=4)
+    assert [cap for cap, _, _ in plans] == [40960 // 4 - margin(10240, 8)] * 2
+
+
+def test_caps_on_a_mig_instance_from_its_profile(tools):
+    """nvidia-smi's per-GPU queries report the whole GPU, not a MIG instance: the instance's
+    memory comes from its profile name, and the cap is a share of that."""
+    fake_nvidia_smi(tools, [(81920, 81000, "8.0")], migs=(
+        "  MIG 3g.40gb     Device  0: (UUID: MIG-aaaa-1111)\\n"
+        "  MIG 1g.10gb     Device  1: (UUID: MIG-bbbb-2222)\\n"))
+    ((cap, memory, said),) = gpu.plan_memory(["MIG-bbbb-2222"], runs_per_gpu=2)
+    assert memory.total_mb == int(10 * 1024 * 0.95) and "1g.10gb" in said
+    assert cap == int(10 * 1024 * 0.95) // 2 - margin(10 * 1024 * 0.95 / 2, None)
+    assert gpu.gpu_memory("MIG-cccc-3333") is None  # not listed: unknown, never guessed
+
+
+@pytest.mark.parametrize(("held", "per_gpu", "share"), [(1, 8, 1 / 8), (2, 8, 1 / 4),
+                                                        (1, 4, 1 / 4)])
+def test_slurm_shards_bound_the_share(tools, monkeypatch, held, per_gpu, share):
+    """A site with 8 shards per GPU and a config left at runs_per_gpu 4 (slurm_gpu_shards
+    unset: each job asks for 1 shard) fits 8 runs on a GPU: each must take 1/8, not 1/4."""
+    fake_nvidia_smi(tools, [(81920, 81000, "9.0")])
+    fake_tool(tools, "scontrol", f"""
+        [ "$1 $2 $3" = "show node gpu-07" ] || exit 3
+        echo "NodeName=gpu-07 Arch=x86_64 Gres=gpu:h100:2(S:0-1),shard:{2 * per_gpu}(S:0-1)"
+        """)
+    monkeypatch.setenv("SLURM_JOB_ID", "5")
+    monkeypatch.setenv("SLURMD_NODENAME", "gpu-07")
+    monkeypatch.setenv("SLURM_SHARDS_ON_NODE", str(held))
+    ((cap, _, said),) = gpu.plan_memory(["0"], runs_per_gpu=4)
+    assert cap == int(81920 * share - margin(81920 * share, 9))
+    assert ("slurm_gpu_shards: 8" in said) is (share < 1 / 4)
+
+
+def test_unknown_memory_is_not_capped_but_said(tools, monkeypatch):
+    ((cap, memory, said),) = gpu.plan_memory(["0"], runs_per_gpu=4)  # no nvidia-smi at all
+    assert cap is None and memory is None and gpu.ENV_MEMORY_MB in said
+    monkeypatch.setenv(gpu.ENV_MEMORY_MB, "16384")
+    assert gpu.plan_memory(["0"], runs_per_gpu=4)[0][0] == 4096 - margin(4096, None)
+
+
+def test_hide_gpus(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    messages: list[str] = []
+    gpu.hide_gpus(messages.append)
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "" and "hidden" in messages[0]
+
+
+# --- fail fast on kernels that do not run (the probe) ---
+
+def test_the_probe_passes_where_its_device_runs_it():
+    tf = pytest.importorskip("tensorflow")
+    messages: list[str] = []
+    gpu.check_kernels(tf, ["/CPU:0"], messages.append)
+    assert "/CPU:0 ran a test conv and gather" in messages[0]
+    assert tf.config.get_soft_device_placement()  # restored
+
+
+def test_a_failing_probe_stops_the_job_with_one_line_naming_driver_build_and_fix(tmp_path):
+    """The seam: the probe runs on a device this machine lacks, with soft placement off, so
+    it fails as a driver that cannot run the kernels would. A job's console gets one line."""
+    tf = pytest.importorskip("tensorflow")
+    bin_dir = tmp_path / "bin"
+    fake_nvidia_smi(bin_dir, [(16384, 16000, "9.0")], driver="470.57.02")
+    script = textwrap.dedent(f"""
+        from cnnablate.workflow.smk import log_to
+        with log_to({str(tmp_path / "job.log")!r}) as log:  # as scripts/train.py
+            import tensorflow as tf
+            from cnnablate.training.gpu import check_kernels
+            check_kernels(tf, ["/GPU:0"], log)
+        """)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("cnnablate error: gpu: a test conv"), lines
+    line = lines[0]
+    assert "/GPU:0" in line and "NVIDIA driver 470.57.02 (nvidia-smi)" in line
+    info = tf.sysconfig.get_build_info()
+    if info.get("is_cuda_build"):
+        assert f"CUDA {info['cuda_version']}, cuDNN {info['cudnn_version']}" in line
+        assert "525.60.13" in line  # the fix: the minimum driver
+    else:
+        assert f"TensorFlow {tf.__version__} is not a CUDA build" in line
+        assert "requirements-gpu.txt" in line  # the fix: a GPU build
+    assert "Traceback" in (tmp_path / "job.log").read_text()  # details in the log only
+
+
+@pytest.mark.parametrize(("cc", "ptx"), [((9, 0), True), ((10, 0), True), ((8, 6), False),
+                                         ((7, 5), False), ((8, 9), False), ((6, 1), False)])
+def test_which_gpus_run_the_builds_ptx(cc, ptx):
+    """TensorFlow 2.21's build (tf.sysconfig.get_build_info of the tensorflow wheel): a cubin
+    runs on its major version with an equal or higher minor; Hopper and later run PTX."""
+    caps = ["sm_60", "sm_70", "sm_80", "sm_89", "compute_90"]
+    assert gpu.runs_ptx(cc, caps) is ptx
+
+
+def test_kernel_failure_message_of_a_cuda_build():
+    info = {"is_cuda_build": True, "cuda_version": "12.5.1", "cudnn_version": "9",
+            "cuda_compute_capabilities": ["sm_80", "compute_90"], "tensorflow": "2.21.0"}
+    error = RuntimeError("CUDA_ERROR_UNSUPPORTED_PTX_VERSION: the provided PTX was compiled"
+                         " with an unsupported toolchain.\nsecond line")
+    line = gpu.kernel_failure_message("/GPU:1", error, info, "535.104.05 (nvidia-smi)")
+    assert "\n" not in line and "second line" not in line
+    assert "CUDA_ERROR_UNSUPPORTED_PTX_VERSION" in line and "driver 535.104.05" in line
+    assert "CUDA 12.5.1, cuDNN 9, kernels for sm_80, compute_90" in line
+    assert ">= 525.60.13" in line and ">= 555.42.06" in line
 
 
 @pytest.mark.parametrize(

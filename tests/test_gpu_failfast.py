@@ -67,3 +67,19 @@ def test_allow_cpu_fallback_trains_on_the_cpu_with_a_warning(tmp_path):
     log = (work / LOG).read_text()
     assert "WARNING gpu: 1 GPU(s) requested, TensorFlow sees 0" in log
     assert (work / RUN / "metrics.json").exists() and (work / RUN / "model.keras").exists()
+
+
+def test_cpu_jobs_see_no_gpu_also_under_slurm(tmp_path):
+    """`gpu: 0` under SLURM (SLURM_JOB_ID set; a site that leaves every GPU visible) and the
+    data preparation job run with CUDA_VISIBLE_DEVICES="": their TensorFlow cannot take a GPU's
+    memory from the packed runs on it. metrics.json records what the run saw."""
+    import json
+
+    work = copy_workflow(tmp_path / "slurm-cpu")
+    write_config(work / "config.yaml", config(gpu=0))
+    env = {"SLURM_JOB_ID": "77", "CUDA_VISIBLE_DEVICES": "0", gpu.ENV_GPUS: "0",
+           gpu.ENV_LOCK_DIR: str(tmp_path / "locks")}
+    proc = snakemake(work, "--cores", "1", f"{RUN}/metrics.json", check=False, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((work / RUN / "metrics.json").read_text())["cuda_visible_devices"] == ""
+    assert "GPUs hidden (CUDA_VISIBLE_DEVICES='')" in (work / "logs/data/digits.log").read_text()

@@ -4,11 +4,22 @@ there inside the compiled training step; on a machine without one, the same code
 `fit` and `evaluate` are fed only what identifies a batch: its example indices and augmentation
 seed (`pipeline.train_indices`: the order and seeds of `Split.train_dataset`), a few hundred
 bytes a step. `DeviceTrainer` wraps the run's model; its `train_step` / `test_step` gather the
-batch from the split's uint8 array on the device, resize it (unless the split was resized once
-on the host), scale and augment it with the functions `Split` uses (`batch_pixels`,
+batch from the split's pixels on the device, resize it (unless the split was resized once on
+the host), scale and augment it with the functions `Split` uses (`finish_pixels`,
 `augment_batch`: same ops, same stateless seeds, the same 8-bit pixels), then run Keras's own
 step on the wrapped model. So the host does no per-batch image work, and nothing is copied to
 the device per step but the indices.
+
+Every op of that input work must have a GPU kernel for its dtypes, or TensorFlow (with soft
+placement, its default) silently runs it on the CPU and copies the batch there and back each
+step. TensorFlow 2.21 registers no GPU kernel for GatherV2 on uint8 and none at all for the
+antialiased resize (ScaleAndTranslate): cnnablate/data/gpu_kernels.json lists the GPU kernels
+of every op used here, read from the `tensorflow` 2.21.0 wheel (how: `gpu_kernels.py`). So the
+pixels live on the device as rows of int64 words (`as_words`: each image's bytes, zero-padded
+to a multiple of 8), gathered as int64 and bitcast back to uint8 (`gather_rows`); a split is
+enlarged per batch by plain bilinear of float pixels, and never shrunk here (shrinking is
+antialiased, on the host: `use_device` declines such splits; pipeline.py).
+tests/test_device_data.py checks every op of the traced input steps against that list.
 
 The wrapper owns nothing: its variables are the wrapped model's, its optimizer is the wrapped
 model's optimizer object, so the model saved, the epoch backup and the activation statistics
@@ -34,48 +45,102 @@ from cnnablate.data.pipeline import (
     Split,
     _without_autotuning,
     augment_batch,
-    batch_pixels,
+    finish_pixels,
+    match_channels,
     train_indices,
 )
+from cnnablate.workflow.errors import UserError
 
 SPLITS = ("train", "val", "test")  # a split's code in the index batches is its place here
+# The dtype pixels are gathered as on the device: GatherV2 has GPU kernels for int64 (and no
+# integer type narrower than int32; gpu_kernels.json), and an int64 word holds 8 pixels.
+WORD = np.dtype(np.int64)
 
 
 def device_budget_bytes(share: float = 0.25) -> int:
-    """Bytes of data this process may keep on its device: `share` of the first visible GPU's
-    memory (nvidia-smi, or $CNNABLATE_GPU_MEMORY_MB; of the run's capped share when runs share
-    a GPU) when there is one, else of the host's physical memory (the same code then runs on
-    the CPU, where the tf.data path holds the same copy: `Split._batch_fn`)."""
+    """Bytes of data this process may keep on its device: `share` of what TensorFlow may use
+    on the first visible GPU (its cap when runs share a GPU, else the memory free as the job
+    started: cnnablate.training.gpu.configure_tensorflow) when there is one, else of the
+    host's physical memory (the same code then runs on the CPU, where the tf.data path holds
+    the same copy: `Split._batch_fn`)."""
     if tf.config.list_logical_devices("GPU"):
-        from cnnablate.training.gpu import ENV_RUNS_PER_GPU, gpu_total_mb, memory_cap_mb
+        from cnnablate.training.gpu import gpu_memory, tensorflow_memory_mb
 
-        ids = [i for i in os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",") if i]
-        total = gpu_total_mb(ids[0] if ids else "0") or 0
-        runs = max(1, int(os.environ.get(ENV_RUNS_PER_GPU) or 1))
-        mine = memory_cap_mb(total, runs) if runs > 1 and total else total
-        return int(share * mine * 2**20)
+        mb = tensorflow_memory_mb(0)
+        if mb is None:  # TensorFlow not set up by configure_tensorflow (a notebook)
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+            ids = [i for i in (visible or "").split(",") if i] or [None]
+            memory = gpu_memory(ids[0] if visible is not None else None)
+            mb = memory.free_mb if memory else 0
+        return int(share * mb * 2**20)
     return int(share * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
 def splits_nbytes(splits: Mapping[str, Split]) -> int:
-    """What placing `splits` on the device takes: their uint8 pixels and int64 labels."""
-    return sum(s.images.nbytes + s.labels.nbytes for s in splits.values())
+    """What placing `splits` on the device takes: their pixels (`DeviceData`: with the run's
+    channels, each image padded to whole words) and int64 labels."""
+    total = 0
+    for s in splits.values():
+        channels = s.channels if not s.presized else s.images.shape[-1]
+        row = int(np.prod(s.images.shape[1:-1])) * channels
+        total += len(s) * -(-row // WORD.itemsize) * WORD.itemsize + s.labels.nbytes
+    return total
+
+
+class DeviceDataError(UserError):
+    """`train.data_on_device: true` for splits the device path cannot make batches of."""
 
 
 def use_device(setting: str | bool, splits: Mapping[str, Split], budget: int | None = None
                ) -> bool:
     """`train.data_on_device`: true, false, or "auto" (when the splits fit `budget`, by default
-    `device_budget_bytes()`)."""
-    if setting in (True, False):
-        return bool(setting)
-    if setting != "auto":
+    `device_budget_bytes()`, and none is shrunk per batch: antialiased, a CPU-only resize)."""
+    if setting not in (True, False, "auto"):
         raise ValueError(f"train.data_on_device: {setting!r} is not auto, true or false")
-    return splits_nbytes(splits) <= (device_budget_bytes() if budget is None else budget)
+    if setting is False:
+        return False
+    shrunk = [name for name, s in splits.items() if s.shrinks_per_batch]
+    if shrunk and setting is True:
+        first = splits[shrunk[0]]
+        raise DeviceDataError(
+            f"train.data_on_device: true, but split {shrunk[0]!r} would be shrunk from "
+            f"{first.images.shape[1]}x{first.images.shape[2]} to {first.image_size} per batch "
+            "(too big to resize once), an antialiased resize TensorFlow runs on the CPU only: "
+            "let the dataset source resize it when preparing (`image_size` / `resize`), or "
+            "set data_on_device: auto"
+        )
+    if setting is True:
+        return True
+    return not shrunk and splits_nbytes(splits) <= (
+        device_budget_bytes() if budget is None else budget)
+
+
+def as_words(images: np.ndarray) -> np.ndarray:
+    """uint8 images (N, H, W, C) as (N, words) of WORD: each image's bytes in order, padded
+    with zeros to a whole number of words (host side, once)."""
+    flat = np.ascontiguousarray(images, dtype=np.uint8).reshape(len(images), -1)
+    pad = -flat.shape[1] % WORD.itemsize
+    if pad:
+        flat = np.pad(flat, ((0, 0), (0, pad)))
+    return flat.view(WORD)
+
+
+def gather_rows(words: tf.Tensor, indices: tf.Tensor, shape: tuple[int, int, int]) -> tf.Tensor:
+    """The uint8 images `indices` (shape (len(indices), *shape)) of `as_words`'s rows: an int64
+    gather, then a bitcast back to bytes (both with GPU kernels; the gather copies the bits
+    unchanged)."""
+    rows = tf.gather(words, indices)
+    pixels = tf.reshape(tf.bitcast(rows, tf.uint8), [tf.shape(rows)[0], -1])
+    used = int(np.prod(shape))
+    if pixels.shape[1] != used:  # drop the padding of the last word
+        pixels = pixels[:, :used]
+    return tf.reshape(pixels, [-1, *shape])
 
 
 class DeviceData:
     """Splits placed on the device once: pixels as stored (`Split.images`: resized once when
-    that fitted the host cache, else native) and labels."""
+    that fitted the host cache, else native with the run's channels), as `as_words` rows, and
+    labels."""
 
     def __init__(self, splits: Mapping[str, Split], device: str | None = None):
         if list(splits) != list(SPLITS[: len(splits)]):
@@ -85,15 +150,26 @@ class DeviceData:
         self.device = device
         self.sizes = [len(s) for s in splits.values()]
         self._shapes = [(s.image_size, s.channels, s.presized) for s in splits.values()]
+        stored = [self._stored(s) for s in splits.values()]
+        self._pixel_shapes = [tuple(images.shape[1:]) for images in stored]
         with tf.device(device):
             # tf.constant is made in host memory; the identity copies it to the device once.
-            self._images = [tf.identity(tf.constant(s.images)) for s in splits.values()]
+            self._images = [tf.identity(tf.constant(as_words(images))) for images in stored]
             self._labels = [tf.identity(tf.constant(s.labels)) for s in splits.values()]
+
+    @staticmethod
+    def _stored(split: Split) -> np.ndarray:
+        """A split's pixels as placed: the run's channel count made once here, not per batch
+        (the same pixels: a channel change and a gather commute)."""
+        if split.presized or split.images.shape[-1] == split.channels:
+            return split.images
+        return match_channels(split.images, split.channels).numpy()
 
     def _one(self, code: int, indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         size, channels, presized = self._shapes[code]
         with tf.device(self.device):
-            x = batch_pixels(self._images[code], indices, size, channels, presized)
+            x = gather_rows(self._images[code], indices, self._pixel_shapes[code])
+            x = finish_pixels(x, size, channels, presized)
             return x, tf.gather(self._labels[code], indices)
 
     def batch(self, split: int | tf.Tensor, indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -113,10 +189,14 @@ class DeviceTrainer(keras.Model):
     `DeviceFeed.eval()`'s (split code, indices) batches. Calling it on pixels calls the model.
 
     Compiled with the model's optimizer object and loss, so it trains exactly the model's
-    variables. Where the model's compile chose XLA (`jit_compile`, Keras's default on a GPU),
-    the model's step stays XLA-compiled as a function of its own while the input ops run as
-    TensorFlow kernels, as in tf.data (not every image op has an XLA kernel, and XLA need not
-    round like TensorFlow's kernels: the pixels would no longer be the tf.data path's)."""
+    variables. Where the model was compiled with XLA (`model.jit_compile`), the model's step
+    stays XLA-compiled as a function of its own while the input ops run as TensorFlow kernels,
+    as in tf.data (not every image op has an XLA kernel, and XLA need not round like
+    TensorFlow's kernels: the pixels would no longer be the tf.data path's). A training run
+    never is: it enables op determinism (train.py), and Keras 3.15 then turns `jit_compile`
+    off, also on a GPU ("auto" and True alike; keras/src/trainers/trainer.py,
+    `model_supports_jit`: "disable XLA with determinism enabled"; docs/cluster.md says what
+    that costs)."""
 
     def __init__(self, model: keras.Model, data: DeviceData, augment: str = "none",
                  metrics: list | None = None):

@@ -5,6 +5,13 @@ image size (CIFAR-10 at 224x224 would be 7.5 GB pre-resized). When the resized s
 `cache_bytes` it is resized once per job; otherwise every batch is resized on the fly. Both
 paths round to uint8 after resizing, so they give identical pixels.
 
+Enlarging (digits, CIFAR at 224) is plain bilinear (half-pixel centres) of float pixels: the
+only resize TensorFlow runs on a GPU (ResizeBilinear, float types; cnnablate/data/gpu_kernels.json),
+and the same pixels as the antialiased resize, which changes nothing when enlarging. Shrinking
+(beans at 224) is antialiased (ScaleAndTranslate, which has no GPU kernel), so it is done on the
+host only: once when the split fits the cache, else per batch by tf.data; the device path
+(cnnablate/data/device.py) takes only splits it never has to shrink (`Split.shrinks_per_batch`).
+
 The order of examples is a pure function of (seed, epoch): a run resumed at epoch k sees
 exactly the batches an uninterrupted run sees from epoch k on.
 
@@ -24,15 +31,26 @@ import tensorflow as tf
 DEFAULT_CACHE_BYTES = 1 << 30
 
 
-def _resize_uint8(images: tf.Tensor, size: int, channels: int) -> tf.Tensor:
+def match_channels(images: tf.Tensor, channels: int) -> tf.Tensor:
+    """uint8 images with `channels` channels (grey repeated, or RGB made grey)."""
     images = tf.convert_to_tensor(images)
     if images.shape[-1] != channels:
         if images.shape[-1] == 1:
             images = tf.repeat(images, channels, axis=-1)
         elif channels == 1:
             images = tf.cast(tf.image.rgb_to_grayscale(images), tf.uint8)
+    return images
+
+
+def _resize_uint8(images: tf.Tensor, size: int, channels: int) -> tf.Tensor:
+    images = match_channels(images, channels)
     if images.shape[1] != size or images.shape[2] != size:
-        resized = tf.image.resize(images, (size, size), method="bilinear", antialias=True)
+        # float in: ResizeBilinear's GPU kernels take float types only (uint8 would run it on
+        # the CPU); same values, as the CPU kernel computes in float from uint8 too.
+        shrink = images.shape[1] > size or images.shape[2] > size
+        resized = tf.image.resize(
+            tf.cast(images, tf.float32), (size, size), method="bilinear", antialias=shrink
+        )
         images = tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
     return images
 
@@ -47,8 +65,14 @@ def batch_pixels(
 ) -> tf.Tensor:
     """One batch as the model sees it (before augmentation): the examples `indices` of
     `images`, resized unless `presized`, scaled. Shared by the tf.data path and the
-    device path (cnnablate.data.device), so both give the same pixels."""
-    x = tf.gather(images, indices)
+    device path (cnnablate.data.device, through `finish_pixels`), so both give the same
+    pixels."""
+    return finish_pixels(tf.gather(images, indices), size, channels, presized)
+
+
+def finish_pixels(x: tf.Tensor, size: int, channels: int, presized: bool) -> tf.Tensor:
+    """A gathered uint8 batch as the model sees it (before augmentation): resized unless
+    `presized`, scaled."""
     if not presized:
         x = _resize_uint8(x, size, channels)
     return _scale(x)
@@ -119,6 +143,11 @@ class Split:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def shrinks_per_batch(self) -> bool:
+        """Whether every batch is made smaller (antialiased: a resize without GPU kernels)."""
+        return not self.presized and max(self.images.shape[1:3]) > self.image_size
 
     def _batch_fn(self):
         images = tf.constant(self.images)

@@ -18,28 +18,37 @@ else a CUDA_VISIBLE_DEVICES the user set (only those are shared out), else `nvid
 
 Under SLURM ($SLURM_JOB_ID set) nothing is claimed or changed: SLURM already gave the job its
 GPUs and set CUDA_VISIBLE_DEVICES. A job asking for 0 GPUs gets CUDA_VISIBLE_DEVICES="" (GPUs
-hidden): `gpu: 0` means "train on the CPU", and a TensorFlow that saw the GPUs anyway would put
-its work and memory on GPU 0, which another job may hold.
+hidden), under SLURM too (a site that does not confine jobs to their devices leaves every GPU
+visible to a job that asked for none): `gpu: 0` means "train on the CPU", and a TensorFlow that
+saw the GPUs anyway would take most of GPU 0's memory, which other jobs hold. `hide_gpus` does
+the same for jobs that never need a GPU (data preparation).
 
 Fail fast: a job that asks for GPUs and would get fewer stops before it loads any data, saying
 why and how to fix it (`GPUUnavailable`): at once when the machine has no GPU, else as soon as
 TensorFlow starts (`configure_tensorflow`: a CPU-only build, no device visible with the job's
 CUDA_VISIBLE_DEVICES, or a driver library that does not load). `allow_cpu_fallback` turns this
-into a warning and the job trains on the CPU.
+into a warning and the job trains on the CPU. Listing devices succeeds even where the driver
+cannot run the build's kernels, so `check_kernels` then runs one small conv and one gather on
+each GPU and reads the results back; a failure stops the job with the driver's version, the
+build's CUDA and cuDNN, and the fix (`kernel_failure_message`).
 
 Several runs per GPU (`runs_per_gpu` k > 1): each GPU has k slots; a packed job holds a shared
 flock on the GPU's lock file and an exclusive one on a free slot file, an exclusive job (k = 1)
 an exclusive flock on the GPU's lock file, so the two kinds never mix on one GPU. Jobs spread
 over the GPUs before doubling up. Each packed job caps TensorFlow's memory on its GPU at
-`memory_cap_mb` (its share, less room for the CUDA contexts), so one run cannot starve the
-others. Jobs sharing a GPU should use the same k. The request (count, k, fallback) travels to
-`configure_tensorflow` in the environment, also under SLURM.
+`memory_cap_mb`: its share of the GPU (1/k; under SLURM, the shards it holds of the GPU's
+shards, when fewer), never more than the memory free when it starts, less `context_margin_mb`
+for its own CUDA context and libraries. So one run cannot starve the others, nor take what
+another process already holds, also where CUDA_VISIBLE_DEVICES is unset or names a MIG
+instance (`gpu_memory`). Jobs sharing a GPU should use the same k. The request (count, k,
+fallback) travels to `configure_tensorflow` in the environment, also under SLURM.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import math
 import os
 import re
 import shutil
@@ -47,6 +56,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 ENV_GPUS = "CNNABLATE_GPUS"
@@ -56,10 +66,24 @@ ENV_WAIT_S = "CNNABLATE_GPU_WAIT_S"
 ENV_REQUEST = "CNNABLATE_GPU_REQUEST"
 ENV_RUNS_PER_GPU = "CNNABLATE_RUNS_PER_GPU"
 ENV_ALLOW_CPU = "CNNABLATE_ALLOW_CPU_FALLBACK"
-ENV_MEMORY_MB = "CNNABLATE_GPU_MEMORY_MB"  # total memory per GPU, when nvidia-smi cannot say
-# Device memory each process needs outside TensorFlow's allocator (CUDA context, cuDNN/cuBLAS
-# handles and workspaces): kept free per packed run.
-CONTEXT_MB = 512
+ENV_MEMORY_MB = "CNNABLATE_GPU_MEMORY_MB"  # memory per GPU, when nvidia-smi cannot say
+# Device memory each process needs outside TensorFlow's allocator (its CUDA context, cuDNN and
+# cuBLAS handles and workspaces, loaded kernels), kept free per packed run: what TensorFlow
+# itself leaves for these when one process takes a whole GPU (MinSystemMemory in
+# tensorflow/core/common_runtime/gpu/gpu_device.cc), by the GPU's compute capability major,
+# 225 MiB where under 2 GiB is available; the largest where the capability is unknown.
+SYSTEM_MEMORY_MB = {6: 500, 7: 1050, 8: 1536, 9: 1800}
+SMALL_GPU_SYSTEM_MB = 225
+MIN_CAP_MB = 256  # a packed run with less than this for TensorFlow would not train
+# A MIG instance's memory from its profile name ("3g.20gb"): the names round up (a 1g.10gb
+# instance has less than 10 GiB), so this fraction of the named size, a lower bound.
+MIG_NAME_FRACTION = 0.95
+# CUDA's JIT cache holds the kernels it compiles from PTX (every kernel of the build on a GPU
+# newer than its prebuilt ones: Hopper with TensorFlow 2.21, built for sm_60-sm_89 plus
+# compute_90 PTX). Its default (256 MiB or 1 GiB by CUDA version) is too small for them, so
+# each run would compile them again (minutes); 4 GiB is the most it allows (CUDA C++
+# Programming Guide, "CUDA Environment Variables"). Set for GPU jobs unless the user set it.
+CUDA_CACHE_MAXSIZE = str(4 * 2**30)
 POLL_S = (0.2, 2.0)  # first and longest pause between attempts while all GPUs are taken
 
 
@@ -92,15 +116,7 @@ def _split_ids(text: str) -> list[str]:
 
 
 def _nvidia_smi_ids() -> list[str]:
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return []
-    try:
-        out = subprocess.run(
-            [exe, "-L"], capture_output=True, text=True, timeout=30, check=True
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
+    out = _run_nvidia_smi("-L") or ""
     migs = re.findall(r"^\s+MIG .*\(UUID: (MIG-[^)]+)\)", out, flags=re.M)
     return migs or re.findall(r"^GPU (\d+):", out, flags=re.M)
 
@@ -192,16 +208,18 @@ def claim_gpus(
         ENV_RUNS_PER_GPU: str(runs_per_gpu),
         ENV_ALLOW_CPU: "1" if allow_cpu_fallback else "0",
     }
+    if count <= 0:
+        say("gpu: none requested, hiding GPUs (CUDA_VISIBLE_DEVICES='')")
+        with _environment({"CUDA_VISIBLE_DEVICES": "", **request}, set_env):
+            yield []
+        return
+    if "CUDA_CACHE_MAXSIZE" not in os.environ:
+        request["CUDA_CACHE_MAXSIZE"] = CUDA_CACHE_MAXSIZE
     if os.environ.get("SLURM_JOB_ID"):
         given = os.environ.get("CUDA_VISIBLE_DEVICES")
         say(f"gpu: under SLURM, keeping CUDA_VISIBLE_DEVICES={given!r}")
         with _environment(request, set_env):
             yield _split_ids(given or "")
-        return
-    if count <= 0:
-        say("gpu: none requested, hiding GPUs (CUDA_VISIBLE_DEVICES='')")
-        with _environment({"CUDA_VISIBLE_DEVICES": "", **request}, set_env):
-            yield []
         return
     ids = [str(i) for i in (available_gpus() if available is None else available)]
     if not ids:
@@ -340,35 +358,287 @@ def _driver_error() -> str | None:
     return None
 
 
-def memory_cap_mb(total_mb: int, runs_per_gpu: int) -> int:
-    """TensorFlow's memory limit for one of `runs_per_gpu` runs sharing a GPU of `total_mb`:
-    an equal share of what the runs' CUDA contexts leave."""
-    return max(256, (int(total_mb) - runs_per_gpu * CONTEXT_MB) // runs_per_gpu)
+@dataclass(frozen=True)
+class GPUMemory:
+    """One GPU's (or MIG instance's) memory in MB as the job starts, and where it came from."""
+
+    total_mb: int
+    free_mb: int
+    cc_major: int | None  # compute capability major (TensorFlow's reserve depends on it)
+    source: str
 
 
-def gpu_total_mb(gpu_id: str) -> int | None:
-    """Memory of one GPU (an id as in CUDA_VISIBLE_DEVICES): $CNNABLATE_GPU_MEMORY_MB, else
-    nvidia-smi, else None."""
-    if os.environ.get(ENV_MEMORY_MB):
-        return int(os.environ[ENV_MEMORY_MB])
+def context_margin_mb(available_mb: float, cc_major: int | None) -> int:
+    """Memory a process needs on a GPU beside TensorFlow's allocator: TensorFlow's own reserve
+    (SYSTEM_MEMORY_MB) for `available_mb` on a GPU of compute capability `cc_major`."""
+    if available_mb < 2048:
+        return SMALL_GPU_SYSTEM_MB
+    if cc_major is None:
+        return max(SYSTEM_MEMORY_MB.values())
+    return SYSTEM_MEMORY_MB[min(max(cc_major, 6), 9)]
+
+
+def memory_cap_mb(memory: GPUMemory, share: float) -> int:
+    """TensorFlow's memory limit for a run that may use `share` of a GPU: that share of its
+    memory, never more than is free as it starts (other processes hold the rest), less the
+    run's own CUDA context and libraries (`context_margin_mb`)."""
+    usable = min(share * memory.total_mb, memory.free_mb)
+    return int(math.floor(usable - context_margin_mb(share * memory.total_mb, memory.cc_major)))
+
+
+def _run_nvidia_smi(*args: str) -> str | None:
     exe = shutil.which("nvidia-smi")
     if exe is None:
         return None
     try:
-        out = subprocess.run(
-            [exe, "--query-gpu=memory.total", "--format=csv,noheader,nounits", "-i", gpu_id],
-            capture_output=True, text=True, timeout=30, check=True,
-        ).stdout
-        return int(float(out.split()[0]))
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return subprocess.run([exe, *args], capture_output=True, text=True, timeout=30,
+                              check=True).stdout
+    except (OSError, subprocess.SubprocessError):
         return None
+
+
+def _mig_memory(uuid: str) -> GPUMemory | None:
+    """A MIG instance's memory from its profile in `nvidia-smi -L` ("MIG 3g.20gb Device 0:
+    (UUID: MIG-...)"): nvidia-smi's per-GPU queries report the whole GPU, not the instance."""
+    listing = _run_nvidia_smi("-L") or ""
+    for line in listing.splitlines():
+        found = re.search(r"MIG\s+\S*?(\d+)gb\b.*\(UUID: (MIG-[^)]+)\)", line)
+        if found and found.group(2) == uuid:
+            mb = int(int(found.group(1)) * 1024 * MIG_NAME_FRACTION)
+            return GPUMemory(mb, mb, None, f"MIG profile in nvidia-smi -L: {line.strip()}")
+    return None
+
+
+def _query_gpus(gpu_id: str | None = None) -> list[GPUMemory]:
+    """nvidia-smi's total and free memory (and compute capability, where the driver knows the
+    field) of one GPU (an index or GPU UUID), or of every GPU."""
+    where = ["-i", gpu_id] if gpu_id is not None else []
+    for fields in ("memory.total,memory.free,compute_cap", "memory.total,memory.free"):
+        out = _run_nvidia_smi(f"--query-gpu={fields}", "--format=csv,noheader,nounits", *where)
+        if out is None:
+            continue
+        rows = []
+        try:
+            for line in out.strip().splitlines():
+                values = [v.strip() for v in line.split(",")]
+                cc = int(float(values[2])) if len(values) > 2 else None
+                rows.append(GPUMemory(int(float(values[0])), int(float(values[1])), cc,
+                                      "nvidia-smi"))
+        except (ValueError, IndexError):
+            continue
+        if rows:
+            return rows
+    return []
+
+
+def gpu_memory(gpu_id: str | None) -> GPUMemory | None:
+    """Memory of the GPU `gpu_id` (as in CUDA_VISIBLE_DEVICES: an index, a GPU UUID or a MIG
+    instance's UUID; None: CUDA_VISIBLE_DEVICES unset, every GPU visible, so the smallest of
+    them): $CNNABLATE_GPU_MEMORY_MB (taken as free too), else nvidia-smi, else None."""
+    if os.environ.get(ENV_MEMORY_MB):
+        mb = int(os.environ[ENV_MEMORY_MB])
+        return GPUMemory(mb, mb, None, ENV_MEMORY_MB)
+    if gpu_id is not None and gpu_id.startswith("MIG-"):
+        return _mig_memory(gpu_id)
+    rows = _query_gpus(gpu_id)
+    if not rows:
+        return None
+    return min(rows, key=lambda m: (m.free_mb, m.total_mb))
+
+
+def _slurm_shards_per_gpu() -> int | None:
+    """Shards per GPU on this SLURM node (`scontrol show node`: Gres=gpu:4,shard:32 is 8)."""
+    exe, node = shutil.which("scontrol"), os.environ.get("SLURMD_NODENAME")
+    if exe is None or not node:
+        return None
+    try:
+        out = subprocess.run([exe, "show", "node", node, "-o"], capture_output=True, text=True,
+                             timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    gres = re.search(r"\bGres=(\S+)", out)
+    if not gres:
+        return None
+    counts: dict[str, int] = {}
+    for item in gres.group(1).split(","):
+        found = re.match(r"(gpu|shard)(?::[^:(]+)?:(\d+)", item)
+        if found:
+            counts[found.group(1)] = counts.get(found.group(1), 0) + int(found.group(2))
+    if counts.get("gpu") and counts.get("shard"):
+        return counts["shard"] // counts["gpu"]
+    return None
+
+
+def gpu_share(runs_per_gpu: int) -> tuple[float, str]:
+    """The fraction of its GPU a run may use, and why: 1/runs_per_gpu, or under SLURM the
+    shards it holds ($SLURM_SHARDS_ON_NODE) of the GPU's shards when that is less (a site with
+    more shards per GPU than runs_per_gpu fits more runs on a GPU than the config says)."""
+    share, why = 1.0 / runs_per_gpu, f"1/{runs_per_gpu} (runs_per_gpu)"
+    held = os.environ.get("SLURM_SHARDS_ON_NODE")
+    if os.environ.get("SLURM_JOB_ID") and held and held.isdigit():
+        per_gpu = _slurm_shards_per_gpu()
+        if per_gpu and int(held) / per_gpu < share:
+            share = int(held) / per_gpu
+            why = (f"{held}/{per_gpu} (SLURM shards held of the GPU's; runs_per_gpu says "
+                   f"1/{runs_per_gpu}: set slurm_gpu_shards: {per_gpu})")
+    return share, why
+
+
+def plan_memory(ids: Sequence[str | None], runs_per_gpu: int
+                ) -> list[tuple[int | None, GPUMemory | None, str]]:
+    """Per visible GPU: (TensorFlow's memory cap in MB, or None for memory growth; its memory;
+    what the log says). Packed runs (runs_per_gpu > 1, or SLURM shards) are capped, raising
+    GPUUnavailable where too little memory is free; a run alone on its GPUs is not."""
+    share, why = gpu_share(runs_per_gpu)
+    plans = []
+    for gpu_id in ids:
+        memory = gpu_memory(gpu_id)
+        if share >= 1.0:
+            plans.append((None, memory, "not capped (alone on its GPU): grows as needed"))
+        elif memory is None:
+            plans.append((None, None, f"WARNING memory unknown (no nvidia-smi; set "
+                                      f"{ENV_MEMORY_MB}): not capped, it grows as needed"))
+        else:
+            cap = memory_cap_mb(memory, share)
+            margin = context_margin_mb(share * memory.total_mb, memory.cc_major)
+            said = (f"share {why} of {memory.total_mb} MB, {memory.free_mb} MB free, less "
+                    f"{margin} MB for the CUDA context ({memory.source})")
+            if cap < MIN_CAP_MB:
+                raise GPUUnavailable(
+                    f"gpu: GPU {gpu_id or '(all visible)'} leaves this run {cap} MB: {said}. "
+                    "Other processes hold its memory (nvidia-smi shows them): lower "
+                    "runs_per_gpu, or wait for the GPU to be free."
+                )
+            plans.append((cap, memory, f"capped at {cap} MB: {said}"))
+    return plans
+
+
+def hide_gpus(log: Callable[[str], None] | None = None) -> None:
+    """For jobs that need no GPU (data preparation): CUDA_VISIBLE_DEVICES="" before anything
+    imports TensorFlow, which would otherwise take most of GPU 0's memory."""
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    if log is not None:
+        log("gpu: none needed, GPUs hidden (CUDA_VISIBLE_DEVICES='')")
+
+
+def driver_version() -> str:
+    """The NVIDIA driver's version as nvidia-smi reports it, or why it cannot."""
+    if shutil.which("nvidia-smi") is None:
+        return "unknown (no nvidia-smi on PATH)"
+    out = _run_nvidia_smi("--query-gpu=driver_version", "--format=csv,noheader")
+    lines = (out or "").strip().splitlines()
+    return f"{lines[0].strip()} (nvidia-smi)" if lines else "unknown (nvidia-smi failed)"
+
+
+# Minimum Linux driver for a CUDA 12 build: 525.60.13 (CUDA minor version compatibility;
+# NVIDIA, "CUDA Compatibility"), for GPUs the build has kernels for. A GPU that runs the
+# build's PTX (newer than its newest sm_XY: Hopper and later with TensorFlow 2.21) needs a
+# driver whose JIT compiler knows that PTX, i.e. the driver of the build's CUDA release (CUDA
+# Toolkit release notes, table "CUDA Toolkit and Corresponding Driver Versions").
+MIN_DRIVER_CUDA12 = "525.60.13"
+DRIVER_OF_CUDA = {"12.5.1": "555.42.06", "12.5.0": "555.42.02"}
+
+
+def build_info(tf) -> dict:
+    """tf.sysconfig.get_build_info() (CUDA and cuDNN versions, compute capabilities) and the
+    TensorFlow version."""
+    try:
+        info = dict(tf.sysconfig.get_build_info())
+    except Exception:  # noqa: BLE001 - an odd build says nothing; the message says "unknown"
+        info = {}
+    return {**info, "tensorflow": getattr(tf, "__version__", "unknown")}
+
+
+def kernel_failure_message(device: str, error: BaseException, info: dict, driver: str) -> str:
+    """One line: which check failed where, the driver, the build's CUDA/cuDNN, and the fix."""
+    first = (str(error).strip().splitlines() or [""])[0]
+    head = (f"gpu: a test conv and gather on {device} failed ({type(error).__name__}: {first}); "
+            f"NVIDIA driver {driver}")
+    if not info.get("is_cuda_build"):
+        return (f"{head}; TensorFlow {info.get('tensorflow')} is not a CUDA build "
+                f"(tensorflow-cpu). {FIX}")
+    cuda = info.get("cuda_version", "unknown")
+    caps = ", ".join(info.get("cuda_compute_capabilities") or []) or "unknown"
+    ptx_driver = DRIVER_OF_CUDA.get(str(cuda), f"the driver of CUDA {cuda}")
+    return (
+        f"{head}; TensorFlow {info.get('tensorflow')} built for CUDA {cuda}, cuDNN "
+        f"{info.get('cudnn_version', 'unknown')}, kernels for {caps}. Fix: an NVIDIA driver "
+        f">= {MIN_DRIVER_CUDA12}, and >= {ptx_driver} on GPUs newer than those kernels (they "
+        "run its PTX: compute capability 9.0 and up), or another node; docs/cluster.md, "
+        "\"First run on a GPU\"."
+    )
+
+
+def _probe(tf, device: str) -> None:
+    """One small conv and one int64 gather (the device input path's) on `device`, read back
+    and checked against NumPy: kernels that load but compute garbage fail too."""
+    import numpy as np
+
+    x = np.arange(2 * 5 * 5 * 3, dtype=np.float32).reshape(2, 5, 5, 3) / 64.0
+    w = np.linspace(-1.0, 1.0, 3 * 3 * 3 * 4, dtype=np.float32).reshape(3, 3, 3, 4)
+    rows = np.arange(4 * 3, dtype=np.int64).reshape(4, 3)
+    with tf.device(device):
+        conv = tf.nn.conv2d(tf.constant(x), tf.constant(w), 1, "VALID").numpy()
+        picked = tf.gather(tf.constant(rows), tf.constant([3, 1], tf.int64)).numpy()
+    want = np.einsum("nhwc,hwck->nk", np.lib.stride_tricks.sliding_window_view(
+        x, (3, 3), axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3).reshape(-1, 3, 3, 3), w)
+    if not np.allclose(conv.reshape(-1, 4), want, rtol=1e-3, atol=1e-3):
+        raise ArithmeticError("the conv's result is wrong")
+    if not np.array_equal(picked, rows[[3, 1]]):
+        raise ArithmeticError("the gather's result is wrong")
+
+
+def check_kernels(tf, devices: Sequence[str], log: Callable[[str], None] = print) -> None:
+    """Run `_probe` on each of `devices` with soft placement off (else TensorFlow would run it
+    on the CPU, silently); raise GPUUnavailable with `kernel_failure_message` on a failure.
+    Logs how long each took: minutes on a GPU that compiles the build's PTX the first time."""
+    soft = tf.config.get_soft_device_placement()
+    tf.config.set_soft_device_placement(False)
+    try:
+        for device in devices:
+            start = time.perf_counter()
+            try:
+                _probe(tf, device)
+            except Exception as error:  # noqa: BLE001 - whatever CUDA raised, reported
+                message = kernel_failure_message(device, error, build_info(tf), driver_version())
+                log(message)
+                raise GPUUnavailable(message) from error
+            log(f"gpu: {device} ran a test conv and gather ({time.perf_counter() - start:.1f} s)")
+    finally:
+        tf.config.set_soft_device_placement(soft)
+
+
+def runs_ptx(compute_capability: tuple[int, int], build_caps: Sequence[str]) -> bool:
+    """Whether a GPU of `compute_capability` has no prebuilt kernels among the build's
+    (`sm_XY` entries; a cubin runs on GPUs of its major version and a minor as high or
+    higher), so CUDA compiles the build's PTX for it."""
+    major, minor = compute_capability
+    cubins = [c[3:] for c in build_caps if c.startswith("sm_")]
+    return bool(cubins) and not any(
+        int(c[:-1]) == major and int(c[-1]) <= minor for c in cubins if c.isdigit())
+
+
+def _ptx_note(tf, device, info: dict) -> str | None:
+    """Says so when `device` has no prebuilt kernels in this build and runs its PTX."""
+    try:
+        cc = tuple(tf.config.experimental.get_device_details(device)["compute_capability"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    caps = info.get("cuda_compute_capabilities") or []
+    if not runs_ptx(cc, caps):
+        return None
+    return (f"gpu: {device.name} (compute capability {cc[0]}.{cc[1]}) has no prebuilt kernels in "
+            f"this TensorFlow ({', '.join(caps)}): CUDA compiles them from PTX on first use, "
+            f"cached in CUDA_CACHE_PATH (CUDA_CACHE_MAXSIZE="
+            f"{os.environ.get('CUDA_CACHE_MAXSIZE', 'default')}); docs/cluster.md")
 
 
 def configure_tensorflow(tf, log: Callable[[str], None] = print) -> list:
     """Right after TensorFlow is imported, before any data: check it sees the GPUs the job
     asked for (claim_gpus left the request in the environment; none: no check), raising
-    GPUUnavailable, or warning with allow_cpu_fallback; then cap each GPU's memory at the
-    run's share when runs share GPUs, else let it grow. Returns the visible GPUs."""
+    GPUUnavailable, or warning with allow_cpu_fallback; cap each GPU's memory at the run's
+    share when runs share GPUs (`plan_memory`), else let it grow; then run a conv and a gather
+    on each (`check_kernels`). Returns the visible GPUs."""
     requested = int(os.environ.get(ENV_REQUEST) or 0)
     runs_per_gpu = max(1, int(os.environ.get(ENV_RUNS_PER_GPU) or 1))
     list_error = None
@@ -386,18 +656,36 @@ def configure_tensorflow(tf, log: Callable[[str], None] = print) -> list:
             log(message)
             raise GPUUnavailable(message)
         log(f"WARNING {message} -- allow_cpu_fallback: training on the CPU")
-    ids = _split_ids(os.environ.get("CUDA_VISIBLE_DEVICES") or "")
-    for index, device in enumerate(gpus):
-        total = gpu_total_mb(ids[index]) if index < len(ids) else None
-        if runs_per_gpu > 1 and total:
-            cap = memory_cap_mb(total, runs_per_gpu)
+    _MEMORY_MB.clear()
+    if not gpus:
+        return gpus
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = _split_ids(visible) if visible is not None else [None] * len(gpus)
+    plans = plan_memory([ids[i] if i < len(ids) else None for i in range(len(gpus))],
+                        runs_per_gpu)
+    for device, (cap, memory, said) in zip(gpus, plans, strict=True):
+        if cap is None:
+            tf.config.experimental.set_memory_growth(device, True)
+        else:
             tf.config.set_logical_device_configuration(
                 device, [tf.config.LogicalDeviceConfiguration(memory_limit=cap)]
             )
-            log(f"gpu: {device.name} capped at {cap} MB ({runs_per_gpu} runs share {total} MB)")
-        else:
-            if runs_per_gpu > 1:
-                log(f"gpu: WARNING memory of {device.name} unknown (no nvidia-smi; set "
-                    f"{ENV_MEMORY_MB}): not capped, it grows as needed")
-            tf.config.experimental.set_memory_growth(device, True)
+        _MEMORY_MB.append(cap if cap is not None else memory and memory.free_mb)
+        log(f"gpu: {device.name} {said}")
+    check_kernels(tf, [f"/GPU:{i}" for i in range(len(gpus))], log)
+    info = build_info(tf)
+    for device in gpus:
+        if note := _ptx_note(tf, device, info):
+            log(note)
     return gpus
+
+
+# What `configure_tensorflow` gave TensorFlow on each visible GPU (MB; None: unknown), for the
+# device input path's budget (cnnablate.data.device.device_budget_bytes).
+_MEMORY_MB: list[int | None] = []
+
+
+def tensorflow_memory_mb(index: int = 0) -> int | None:
+    """MB TensorFlow may use on visible GPU `index`: its cap, or the memory free as the job
+    started where it is not capped; None before `configure_tensorflow` or when unknown."""
+    return _MEMORY_MB[index] if index < len(_MEMORY_MB) else None
