@@ -132,55 +132,83 @@ def choose(values: np.ndarray) -> int:
     return pick
 
 
-def simulate(cell: Cell, studies: int) -> dict:
-    """Rates over `studies` synthetic studies of `cell` (see the module docstring)."""
-    rng = np.random.default_rng(cell.seed())
+def expected_accuracies(cell: Cell, rng: np.random.Generator, studies: int) -> list[np.ndarray]:
+    """Per arm, (studies, candidates): each candidate's expected accuracy in each study."""
     arms = cell.comparisons + 1
-    names = ["base"] + [f"v{i}" for i in range(1, arms)]
-    n_dec = cell.design.max if cell.design.adaptive else cell.deciding_seeds
     shifts = np.zeros(arms)
     if arms > 1:
         shifts[1] = cell.shift
     half = cell.peak_width / 2
     peaks = rng.uniform(cell.peak_center - half, cell.peak_center + half, (studies, 1)) + shifts
-    grids = arm_grids(cell)
-    # expected accuracy of every candidate, per arm: (studies, candidates)
-    means = [cell.curve.accuracy(g[None, :], peaks[:, a:a + 1], cell.n_images)
-             for a, g in enumerate(grids)]
-    picks = np.zeros((studies, arms), dtype=int)
-    dec_counts = np.zeros((studies, arms, n_dec))
-    if cell.mode == "shortcut":
-        for a in range(arms):
-            counts = draw_counts(rng, means[a][:, :, None], cell.sd, cell.n_images,
-                                 (studies, len(grids[a]), n_dec))
-            values = recorded(counts, cell.n_images, cell.form)
-            picks[:, a] = [choose(values[s]) for s in range(studies)]
-            dec_counts[:, a] = counts[np.arange(studies), picks[:, a]]
-    else:
-        for a in range(arms):
-            if cell.mode == "shared" and a > 0:
-                picks[:, a] = picks[:, 0]  # same grid for all arms in this mode
-                continue
-            counts = draw_counts(rng, means[a][:, :, None], cell.sd, cell.n_images,
-                                 (studies, len(grids[a]), cell.tuning_seeds))
-            values = recorded(counts, cell.n_images, cell.form)
-            picks[:, a] = [choose(values[s]) for s in range(studies)]
-        for a in range(arms):
-            p = means[a][np.arange(studies), picks[:, a]]
-            dec_counts[:, a] = draw_counts(rng, p[:, None], cell.sd, cell.n_images,
-                                           (studies, n_dec))
-    picked_mean = np.stack([means[a][np.arange(studies), picks[:, a]] for a in range(arms)], 1)
-    # The bound covers comparisons whose selected configurations have the same distribution.
-    equal = np.isclose(picked_mean[:, 1:], picked_mean[:, :1], rtol=0, atol=1e-12)
-    dec_values = recorded(dec_counts, cell.n_images, cell.form)
+    return [cell.curve.accuracy(g[None, :], peaks[:, a:a + 1], cell.n_images)
+            for a, g in enumerate(arm_grids(cell))]
+
+
+def choose_all(values: np.ndarray) -> list[int]:
+    """One arm's pick in every study; `values`: (studies, candidates, seeds)."""
+    return [choose(v) for v in values]
+
+
+def shortcut_runs(cell: Cell, rng: np.random.Generator, means: list[np.ndarray],
+                  n_dec: int) -> tuple[np.ndarray, np.ndarray]:
+    """(picks, deciding counts) when each arm is chosen on the deciding runs themselves."""
+    studies = len(means[0])
+    picks = np.zeros((studies, len(means)), dtype=int)
+    dec_counts = np.zeros((studies, len(means), n_dec))
+    for a, mean in enumerate(means):
+        counts = draw_counts(rng, mean[:, :, None], cell.sd, cell.n_images,
+                             (studies, mean.shape[1], n_dec))
+        picks[:, a] = choose_all(recorded(counts, cell.n_images, cell.form))
+        dec_counts[:, a] = counts[np.arange(studies), picks[:, a]]
+    return picks, dec_counts
+
+
+def fresh_runs(cell: Cell, rng: np.random.Generator, means: list[np.ndarray],
+               n_dec: int) -> tuple[np.ndarray, np.ndarray]:
+    """(picks, deciding counts): chosen on tuning runs, then new deciding runs at the picks
+    (mode `shared`: every arm at the baseline's pick)."""
+    studies = len(means[0])
+    picks = np.zeros((studies, len(means)), dtype=int)
+    for a, mean in enumerate(means):
+        if cell.mode == "shared" and a > 0:
+            picks[:, a] = picks[:, 0]  # every arm has the baseline's grid in this mode
+            continue
+        counts = draw_counts(rng, mean[:, :, None], cell.sd, cell.n_images,
+                             (studies, mean.shape[1], cell.tuning_seeds))
+        picks[:, a] = choose_all(recorded(counts, cell.n_images, cell.form))
+    dec_counts = np.zeros((studies, len(means), n_dec))
+    for a, mean in enumerate(means):
+        p = mean[np.arange(studies), picks[:, a]]
+        dec_counts[:, a] = draw_counts(rng, p[:, None], cell.sd, cell.n_images, (studies, n_dec))
+    return picks, dec_counts
+
+
+def decide_all(cell: Cell, values: np.ndarray) -> tuple[np.ndarray, float]:
+    """Every study's verdicts (studies, comparisons) by `decide`, and the seeds used per arm."""
+    studies, arms = values.shape[:2]
+    names = ["base"] + [f"v{i}" for i in range(1, arms)]
     verdicts = np.empty((studies, arms - 1), dtype=object)
     seeds_used = 0
     for s in range(studies):
-        results = {names[a]: dict(enumerate(dec_values[s, a].tolist())) for a in range(arms)}
+        results = {names[a]: dict(enumerate(values[s, a].tolist())) for a in range(arms)}
         out = decide(results, "base", cell.design, extras=False)
         verdicts[s] = [r["verdict"] for r in out.rows]
         seeds_used += sum(out.seeds_used.values())
-    return summarize(cell, verdicts, equal, seeds_used / studies / arms)
+    return verdicts, seeds_used / studies / arms
+
+
+def simulate(cell: Cell, studies: int) -> dict:
+    """Rates over `studies` synthetic studies of `cell` (see the module docstring)."""
+    rng = np.random.default_rng(cell.seed())
+    means = expected_accuracies(cell, rng, studies)
+    n_dec = cell.design.max if cell.design.adaptive else cell.deciding_seeds
+    runs = shortcut_runs if cell.mode == "shortcut" else fresh_runs
+    picks, dec_counts = runs(cell, rng, means, n_dec)
+    picked = np.stack([m[np.arange(studies), picks[:, a]] for a, m in enumerate(means)], 1)
+    # The bound covers comparisons whose selected configurations have the same distribution.
+    equal = np.isclose(picked[:, 1:], picked[:, :1], rtol=0, atol=1e-12)
+    verdicts, seeds_per_arm = decide_all(cell, recorded(dec_counts, cell.n_images, cell.form))
+    return summarize(cell, verdicts, equal, seeds_per_arm)
 
 
 def rate(hits: np.ndarray) -> dict:
