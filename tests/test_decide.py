@@ -245,3 +245,71 @@ def test_seeds_needed_where_scipys_noncentral_t_gives_nan():
         return float(np.mean(sps.ttest_1samp(d, 0.0, axis=1).pvalue < 0.01))
     assert simulated_power(2) < 0.3 and simulated_power(3) > 0.8
     assert seeds_needed(sd=0.00262, effect=0.02, alpha=0.01, power=0.8) == 3
+
+
+def test_equal_count_differences_recorded_as_float32_are_not_a_spread():
+    # Issue #24, values as the runs recorded them (All-CNN-C on digits, 270 validation images,
+    # Keras's float32 accuracies): tanh is 2 images better than relu on both seeds. As counts
+    # the two differences are equal (no spread: the rounding floor decides); as float32 they
+    # differ in the 8th decimal, which used to give p 2.6e-6 and a `better` verdict.
+    f32 = lambda k: float(np.float32(k / 270))  # noqa: E731
+    results = {"relu": {0: f32(261), 1: f32(259)}, "tanh": {0: f32(263), 1: f32(261)},
+               "relu6": {0: f32(260), 1: f32(259)}, "elu": {0: f32(258), 1: f32(262)},
+               "selu": {0: f32(255), 1: f32(257)}, "prelu": {0: f32(262), 1: f32(258)}}
+    assert len({results["tanh"][s] - results["relu"][s] for s in (0, 1)}) == 2  # the noise
+    decided = decide(results, "relu", Design(), metric="best_val_accuracy")
+    rows = {r["variant"]: r for r in decided.rows}
+    # Every value is a whole count of 1/270 (and 263/270 needs 270): floor (1/270)/sqrt 6,
+    # t = (2/270) / (floor / sqrt 2) = 2 sqrt 12 with 1 df: p = 1 - 2/pi * atan(t).
+    t = 2 * math.sqrt(12)
+    assert rows["tanh"]["p_value"] == pytest.approx(1 - 2 / math.pi * math.atan(t), rel=1e-6)
+    assert rows["tanh"]["verdict"] == "undecided"
+    assert rows["tanh"]["diff_mean"] == pytest.approx(2 / 270, abs=1e-12)
+    # the interval is the floor's, not a zero-width [0.0074070, 0.0074078]
+    half = 12.706205 * ((1 / 270) / math.sqrt(6)) / math.sqrt(2)
+    assert rows["tanh"]["diff_ci_high"] - rows["tanh"]["diff_ci_low"] == pytest.approx(
+        2 * half, rel=1e-5)
+    assert math.isnan(rows["tanh"]["effect_size"])
+
+
+def test_float32_noise_in_values_without_a_grid_is_not_a_spread():
+    # Losses or seconds have no count grid: a variant 0.3 s slower on both seeds, recorded as
+    # float32 around 100 s (ulp 7.6e-6), gives differences 0.2999954 and 0.3000031: a spread
+    # of 5e-6 that is only representation (it used to give p ~ 1e-5). It counts as none: the
+    # floor without a grid is the smallest gap between distinct values, here 57.4 - 57.1.
+    f32 = lambda x: float(np.float32(x))  # noqa: E731
+    results = {"base": {0: f32(100 + 1 / 3), 1: f32(57.1)},
+               "v": {0: f32(100 + 1 / 3 + 0.3), 1: f32(57.4)}}
+    diff = [results["v"][s] - results["base"][s] for s in (0, 1)]
+    assert diff[0] != diff[1]
+    rows = decide(results, "base", Design(), metric="seconds_per_epoch").rows
+    values = sorted(x for d in results.values() for x in d.values())
+    gap = min(b - a for a, b in zip(values, values[1:]))
+    t = (sum(diff) / 2) / (gap / math.sqrt(6) / math.sqrt(2))
+    assert rows[0]["p_value"] == pytest.approx(1 - 2 / math.pi * math.atan(t), rel=1e-6)
+    assert rows[0]["verdict"] == "undecided"
+
+
+def test_ties_within_float32_noise_count_half_in_prob_improvement():
+    # Seconds per epoch around 100 (no count grid): one ulp of float32 (7.6e-6) apart is the
+    # same value; a clear win on the third seed. P(improvement) = (1 + 2 * 1/2) / 3.
+    f32 = lambda x: float(np.float32(x))  # noqa: E731
+    one_ulp = float(np.nextafter(np.float32(100 + 1 / 3), np.float32(200)))
+    results = {"a": {0: f32(100 + 1 / 3), 1: f32(90.5), 2: f32(80.25)},
+               "b": {0: one_ulp, 1: f32(90.5), 2: f32(81.25)}}
+    assert results["b"][0] != results["a"][0]
+    row = decide(results, "a", Design(), metric="seconds_per_epoch").rows[0]
+    assert row["prob_improvement"] == pytest.approx(2 / 3)
+
+
+def test_difference_interval_stays_inside_what_accuracies_allow():
+    # Three seeds, one wildly off: the t interval of the differences is wider than [-1, 1];
+    # an accuracy difference cannot leave it (issue #22: [-103.5, -51.7] points in the report).
+    results = {"before": {0: 0.95, 1: 0.96, 2: 0.94}, "none": {0: 0.10, 1: 0.11, 2: 0.90}}
+    row = decide(results, "before", Design(), metric="best_val_accuracy").rows[0]
+    diff = [results["none"][s] - results["before"][s] for s in range(3)]
+    mean, sd = float(np.mean(diff)), float(np.std(diff, ddof=1))
+    half = sps.t.ppf(0.975, 2) * sd / math.sqrt(3)
+    assert mean - half < -1  # the unbounded interval leaves the range
+    assert row["diff_ci_low"] == -1.0
+    assert row["diff_ci_high"] == pytest.approx(min(mean + half, 1.0))

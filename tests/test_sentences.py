@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cnnablate.decisions.decide import Design
+from cnnablate.decisions.decide import MAX_SEEDS_NEEDED, Design, seeds_needed
 from cnnablate.decisions.sentences import comparison_sentence, cross_study, did_not_learn, guarantee
 
 ROW = {"variant": "elu", "baseline": "relu", "n_pairs": 6, "diff_mean": 0.012,
@@ -47,3 +47,22 @@ def test_cross_study_table_only_for_shared_variants():
     table = cross_study(sections)
     assert table["rows"] == {"elu": {"c10": "better", "c100": "undecided"},
                              "relu": {"c10": "baseline", "c100": "baseline"}}
+
+
+def test_seeds_needed_past_the_cap_reads_more_than():
+    # sd 1, effect 0.001: the normal approximation alone asks for ~7.8 million seeds; the
+    # search stops at its cap and says so instead of printing a number it never checked.
+    needed = seeds_needed(sd=1.0, effect=0.001, alpha=0.05, power=0.8)
+    assert needed == MAX_SEEDS_NEEDED + 1
+    row = {**ROW, "verdict": "undecided", "diff_mean": 0.0005, "p_holm": 0.9,
+           "seeds_needed": needed}
+    text = comparison_sentence(row, "best_val_accuracy", 0.001)
+    assert text.endswith(f"; more than {MAX_SEEDS_NEEDED} seeds per arm would detect a "
+                         "0.1-point difference.")
+
+
+def test_adaptive_designs_do_not_call_the_adjusted_value_a_p_value():
+    fixed = comparison_sentence(ROW, "best_val_accuracy", 0.01)
+    adaptive = comparison_sentence(ROW, "best_val_accuracy", 0.01, adaptive=True)
+    assert "Holm p = 0.01" in fixed
+    assert "sequential Holm score = 0.01" in adaptive and "Holm p" not in adaptive

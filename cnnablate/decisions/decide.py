@@ -31,11 +31,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 
-import numpy as np
 from scipy import integrate, special
 from scipy import stats as sps
 
+from cnnablate.decisions.grid import resolution, snap
 from cnnablate.decisions.sequential import nominal_levels
+from cnnablate.decisions.stats import METRIC_BOUNDS
 
 VERDICTS = ("better", "worse", "equivalent", "undecided")
 PAIRED_COLUMNS = (
@@ -43,7 +44,7 @@ PAIRED_COLUMNS = (
     "p_value", "p_holm", "effect_size", "prob_improvement", "prob_improvement_ci_low",
     "prob_improvement_ci_high", "verdict", "seeds_needed", "look", "test",
 )
-MAX_SEEDS_NEEDED = 100_000
+MAX_SEEDS_NEEDED = 1000  # per arm: past this, "more than 1000" is the useful answer
 DECIMALS = 12  # as in cnnablate.decisions.stats: accuracies are multiples of 1/n_images
 
 
@@ -122,17 +123,22 @@ def _finite(value) -> bool:
         return False
 
 
-def _mean_sd(diff: Sequence[float]) -> tuple[float, float]:
+def _mean_sd(diff: Sequence[float], precision: float = 0.0) -> tuple[float, float]:
+    """Mean and SD; either one at or below `precision` (the values' own, `grid.snap`) is
+    representation noise and counts as 0."""
     # Plain Python: these samples have 2-12 values, where numpy's per-call overhead dominates
     # the simulations' run time.
     n = len(diff)
     mean = math.fsum(diff) / n
     sd = math.sqrt(math.fsum((x - mean) ** 2 for x in diff) / (n - 1)) if n > 1 else math.nan
+    if precision > 0:
+        mean = 0.0 if abs(mean) <= precision else mean
+        sd = 0.0 if sd <= precision else sd
     return mean, sd
 
 
-def paired_t(diff: Sequence[float],
-             sd_floor: float | Callable[[], float] = 0.0) -> tuple[float, float]:
+def paired_t(diff: Sequence[float], sd_floor: float | Callable[[], float] = 0.0,
+             precision: float = 0.0) -> tuple[float, float]:
     """(two-sided p, standard deviation) of a paired t-test of `diff` against 0.
 
     `sd_floor`: the SD used when the differences have none (the values' rounding, see
@@ -140,11 +146,12 @@ def paired_t(diff: Sequence[float],
     same amount on every seed (a variant stuck at chance against a baseline that lands on the
     same count); the plain t is then undefined, while the rounding alone has this spread.
     A callable is called only then (finding the rounding step is the costly part).
+    `precision`: a spread or mean at or below it is representation noise (`grid.snap`).
     """
     n = len(diff)
     if n < 2:
         return math.nan, math.nan
-    mean, sd = _mean_sd(diff)
+    mean, sd = _mean_sd(diff, precision)
     if mean == 0 and sd == 0:
         return 1.0, 0.0  # identical results on every seed: no evidence of a difference
     # Only where the spread is exactly zero: the gap-based step can be far coarser than the real
@@ -161,13 +168,14 @@ def _floor_value(sd_floor: float | Callable[[], float]) -> float:
 
 
 def t_interval_of(diff: Sequence[float], confidence: float,
-                  sd_floor: float | Callable[[], float] = 0.0) -> tuple[float, float]:
+                  sd_floor: float | Callable[[], float] = 0.0,
+                  precision: float = 0.0) -> tuple[float, float]:
     """Student-t interval of the mean difference; with no spread at all, the rounding floor's
     (as `paired_t`): a zero-width interval would claim a precision the counts do not have."""
     n = len(diff)
     if n < 2:
         return math.nan, math.nan
-    mean, sd = _mean_sd(diff)
+    mean, sd = _mean_sd(diff, precision)
     if sd == 0:
         sd = _floor_value(sd_floor)
     # scipy.special.stdtrit is scipy.stats.t.ppf without the per-call overhead (simulations).
@@ -175,7 +183,8 @@ def t_interval_of(diff: Sequence[float], confidence: float,
     return mean - half, mean + half
 
 
-def prob_improvement(diff: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+def prob_improvement(diff: Sequence[float], confidence: float = 0.95,
+                     precision: float = 0.0) -> tuple[float, float, float]:
     """Paired probability of improvement: the share of seeds where the variant beats the
     reference (ties count 1/2), with a conservative Clopper-Pearson interval.
 
@@ -183,12 +192,13 @@ def prob_improvement(diff: Sequence[float], confidence: float = 0.95) -> tuple[f
     exact lower bound for P(D > 0) from the strict wins, the upper end the exact upper bound
     for P(D >= 0) from wins plus ties: each one-sided at (1 - confidence)/2, so the coverage is
     at least `confidence` at every n (the percentile bootstrap falls far short at 2-5 seeds).
+    A difference within `precision` of 0 is a tie.
     """
     n = len(diff)
     if n == 0:
         return math.nan, math.nan, math.nan
-    wins = sum(1 for x in diff if x > 0)
-    ties = sum(1 for x in diff if x == 0)
+    wins = sum(1 for x in diff if x > precision)
+    ties = sum(1 for x in diff if abs(x) <= precision)
     share = (wins + ties / 2) / n
     tail = (1 - confidence) / 2
     low = 0.0 if wins == 0 else float(sps.beta.ppf(tail, wins, n - wins + 1))
@@ -200,16 +210,25 @@ def prob_improvement(diff: Sequence[float], confidence: float = 0.95) -> tuple[f
 def seeds_needed(sd: float, effect: float, alpha: float, power: float) -> int | None:
     """Seeds per arm for a paired t-test at two-sided `alpha` to detect `effect` with `power`
     when the paired differences have SD `sd`: the normal approximation, refined with the
-    non-central t. None when it cannot be computed (no spread, no effect)."""
+    non-central t. None when it cannot be computed (no spread, no effect); MAX_SEEDS_NEEDED + 1
+    (`more_than_max`) when even MAX_SEEDS_NEEDED would not do: the search stops there, and a
+    number above it would be a guess."""
     if not (_finite(sd) and _finite(effect)) or sd <= 0 or effect <= 0:
         return None
     z = sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power)
     n = max(2, math.ceil((z * sd / effect) ** 2))
-    while n < MAX_SEEDS_NEEDED and _t_power(n, effect / sd, alpha) < power:
+    while n <= MAX_SEEDS_NEEDED and _t_power(n, effect / sd, alpha) < power:
         n += 1 if n < 200 else max(1, n // 50)
+    if n > MAX_SEEDS_NEEDED:
+        return MAX_SEEDS_NEEDED + 1
     while n > 2 and _t_power(n - 1, effect / sd, alpha) >= power:
         n -= 1
     return n
+
+
+def more_than_max(needed: float | None) -> bool:
+    """True for `seeds_needed`'s answer 'more than MAX_SEEDS_NEEDED'."""
+    return _finite(needed) and float(needed) > MAX_SEEDS_NEEDED
 
 
 def _t_power(n: int, standardized: float, alpha: float) -> float:
@@ -229,48 +248,6 @@ def _t_power_integrated(df: int, crit: float, ncp: float) -> float:
         return (sps.norm.sf(scale - ncp) + sps.norm.cdf(-scale - ncp)) * sps.chi2.pdf(v, df)
 
     return float(integrate.quad(rejects, 0, math.inf, limit=200)[0])
-
-
-def resolution(results: Mapping[str, Mapping[int, float]],
-               seeds: Sequence[int] | None = None) -> float:
-    """The values' rounding step (of the given seeds' values; all when None); 0 when unknown.
-
-    An accuracy is a count over n images, k/n: the step is 1/n for the smallest n (up to
-    MAX_DENOMINATOR) that makes every value a whole count. The true n always fits, so the step
-    found is never finer than the true one (a coarser step only makes the test more
-    conservative). Other values: bounded by the smallest gap between distinct values. The SD of
-    a difference of two values each rounded to this step is step / sqrt(6): the floor
-    `paired_t` uses.
-    """
-    keep = None if seeds is None else set(seeds)
-    values = sorted({round(float(x), DECIMALS) for d in results.values()
-                     for s, x in d.items() if (keep is None or s in keep)
-                     and x is not None and math.isfinite(x)})
-    if not values:
-        return 0.0
-    n = _denominator(values)
-    if n:
-        return 1.0 / n
-    gaps = [b - a for a, b in zip(values, values[1:]) if b - a > 0]
-    return min(gaps) if gaps else 0.0
-
-
-MAX_DENOMINATOR = 100_000
-
-
-def _denominator(values: Sequence[float]) -> int | None:
-    """Smallest n <= MAX_DENOMINATOR with every value within float32 rounding of a k/n."""
-    if any(v < 0 or v > 1 for v in values):
-        return None
-    arr = np.asarray(values)
-    for start in range(1, MAX_DENOMINATOR + 1, 4096):
-        n = np.arange(start, min(start + 4096, MAX_DENOMINATOR + 1))[:, None]
-        scaled = arr[None, :] * n
-        # float32 accuracies: relative error ~6e-8, so k/n stored is within n * 1e-7 of k.
-        fits = np.all(np.abs(scaled - np.round(scaled)) <= np.maximum(1e-9, n * 1e-7), axis=1)
-        if fits.any():
-            return int(n[np.argmax(fits), 0])
-    return None
 
 
 def comparisons(variants: Sequence[str], baseline: str, all_pairs: bool) -> list[tuple[str, str]]:
@@ -327,6 +304,9 @@ def decide(
     needed): the simulations' fast path.
     """
     variants = list(variants or results)
+    # On the values' grid before any statistic: float32 accuracies are counts with noise in
+    # the 8th decimal, which a test would read as a real spread (grid.snap).
+    results, precision = snap(results)
     pairs = comparisons(variants, baseline, design.all_pairs)
     m = len(pairs)
     all_seeds = sorted({s for v in variants for s in results.get(v, {})})
@@ -356,8 +336,9 @@ def decide(
         for p in family:
             if p in open_pairs:
                 diff = _diff(results, p[0], p[1], seeds_k)
-                pval, sd = paired_t(diff, sd_floor)
-                state[p].update(_describe(diff, design, pval, sd, k, extras, sd_floor))
+                pval, sd = paired_t(diff, sd_floor, precision)
+                state[p].update(_describe(diff, design, pval, sd, k, extras, sd_floor,
+                                          precision, metric))
                 pvals.append(pval)
             else:
                 pvals.append(1.0)  # stopped as equivalent: counted, never rejected later
@@ -380,7 +361,7 @@ def decide(
                 # a truly better variant stopped early as `equivalent` is power lost for good
                 # (BENCHMARKS 7: at alpha it cost 2 points of power).
                 lo, hi = t_interval_of(s["_diff"], 1 - design.nominal(design.alpha, k, n_fixed),
-                                       sd_floor)
+                                       sd_floor, precision)
                 if -design.min_effect < lo and hi < design.min_effect:
                     s["verdict"] = "equivalent"
         open_pairs = [p for p in open_pairs if state[p]["verdict"] == "undecided"]
@@ -402,13 +383,32 @@ def decide(
                      look_sizes=sizes)
 
 
+def diff_bounds(metric: str) -> tuple[float, float]:
+    """The range a difference of two values of `metric` can take: (low - high, high - low)
+    for a bounded metric (an accuracy difference lies in [-1, 1]), unbounded otherwise."""
+    low, high = METRIC_BOUNDS.get(metric, (None, None))
+    if low is None or high is None:
+        return -math.inf, math.inf
+    return low - high, high - low
+
+
+def _within(lo: float, hi: float, bounds: tuple[float, float]) -> tuple[float, float]:
+    # A t interval of 2-3 differences can be wider than the range itself (-103 points for an
+    # accuracy): the true difference cannot be outside it, so the interval is cut there.
+    if not (_finite(lo) and _finite(hi)):
+        return lo, hi
+    return max(lo, bounds[0]), min(hi, bounds[1])
+
+
 def _describe(diff: list[float], design: Design, pval: float, sd: float, look: int,
-              extras: bool, sd_floor: Callable[[], float]) -> dict:
+              extras: bool, sd_floor: Callable[[], float], precision: float,
+              metric: str) -> dict:
     n = len(diff)
-    mean = _mean_sd(diff)[0] if n else math.nan
-    lo, hi = (t_interval_of(diff, design.confidence, sd_floor) if extras
+    mean = _mean_sd(diff, precision)[0] if n else math.nan
+    lo, hi = (t_interval_of(diff, design.confidence, sd_floor, precision) if extras
               else (math.nan, math.nan))
-    share, pi_lo, pi_hi = (prob_improvement(diff, design.confidence) if extras
+    lo, hi = _within(lo, hi, diff_bounds(metric))
+    share, pi_lo, pi_hi = (prob_improvement(diff, design.confidence, precision) if extras
                            else (math.nan, math.nan, math.nan))
     return {
         "_diff": diff, "_sd": sd, "n_pairs": n, "diff_mean": mean, "diff_ci_low": lo,

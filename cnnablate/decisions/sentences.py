@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
-from cnnablate.decisions.decide import Decisions, Design
+from cnnablate.decisions.decide import MAX_SEEDS_NEEDED, Decisions, Design, more_than_max
 
 LEARNED_MARGIN = 0.05  # within this of 1/classes (or below) counts as chance level
 
@@ -35,7 +35,22 @@ def _p(value) -> str:
     return "< 0.001" if value < 0.001 else f"= {value:.2g}" if value < 0.1 else f"= {value:.2f}"
 
 
-def comparison_sentence(row: Mapping, metric: str, min_effect: float | None) -> str:
+def adjusted_p_label(adaptive: bool) -> str:
+    """What paired.csv's `p_holm` is called where it is shown. In an adaptive design it is
+    alpha / (the look's group-sequential level) x p: on alpha's scale (at most alpha exactly
+    when the look decides), not a probability, so it is not called a p-value there."""
+    return "sequential Holm score" if adaptive else "Holm p"
+
+
+def seeds_text(needed) -> str:
+    """`seeds_needed` in words: a count, or 'more than N' past the search's cap."""
+    if more_than_max(needed):
+        return f"more than {MAX_SEEDS_NEEDED}"
+    return str(int(float(needed)))
+
+
+def comparison_sentence(row: Mapping, metric: str, min_effect: float | None,
+                        adaptive: bool = False) -> str:
     """One sentence for a paired.csv row."""
     scale, unit = _scale(metric)
     v, b, verdict = row["variant"], row["baseline"], row["verdict"]
@@ -44,7 +59,7 @@ def comparison_sentence(row: Mapping, metric: str, min_effect: float | None) -> 
     interval = (f" [{_num(lo, scale)}, {_num(hi, scale)}]" if _ok(lo) and _ok(hi) else "")
     pi = (f", P(improvement) {float(row['prob_improvement']):.2f}"
           if _ok(row.get("prob_improvement")) else "")
-    holm = f"Holm p {_p(row.get('p_holm'))}"
+    holm = f"{adjusted_p_label(adaptive)} {_p(row.get('p_holm'))}"
     if verdict in ("better", "worse") and _ok(diff):
         verb = "beats" if verdict == "better" else "trails"
         return (f"{v} {verb} {b} by {_num(abs(diff), scale)}{unit}{interval}{pi}, {holm}: "
@@ -61,7 +76,8 @@ def comparison_sentence(row: Mapping, metric: str, min_effect: float | None) -> 
         effect = min_effect if min_effect else abs(float(diff))
         what = "" if min_effect else " (the observed size)"
         size = _num(effect, scale) + ("-point" if unit else "")
-        text += (f"; about {int(float(needed))} seeds per arm would detect a {size} "
+        about = "" if more_than_max(needed) else "about "
+        text += (f"; {about}{seeds_text(needed)} seeds per arm would detect a {size} "
                  f"difference{what}")
     return text + "."
 

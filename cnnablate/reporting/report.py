@@ -243,6 +243,7 @@ def render_report(studies: list[dict], out_html: str | Path, title: str,
     )
     env.filters["fmt"] = _fmt
     env.filters["count"] = _int
+    env.filters["seeds"] = lambda v: sentences.seeds_text(v) if not _missing(v) else "–"
     html = env.get_template("index.html.j2").render(
         title=title, studies=sections, provenance=collect_provenance(all_metrics),
         config_hash=config_hash, confidence=confidence, alpha=ALPHA,
@@ -264,8 +265,11 @@ def _decisions_in_words(runs: pd.DataFrame, settings: dict, summary: pd.DataFram
     has_verdicts = "verdict" in paired.columns
     n_classes = len(_dataset_info(settings["dataset"], meta_path)["class_names"])
     return {
-        "sentences": [sentences.comparison_sentence(r, metric, design.min_effect)
+        "sentences": [sentences.comparison_sentence(r, metric, design.min_effect,
+                                                    design.adaptive)
                       for r in rows] if has_verdicts else [],
+        "adaptive": design.adaptive,
+        "adjusted_p_label": sentences.adjusted_p_label(design.adaptive),
         "guarantee": sentences.guarantee(design, len(rows), result.n_looks),
         "seed_usage": sentences.seed_usage(result, order),
         "did_not_learn": sentences.did_not_learn(_records(summary), metric, n_classes, train_of),
