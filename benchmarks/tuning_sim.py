@@ -11,9 +11,10 @@ fresh seeds) at the chosen candidates are decided by `cnnablate.decisions.decide
 (Holm, alpha 0.05): the functions the workflow calls.
 
 Scenarios (docs/statistics.md, "Tuned comparisons: what is guaranteed"; BENCHMARKS.md 8):
-- guarantee: a flat curve (every pick the same distribution), each cell (T, n, m) in recorded
-  and in exact form; and a shared peaked curve, counting errors only among comparisons whose
-  selected configurations are truly equal (the bound covers exactly these).
+- guarantee: a flat curve (every pick the same distribution) in each cell (T, n, m), and a
+  shared peaked curve, counting errors only among comparisons whose selected configurations
+  are truly equal (the bound covers exactly these); `--exact` runs every cell on exact counts
+  k/n instead, for comparison.
 - (a) scientific error: every arm shares one non-flat curve; any better/worse verdict is a
   verdict on tuning noise, by tuning seeds, curve shape, grid spacing and seed spread.
 - (b) the shortcut: choose on the deciding seeds themselves, under a flat curve; all arms
@@ -248,22 +249,15 @@ def cell_dict(cell: Cell) -> dict:
 
 
 def guarantee_cells() -> list[Cell]:
-    """Flat curve in both value forms, and a shared peaked curve (equal picks), every (T, n, m)."""
-    cells = []
-    for t in TUNING_SEEDS:
-        for n in DECIDING_SEEDS:
-            for m in COMPARISONS:
-                flat = Cell("guarantee-flat", FLAT, COARSE, t, n, m)
-                peaked = Cell("guarantee-peaked", PEAKED, COARSE, t, n, m)
-                cells += [flat, replace(flat, form="exact"), peaked,
-                          replace(peaked, form="exact")]
-    adaptive = Design(initial=2, max=6, step=2)
-    for form in ("recorded", "exact"):
-        cells.append(Cell("guarantee-adaptive", FLAT, COARSE, 1, 6, 5, form=form,
-                          design=adaptive))
-        for n in DECIDING_SEEDS:  # a 10,000-image split (CIFAR's test set), spread 15 images
-            cells.append(Cell("guarantee-10000", FLAT, COARSE, 1, n, 5, sd=15.0,
-                              n_images=10_000, form=form))
+    """Flat curve, and a shared peaked curve (equal picks), every (T, n, m); an adaptive design;
+    a 10,000-image split (CIFAR's test set) with a spread of 15 images."""
+    cells = [Cell(f"guarantee-{curve.name}", curve, COARSE, t, n, m)
+             for t in TUNING_SEEDS for n in DECIDING_SEEDS for m in COMPARISONS
+             for curve in (FLAT, PEAKED)]
+    cells.append(Cell("guarantee-adaptive", FLAT, COARSE, 1, 6, 5,
+                      design=Design(initial=2, max=6, step=2)))
+    cells += [Cell("guarantee-10000", FLAT, COARSE, 1, n, 5, sd=15.0, n_images=10_000)
+              for n in DECIDING_SEEDS]
     return cells
 
 
@@ -329,11 +323,13 @@ def run(groups: dict[str, list[Cell]], sizes: dict[str, int]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--studies", type=int, default=10_000,
+    ap.add_argument("--studies", type=int, default=6000,
                     help="studies per guarantee cell (flat curve, equal picks)")
     ap.add_argument("--other-studies", type=int, default=4000,
                     help="studies per cell of (a), (b) and (c)")
     ap.add_argument("--quick", action="store_true", help="300 studies per cell")
+    ap.add_argument("--exact", action="store_true",
+                    help="values as exact counts k/n instead of as recorded (float32), to compare")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--figure", type=Path)
     ap.add_argument("--tables", type=Path, metavar="JSON",
@@ -348,6 +344,8 @@ def main() -> None:
         return
     groups = {"guarantee": guarantee_cells(), "scientific": scientific_cells(),
               "shortcut": shortcut_cells(), "shifted": shifted_cells()}
+    if args.exact:
+        groups = {k: [replace(c, form="exact") for c in v] for k, v in groups.items()}
     sizes = {"guarantee": args.studies, "scientific": args.other_studies,
              "shortcut": args.other_studies, "shifted": args.other_studies}
     if args.quick:
@@ -375,26 +373,23 @@ def _one(rows: list[dict], **where) -> dict:
 def tables(out: dict) -> str:
     """The tables of BENCHMARKS.md section 8, from the JSON of a run (no retyping)."""
     g, lines = out["guarantee"], []
-    lines += ["| T | n | m | flat, recorded | flat, exact | shared peaked, recorded: equal picks "
-              "| same, exact | share of equal picks | shared peaked: any better/worse |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    lines += ["| T | n | m | flat curve | shared peaked curve: equal picks | share of equal picks "
+              "| shared peaked curve: any better/worse |", "|---|---|---|---|---|---|---|"]
     for t in TUNING_SEEDS:
         for n in DECIDING_SEEDS:
             for m in COMPARISONS:
                 at = {"tuning_seeds": t, "deciding_seeds": n, "comparisons": m}
-                cells = [_one(g, scenario=sc, form=f, **at)
-                         for sc in ("guarantee-flat", "guarantee-peaked")
-                         for f in ("recorded", "exact")]
-                lines.append(f"| {t} | {n} | {m} | " + " | ".join(_r(c) for c in cells)
-                             + f" | {cells[2]['share_equal_picks']:.2f} | "
-                             + _r(cells[2], "any_verdict") + " |")
-    lines += ["", "| extra cell | recorded | exact |", "|---|---|---|"]
-    for sc, what in (("guarantee-adaptive", "adaptive 2+2..6 seeds, T 1, m 5"),
-                     ("guarantee-10000", "10,000 images, spread 15, T 1, m 5, n {n}")):
-        for n in sorted({r["cell"]["deciding_seeds"] for r in _pick(g, scenario=sc)}):
-            rec, ex = (_one(g, scenario=sc, form=f, deciding_seeds=n)
-                       for f in ("recorded", "exact"))
-            lines.append(f"| {what.format(n=n)} | {_r(rec)} | {_r(ex)} |")
+                flat = _one(g, scenario="guarantee-flat", **at)
+                peaked = _one(g, scenario="guarantee-peaked", **at)
+                lines.append(f"| {t} | {n} | {m} | {_r(flat)} | {_r(peaked)} | "
+                             f"{peaked['share_equal_picks']:.2f} | "
+                             f"{_r(peaked, 'any_verdict')} |")
+    lines += ["", "| extra cell (flat curve, T 1, m 5) | family-wise error |", "|---|---|"]
+    lines.append(f"| adaptive, looks at 2, 4, 6 seeds | "
+                 f"{_r(_one(g, scenario='guarantee-adaptive'))} |")
+    for row in _pick(g, scenario="guarantee-10000"):
+        lines.append(f"| 10,000 images, spread 15, n {row['cell']['deciding_seeds']} | "
+                     f"{_r(row)} |")
     lines += ["", "| spread (images) | curve | grid | T = 1 | T = 2 | T = 3 | T = 5 |",
               "|---|---|---|---|---|---|---|"]
     for sd in (2.0, 5.0):
@@ -446,21 +441,18 @@ def _pick(rows: list[dict], **where) -> list[dict]:
 
 
 def plot_guarantee(ax, rows: list[dict]) -> None:
-    styles = {("guarantee-flat", "recorded"): ("o", "flat curve, recorded (float32)"),
-              ("guarantee-flat", "exact"): ("x", "flat curve, exact counts"),
-              ("guarantee-peaked", "recorded"): ("^", "shared peaked curve, equal picks, recorded"),
-              ("guarantee-peaked", "exact"): ("+", "shared peaked curve, equal picks, exact")}
-    for (scenario, form), (marker, label) in styles.items():
-        sel = _pick(rows, scenario=scenario, form=form)
-        xs = np.arange(len(sel)) + {"o": -0.3, "x": -0.1, "^": 0.1, "+": 0.3}[marker]
+    for scenario, marker, label in (("guarantee-flat", "o", "flat curve"),
+                                    ("guarantee-peaked", "^", "shared peaked curve, equal picks")):
+        sel = _pick(rows, scenario=scenario)
+        xs = np.arange(len(sel)) + (-0.15 if marker == "o" else 0.15)
         ax.plot(xs, [r["fwer_equal_picks"] for r in sel], marker, ms=5, label=label)
-    sel = _pick(rows, scenario="guarantee-flat", form="recorded")
+    sel = _pick(rows, scenario="guarantee-flat")
     ax.axhline(0.05, color="k", ls="--", lw=1, label="alpha = 0.05")
     ax.axhline(sel[0]["bound"], color="k", ls=":", lw=1, label="alpha + 3 MC SE")
-    ax.set_xticks(range(len(sel)), [row_label(r) for r in sel], rotation=90,
-                  fontsize=6)
+    ax.set_xticks(range(len(sel)), [row_label(r) for r in sel], rotation=90, fontsize=6)
     ax.set_ylabel("family-wise error (equal selected configurations)")
-    ax.set_title(f"Guarantee: fresh deciding seeds, {sel[0]['studies']} studies per cell")
+    ax.set_title(f"Guarantee: fresh deciding seeds, {sel[0]['studies']} studies per cell "
+                 f"({sel[0]['cell']['form']} values)")
     ax.legend(fontsize=7)
 
 
