@@ -10,7 +10,7 @@ float32, as Keras reports accuracies. Each arm's candidate is chosen by
 fresh seeds) at the chosen candidates are decided by `cnnablate.decisions.decide.decide`
 (Holm, alpha 0.05): the functions the workflow calls.
 
-Scenarios (docs/statistics.md, "Tuned comparisons: what is guaranteed"; BENCHMARKS.md 8):
+Scenarios (docs/statistics.md, "Tuned comparisons: what is guaranteed"; BENCHMARKS.md 9):
 - guarantee: a flat curve (every pick the same distribution) in each cell (T, n, m), and a
   shared peaked curve, counting errors only among comparisons whose selected configurations
   are truly equal (the bound covers exactly these); `--exact` runs every cell on exact counts
@@ -371,7 +371,7 @@ def _one(rows: list[dict], **where) -> dict:
 
 
 def tables(out: dict) -> str:
-    """The tables of BENCHMARKS.md section 8, from the JSON of a run (no retyping)."""
+    """The tables of BENCHMARKS.md section 9, from the JSON of a run (no retyping)."""
     g, lines = out["guarantee"], []
     lines += ["| T | n | m | flat curve | shared peaked curve: equal picks | share of equal picks "
               "| shared peaked curve: any better/worse |", "|---|---|---|---|---|---|---|"]
@@ -453,7 +453,9 @@ def plot_guarantee(ax, rows: list[dict]) -> None:
     ax.set_ylabel("family-wise error (equal selected configurations)")
     ax.set_title(f"Guarantee: fresh deciding seeds, {sel[0]['studies']} studies per cell "
                  f"({sel[0]['cell']['form']} values)")
-    ax.legend(fontsize=7)
+    top = max(r["fwer_equal_picks"] for r in rows)
+    ax.set_ylim(0, max(1.4 * sel[0]["bound"], 1.1 * top))  # room for the legend above
+    ax.legend(fontsize=7, ncol=2, loc="upper left")
 
 
 def row_label(row: dict) -> str:
