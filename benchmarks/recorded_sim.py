@@ -103,7 +103,7 @@ def plot(results: list[dict], alpha: float, path: Path) -> None:
                         key=lambda d: (d[0] != "fixed", d[1], d[0]))
         for j, (design, seeds) in enumerate(labels):
             pts = [r for r in mine if (r["design"], r["seeds"]) == (design, seeds)]
-            xs = [j + 0.12 * k for k in range(len(pts))]
+            xs = [j - 0.38 + 0.07 * k for k in range(len(pts))]
             ax.errorbar(xs, [r["fwer"] for r in pts], yerr=[3 * r["mc_se"] for r in pts],
                         fmt="o", ms=3, lw=0.8, color="#4a7" if design == "fixed" else "#47a")
         ax.axhline(alpha, color="k", ls="--", lw=1)

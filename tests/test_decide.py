@@ -313,3 +313,17 @@ def test_difference_interval_stays_inside_what_accuracies_allow():
     assert mean - half < -1  # the unbounded interval leaves the range
     assert row["diff_ci_low"] == -1.0
     assert row["diff_ci_high"] == pytest.approx(min(mean + half, 1.0))
+
+
+def test_three_equal_differences_have_no_spread():
+    # 323/359 - 322/359 on three seeds: the mean of three equal doubles computed by fsum / 3
+    # is not always the value itself, and the residue used to give an SD of 1e-19 and p 1e-32.
+    # With no spread, the rounding floor decides: t = (1/359) / (((1/359)/sqrt 6) / sqrt 3)
+    # = sqrt 18, 2 df: p = 1 - t / sqrt(t^2 + 2).
+    f32 = lambda k: float(np.float32(k / 359))  # noqa: E731
+    results = {"base": {0: f32(322), 1: f32(322), 2: f32(323)},
+               "v": {0: f32(323), 1: f32(323), 2: f32(324)}}
+    row = decide(results, "base", Design()).rows[0]
+    t = math.sqrt(18)
+    assert row["p_value"] == pytest.approx(1 - t / math.sqrt(t * t + 2), rel=1e-6)
+    assert row["verdict"] == "undecided"

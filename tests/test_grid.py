@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from cnnablate.decisions.grid import denominator, resolution, snap
+from cnnablate.decisions.grid import denominator, resolution, snap, snap_values
 
 
 @pytest.mark.parametrize("n", [270, 359, 10_000])
@@ -38,3 +38,10 @@ def test_values_that_are_not_count_shares_have_no_grid():
     assert snapped["a"][0] == 100.25 and snapped["a"][1] is None and math.isnan(snapped["a"][2])
     # four float32 ulps of the largest value
     assert precision == pytest.approx(4 * 2.0**-23 * 100.25)
+
+
+def test_a_column_with_gaps_is_snapped_and_keeps_its_gaps():
+    values = [float(np.float32(261 / 270)), None, float(np.float32(263 / 270)), math.nan]
+    out = snap_values(values)
+    assert out[0] == 261 / 270 and out[2] == 263 / 270
+    assert out[1] is None and math.isnan(out[3])

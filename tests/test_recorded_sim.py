@@ -18,6 +18,7 @@ from cnnablate.decisions.decide import Design  # noqa: E402
 STUDIES = 400
 CELLS = [  # (design, comparisons, seeds, n, spread in images)
     (Design(), 5, 2, 270, 1.0),
+    (Design(), 5, 3, 359, 1.0),  # three equal differences once had an SD of 1e-19
     (Design(), 5, 3, 10_000, 2.0),
     (Design(initial=2, max=4, step=2), 5, 4, 359, 0.5),
 ]

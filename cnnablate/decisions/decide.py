@@ -129,6 +129,10 @@ def _mean_sd(diff: Sequence[float], precision: float = 0.0) -> tuple[float, floa
     # Plain Python: these samples have 2-12 values, where numpy's per-call overhead dominates
     # the simulations' run time.
     n = len(diff)
+    if n > 1 and min(diff) == max(diff):
+        # Exactly: fsum(3 * [x]) / 3 need not be x, and the residue gave an SD of 1e-19 (and
+        # p 1e-32) to three equal differences, which must meet the rounding floor instead.
+        return diff[0], 0.0
     mean = math.fsum(diff) / n
     sd = math.sqrt(math.fsum((x - mean) ** 2 for x in diff) / (n - 1)) if n > 1 else math.nan
     if precision > 0:

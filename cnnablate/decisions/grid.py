@@ -92,6 +92,12 @@ def snap(results: Results) -> tuple[dict[str, dict[int, float | None]], float]:
             for v, d in results.items()}, 0.0
 
 
+def snap_values(values: Sequence[float | None]) -> list[float | None]:
+    """One column of values (one metric on one split) on its grid, as `snap` does."""
+    snapped, _ = snap({"values": dict(enumerate(values))})
+    return [snapped["values"][i] for i in range(len(values))]
+
+
 def resolution(results: Results, seeds: Sequence[int] | None = None) -> float:
     """The values' rounding step (of the given seeds' values; all when None); 0 when unknown.
 

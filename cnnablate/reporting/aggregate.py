@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from cnnablate.decisions.decide import PAIRED_COLUMNS, Decisions, decide, design_from_settings
+from cnnablate.decisions.grid import snap_values
 from cnnablate.decisions.stats import METRIC_BOUNDS, bounded_interval, tied_ranks
 from cnnablate.workflow.atomic import atomic_path, write_json_atomic
 
@@ -23,6 +24,7 @@ RUN_COLUMNS = (
     "best_val_accuracy", "best_epoch", "final_val_accuracy", "final_val_loss",
     "test_accuracy", "parameters", "train_seconds", "seconds_per_epoch",
 )
+ACCURACY_COLUMNS = ("best_val_accuracy", "final_val_accuracy", "test_accuracy")
 SUMMARY_METRICS = (
     "best_val_accuracy", "final_val_accuracy", "final_val_loss", "test_accuracy",
     "seconds_per_epoch",
@@ -43,6 +45,9 @@ def load_runs(metrics_files: Iterable[str | Path]) -> pd.DataFrame:
         rows[-1]["data"] = ("SYNTHETIC" if (metrics.get("run_config") or {}).get("synthetic")
                             else "real")
     runs = pd.DataFrame(rows, columns=[*RUN_COLUMNS, "data"])
+    # Image counts recorded through float32: on their grid before any statistic (grid.py).
+    for col in ACCURACY_COLUMNS:
+        runs[col] = snap_values(runs[col].tolist())
     return runs.sort_values(["variant", "seed"], kind="stable").reset_index(drop=True)
 
 
