@@ -40,12 +40,13 @@ def main(argv: list[str] | None = None) -> int:
                 raise cnnablate_config.ConfigError(f"--config {item}: expected KEY=VALUE")
             config[key] = yaml.safe_load(value)
         runs = cnnablate_config.resolve_runs(config)
+        tuning = cnnablate_config.resolve_tuning(config).runs
     except (OSError, yaml.YAMLError, cnnablate_config.ConfigError) as error:
         print(f"cnnablate status: {path}: {error}", file=sys.stderr)
         return 2
     smoke = any(run.get("smoke") for run in runs)
     seeds_of = {name: study.get("seeds") for name, study in config["studies"].items()}
-    runs = status.scheduled(runs, seeds_of, root, smoke=smoke)
+    runs = status.with_tuning(status.scheduled(runs, seeds_of, root, smoke=smoke), tuning)
     print(status.format_status(status.collect(runs, root, smoke=smoke)))
     return 0
 

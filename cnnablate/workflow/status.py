@@ -29,11 +29,12 @@ import math
 import os
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cnnablate.decisions import rounds
 from cnnablate.training.monitor import HEARTBEAT
+from cnnablate.workflow.config import run_folder
 
 STALE_AFTER = 900.0
 BAR_WIDTH = 20
@@ -52,6 +53,7 @@ class RunStatus:
     val_accuracy: float | None  # best for finished runs, last for running/failed ones
     seconds_per_epoch: float | None
     detail: str = ""
+    tuning: str = ""  # a tuning run's candidate (`tune:`); "" for a deciding run
 
 
 def _read_json(path: Path) -> dict | None:
@@ -166,7 +168,7 @@ def _duration(seconds: float) -> str:
 
 
 def _line(s: RunStatus) -> str:
-    name = f"{s.variant}/seed{s.seed}"
+    name = f"{s.variant}/{f'tune-{s.tuning}/' if s.tuning else ''}seed{s.seed}"
     speed = f", {s.seconds_per_epoch:.2f} s/epoch" if s.seconds_per_epoch is not None else ""
     acc = f"{s.val_accuracy:.4f}" if s.val_accuracy is not None else "-"
     if s.state == "done":
@@ -207,10 +209,12 @@ def format_status(statuses: list[RunStatus]) -> str:
         frac = (total - left) / total if total else 1.0
         filled = int(frac * BAR_WIDTH)
         bar = "#" * filled + "-" * (BAR_WIDTH - filled)
-        counts = ", ".join(
-            f"{n} {state}" for state in ("done", "diverged", "running", "failed", "waiting")
-            if (n := sum(r.state == state for r in runs))
-        )
+        tuning = [r for r in runs if r.tuning]
+        counts = _counts(runs)
+        if tuning:  # a tuned study: its tuning and deciding runs apart
+            deciding = [r for r in runs if not r.tuning]
+            counts = (f"tuning {len(tuning)} runs: {_counts(tuning)}; "
+                      f"deciding {len(deciding)} runs: {_counts(deciding) or 'none yet'}")
         per_epoch = study_seconds_per_epoch(runs)
         if left == 0:
             eta = "finished"
@@ -221,7 +225,11 @@ def format_status(statuses: list[RunStatus]) -> str:
             total_work = None if total_work is None else total_work + work
             eta = f"ETA {_duration(work / running_now)}"
         out.append(f"{study} [{bar}] {frac:4.0%}  {counts}; {left} epochs left, {eta}")
-        out.extend(_line(r) for r in runs)
+        if tuning:
+            out.append(f" tuning runs ({sum(r.epochs for r in tuning)} epochs):")
+            out.extend(_line(r) for r in tuning)
+            out.append(" deciding runs (at each variant's selected candidate):")
+        out.extend(_line(r) for r in runs if not r.tuning)
     if statuses:
         finished = sum(r.state in ("done", "diverged") for r in statuses)
         eta = "unknown" if total_work is None else _duration(total_work / running_now)
@@ -231,6 +239,20 @@ def format_status(statuses: list[RunStatus]) -> str:
     else:
         out.append("no runs in this config")
     return "\n".join(out)
+
+
+def _counts(runs: list[RunStatus]) -> str:
+    return ", ".join(
+        f"{n} {state}" for state in ("done", "diverged", "running", "failed", "waiting")
+        if (n := sum(r.state == state for r in runs))
+    )
+
+
+def with_tuning(runs: list[dict], tuning_runs: list[dict]) -> list[dict]:
+    """Each study's tuning runs (they train first), then its deciding runs, in study order."""
+    studies = dict.fromkeys(r["study"] for r in [*tuning_runs, *runs])
+    return [r for study in studies for group in (tuning_runs, runs) for r in group
+            if r["study"] == study]
 
 
 def scheduled(runs: list[dict], seeds_of: dict, root: Path, smoke: bool = False) -> list[dict]:
@@ -272,10 +294,11 @@ def collect(runs: list[dict], root: Path, smoke: bool = False,
     results, logs = _folder(root, "results", smoke), _folder(root, "logs", smoke)
     out = []
     for run in runs:
-        rel = Path(run["study"]) / run["variant"]
-        run_dir = results / "runs" / rel / f"seed{run['seed']}"
-        log = logs / "train" / rel / f"seed{run['seed']}.log"
-        out.append(_status_at(run, run_dir, log, root, now))
+        folder = run_folder(run)  # a tuning run's: {variant}/tune-{candidate}/seed{seed}
+        run_dir = results / "runs" / folder
+        log = logs / "train" / f"{folder}.log"
+        status = _status_at(run, run_dir, log, root, now)
+        out.append(replace(status, tuning=(run.get("tuning") or {}).get("candidate", "")))
     return out
 
 
