@@ -25,8 +25,10 @@ wildcard_constraints:
 
 include: "rules/common.smk"
 include: "rules/rounds.smk"
+include: "rules/tuning_plan.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
+include: "rules/tuning.smk"
 include: "rules/aggregate.smk"
 include: "rules/report.smk"
 

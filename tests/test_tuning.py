@@ -340,3 +340,13 @@ def test_status_shows_tuning_and_deciding_runs_apart(tmp_path):
     assert [line.split()[0] for line in lines[7:11]] == [
         "relu/seed0", "relu/seed1", "selu/seed0", "selu/seed1"]
     assert lines[-1] == "total: 1 of 8 runs finished, 0 running; ETA 3m40s"
+
+
+def test_the_selection_step_never_imports_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, cnnablate.decisions.selection, cnnablate.workflow.config;"
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
+                   check=True, timeout=120)
