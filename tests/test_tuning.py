@@ -124,6 +124,15 @@ def test_a_variants_own_tuning_seeds_are_checked_too():
         cfg.resolve_runs(config)
 
 
+def test_a_variant_tuned_alone_is_named_in_its_errors():
+    config = _config(tune=None)
+    config["studies"]["s"]["variants"]["selu"]["tune"] = {"train.learning_rate": [0.01]}
+    with pytest.raises(cfg.ConfigError, match=r"^studies.s.variants.selu.tune.seeds: required"):
+        cfg.resolve_runs(config)
+    config["studies"]["s"]["variants"]["selu"]["tune"]["seeds"] = [1000]
+    assert [r["variant"] for r in cfg.resolve_tuning(config).runs] == ["selu"]
+
+
 def test_a_compared_setting_cannot_be_tuned():
     config = _config(variants=None, baseline=None, grid={"train.learning_rate": [0.01, 0.1]})
     with pytest.raises(cfg.ConfigError, match="studies.s.tune.train.learning_rate: .*compared"):

@@ -337,10 +337,12 @@ def _variant_tune(study: Mapping, overrides: Mapping) -> dict | None:
     return tune
 
 
-def _tune_where(study_name: str, variant: str, overrides: Mapping, key: str | None) -> str:
+def _tune_where(study: Mapping, study_name: str, variant: str, overrides: Mapping,
+                key: str | None) -> str:
     """The key path a tune setting came from: the variant's own `tune:` or the study's."""
     own = overrides.get("tune") or {}
-    base = (f"studies.{study_name}.variants.{variant}.tune" if key in own or key is None and own
+    mine = key in own or (key is None and own) or not study.get("tune")
+    base = (f"studies.{study_name}.variants.{variant}.tune" if mine
             else f"studies.{study_name}.tune")
     return f"{base}.{key}" if key else base
 
@@ -356,7 +358,7 @@ def _tunable(section: str, run: Mapping, schema: dict) -> list[str]:
 def _check_tune(tune: Mapping, run: dict, study: Mapping, overrides: Mapping, study_name: str,
                 variant: str, deciding_seeds: list[int], smoke: Mapping | None) -> dict:
     """A variant's tuning spec, or a ConfigError naming the key path and the value."""
-    at = functools.partial(_tune_where, study_name, variant, overrides)
+    at = functools.partial(_tune_where, study, study_name, variant, overrides)
     keys = tune_keys(tune)
     if not keys:
         raise ConfigError(f"{at(None)}: nothing to tune; give a setting and its candidates, "
