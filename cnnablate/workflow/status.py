@@ -167,8 +167,12 @@ def _duration(seconds: float) -> str:
     return f"{secs}s"
 
 
-def _line(s: RunStatus) -> str:
-    name = f"{s.variant}/{f'tune-{s.tuning}/' if s.tuning else ''}seed{s.seed}"
+def _name(s: RunStatus) -> str:
+    return f"{s.variant}/{f'tune-{s.tuning}/' if s.tuning else ''}seed{s.seed}"
+
+
+def _line(s: RunStatus, width: int = 24) -> str:
+    name = _name(s)
     speed = f", {s.seconds_per_epoch:.2f} s/epoch" if s.seconds_per_epoch is not None else ""
     acc = f"{s.val_accuracy:.4f}" if s.val_accuracy is not None else "-"
     if s.state == "done":
@@ -183,7 +187,7 @@ def _line(s: RunStatus) -> str:
         text = f"after epoch {s.epochs_done} of {s.epochs}: {s.detail}"
     else:
         text = f"{s.epochs} epoch{'s' if s.epochs != 1 else ''}"
-    return f"  {name:<24} {s.state:<9} {text}"
+    return f"  {name:<{width}} {s.state:<9} {text}"
 
 
 def study_seconds_per_epoch(runs: list[RunStatus]) -> float | None:
@@ -200,6 +204,8 @@ def remaining_epochs(r: RunStatus) -> int:
 def format_status(statuses: list[RunStatus]) -> str:
     """One header per study (progress bar, counts, ETA) and one line per run; a total."""
     running_now = max(1, sum(s.state == "running" for s in statuses))
+    # names of tuning runs are longer: keep the columns aligned
+    width = max([24, *(len(_name(s)) for s in statuses)])
     out: list[str] = []
     total_work: float | None = 0.0
     for study in dict.fromkeys(s.study for s in statuses):
@@ -227,9 +233,9 @@ def format_status(statuses: list[RunStatus]) -> str:
         out.append(f"{study} [{bar}] {frac:4.0%}  {counts}; {left} epochs left, {eta}")
         if tuning:
             out.append(f" tuning runs ({sum(r.epochs for r in tuning)} epochs):")
-            out.extend(_line(r) for r in tuning)
+            out.extend(_line(r, width) for r in tuning)
             out.append(" deciding runs (at each variant's selected candidate):")
-        out.extend(_line(r) for r in runs if not r.tuning)
+        out.extend(_line(r, width) for r in runs if not r.tuning)
     if statuses:
         finished = sum(r.state in ("done", "diverged") for r in statuses)
         eta = "unknown" if total_work is None else _duration(total_work / running_now)
