@@ -42,17 +42,21 @@ def is_tuned(study, variant):
     return variant in TUNING.specs.get(study, {})
 
 
-def _selection(study):
-    """The study's selection as the checkpoint wrote it. While the checkpoint is still to
-    (re)run, the selection on disk, if any: a dry run then shows no deciding run as changed
-    before it is known, and Snakemake re-evaluates these jobs once the checkpoint ran."""
+def _chosen(study, variant):
+    """A tuned variant's entry of its study's selection, as the checkpoint wrote it. While the
+    checkpoint is still to (re)run, the entry on disk, if any: a dry run then shows no
+    deciding run as changed before that is known, and Snakemake re-evaluates these jobs once
+    the checkpoint ran. Without one (a first run, a newly tuned variant), the job waits."""
     try:
         path = checkpoints.select_tuning.get(study=study).output.selection
     except IncompleteCheckpointException:
         path = selection_path(study)
-        if not os.path.exists(path):
+        previous = (_json.loads(_Path(path).read_text())["variants"].get(variant)
+                    if os.path.exists(path) else None)
+        if previous is None:
             raise
-    return _json.loads(_Path(path).read_text())
+        return previous
+    return _json.loads(_Path(path).read_text())["variants"][variant]
 
 
 def deciding_run(wildcards):
@@ -60,7 +64,7 @@ def deciding_run(wildcards):
     run = RUN_BY_ID[(wildcards.study, wildcards.variant, int(wildcards.seed))]
     if not is_tuned(wildcards.study, wildcards.variant):
         return run
-    chosen = _selection(wildcards.study)["variants"][wildcards.variant]
+    chosen = _chosen(wildcards.study, wildcards.variant)
     return cnnablate_config.apply_selection(run, chosen["values"], config["smoke_settings"])
 
 
@@ -68,7 +72,7 @@ def selection_input(wildcards):
     """[the study's selection] for a tuned variant's deciding run, as `ancient` (see top)."""
     if not is_tuned(wildcards.study, wildcards.variant):
         return []
-    _selection(wildcards.study)  # raises (so waits) while no selection exists yet
+    _chosen(wildcards.study, wildcards.variant)  # raises (so waits) while none is known
     return [ancient(selection_path(wildcards.study))]
 
 
