@@ -278,7 +278,7 @@ def _resolve(config: dict) -> _Resolved:
                     f"{where}.image_size: {run['image_size']} is too small for {model_name} "
                     f"(at least {min_size})"
                 )
-            tune = _variant_tune(study, overrides)
+            tune = _variant_tune(study, overrides, study_name, variant)
             if tune is not None:
                 spec = _check_tune(tune, run, study, overrides, study_name, variant,
                                    deciding_seeds, smoke)
@@ -323,12 +323,19 @@ def tune_keys(tune: Mapping) -> dict[str, list]:
     return {k: list(v) for k, v in tune.items() if k not in TUNE_RESERVED}
 
 
-def _variant_tune(study: Mapping, overrides: Mapping) -> dict | None:
+def _variant_tune(study: Mapping, overrides: Mapping, study_name: str,
+                  variant: str) -> dict | None:
     """A variant's `tune:` over the study's: its own candidate keys replace the study's,
     its seeds/metric/epochs default to the study's. None: the variant is not tuned."""
     study_tune, own = study.get("tune"), overrides.get("tune")
     if not study_tune and not own:
         return None
+    if not study_tune:
+        # one variant tuned and the others not would be unfair the other way round
+        raise ConfigError(
+            f"studies.{study_name}.variants.{variant}.tune: the study has no `tune:`; give the "
+            "study one (every variant is then tuned; a variant's own `tune:` changes its grid)"
+        )
     tune = dict(study_tune or {})
     if own:
         if tune_keys(own):
@@ -337,11 +344,10 @@ def _variant_tune(study: Mapping, overrides: Mapping) -> dict | None:
     return tune
 
 
-def _tune_where(study: Mapping, study_name: str, variant: str, overrides: Mapping,
-                key: str | None) -> str:
+def _tune_where(study_name: str, variant: str, overrides: Mapping, key: str | None) -> str:
     """The key path a tune setting came from: the variant's own `tune:` or the study's."""
     own = overrides.get("tune") or {}
-    mine = key in own or (key is None and own) or not study.get("tune")
+    mine = key in own or (key is None and own)
     base = (f"studies.{study_name}.variants.{variant}.tune" if mine
             else f"studies.{study_name}.tune")
     return f"{base}.{key}" if key else base
@@ -358,7 +364,7 @@ def _tunable(section: str, run: Mapping, schema: dict) -> list[str]:
 def _check_tune(tune: Mapping, run: dict, study: Mapping, overrides: Mapping, study_name: str,
                 variant: str, deciding_seeds: list[int], smoke: Mapping | None) -> dict:
     """A variant's tuning spec, or a ConfigError naming the key path and the value."""
-    at = functools.partial(_tune_where, study, study_name, variant, overrides)
+    at = functools.partial(_tune_where, study_name, variant, overrides)
     keys = tune_keys(tune)
     if not keys:
         raise ConfigError(f"{at(None)}: nothing to tune; give a setting and its candidates, "
