@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from pathlib import Path
 
@@ -41,12 +42,14 @@ def main(argv: list[str] | None = None) -> int:
             config[key] = yaml.safe_load(value)
         runs = cnnablate_config.resolve_runs(config)
         tuning = cnnablate_config.resolve_tuning(config).runs
+        smoke_settings = cnnablate_config.validate(copy.deepcopy(config))["smoke_settings"]
     except (OSError, yaml.YAMLError, cnnablate_config.ConfigError) as error:
         print(f"cnnablate status: {path}: {error}", file=sys.stderr)
         return 2
     smoke = any(run.get("smoke") for run in runs)
     seeds_of = {name: study.get("seeds") for name, study in config["studies"].items()}
-    runs = status.with_tuning(status.scheduled(runs, seeds_of, root, smoke=smoke), tuning)
+    runs = status.scheduled(runs, seeds_of, root, smoke=smoke)
+    runs = status.with_tuning(status.at_selection(runs, root, smoke, smoke_settings), tuning)
     print(status.format_status(status.collect(runs, root, smoke=smoke)))
     return 0
 

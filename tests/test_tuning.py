@@ -359,3 +359,16 @@ def test_the_selection_step_never_imports_tensorflow():
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
                    check=True, timeout=120)
+
+
+def test_status_counts_a_selected_epochs_once_the_selection_is_written(tmp_path):
+    config = _config(tune={"train.epochs": [2, 6], "seeds": [1000]})
+    runs = cfg.resolve_runs(config)
+    assert status.at_selection(runs, tmp_path) == runs  # no selection yet: as resolved
+    folder = tmp_path / "results/studies/s/tuning"
+    folder.mkdir(parents=True)
+    (folder / "selection.json").write_text(json.dumps({"study": "s", "variants": {
+        "selu": {"candidate": "epochs-6", "values": {"train.epochs": 6}}}}))
+    epochs = {(r["variant"], r["seed"]): r["train"]["epochs"]
+              for r in status.at_selection(runs, tmp_path)}
+    assert epochs == {("relu", 0): 4, ("relu", 1): 4, ("selu", 0): 6, ("selu", 1): 6}

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from cnnablate.decisions import rounds
 from cnnablate.training.monitor import HEARTBEAT
-from cnnablate.workflow.config import run_folder
+from cnnablate.workflow.config import apply_selection, run_folder
 
 STALE_AFTER = 900.0
 BAR_WIDTH = 20
@@ -259,6 +259,24 @@ def with_tuning(runs: list[dict], tuning_runs: list[dict]) -> list[dict]:
     studies = dict.fromkeys(r["study"] for r in [*tuning_runs, *runs])
     return [r for study in studies for group in (tuning_runs, runs) for r in group
             if r["study"] == study]
+
+
+def at_selection(runs: list[dict], root: Path, smoke: bool = False,
+                 smoke_settings: dict | None = None) -> list[dict]:
+    """Deciding runs of tuned variants at their selected candidate once the study's selection
+    is written (results/studies/{study}/tuning/selection.json): a tuned `train.epochs` then
+    counts as selected. Runs of studies without a selection stay as resolved."""
+    results = _folder(root, "results", smoke)
+    selections: dict[str, dict] = {}
+    out = []
+    for run in runs:
+        study = run["study"]
+        if study not in selections:
+            state = _read_json(results / "studies" / study / "tuning" / "selection.json")
+            selections[study] = (state or {}).get("variants") or {}
+        chosen = selections[study].get(run["variant"])
+        out.append(apply_selection(run, chosen["values"], smoke_settings) if chosen else run)
+    return out
 
 
 def scheduled(runs: list[dict], seeds_of: dict, root: Path, smoke: bool = False) -> list[dict]:
