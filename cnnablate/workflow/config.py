@@ -281,7 +281,7 @@ def _resolve(config: dict) -> _Resolved:
             tune = _variant_tune(study, overrides, study_name, variant)
             if tune is not None:
                 spec = _check_tune(tune, run, study, overrides, study_name, variant,
-                                   deciding_seeds, smoke)
+                                   deciding_seeds, smoke, schema)
                 tuning.specs.setdefault(study_name, {})[variant] = spec
                 tuning.runs.extend(_tuning_runs(run, spec, smoke))
             if smoke:
@@ -336,7 +336,7 @@ def _variant_tune(study: Mapping, overrides: Mapping, study_name: str,
             f"studies.{study_name}.variants.{variant}.tune: the study has no `tune:`; give the "
             "study one (every variant is then tuned; a variant's own `tune:` changes its grid)"
         )
-    tune = dict(study_tune or {})
+    tune = dict(study_tune)
     if own:
         if tune_keys(own):
             tune = {k: v for k, v in tune.items() if k in TUNE_RESERVED}
@@ -362,7 +362,8 @@ def _tunable(section: str, run: Mapping, schema: dict) -> list[str]:
 
 
 def _check_tune(tune: Mapping, run: dict, study: Mapping, overrides: Mapping, study_name: str,
-                variant: str, deciding_seeds: list[int], smoke: Mapping | None) -> dict:
+                variant: str, deciding_seeds: list[int], smoke: Mapping | None,
+                schema: dict) -> dict:
     """A variant's tuning spec, or a ConfigError naming the key path and the value."""
     at = functools.partial(_tune_where, study_name, variant, overrides)
     keys = tune_keys(tune)
@@ -372,7 +373,6 @@ def _check_tune(tune: Mapping, run: dict, study: Mapping, overrides: Mapping, st
     if not tune.get("seeds"):
         raise ConfigError(f"{at('seeds')}: required (the tuning seeds, e.g. [1000]); they "
                           "must differ from the study's deciding seeds")
-    schema = load_schema()
     for key, candidates in keys.items():
         _check_tune_key(key, candidates, run, study, overrides, schema, at(key), study_name,
                         variant)
