@@ -6,9 +6,11 @@ use rule train as train_tuning with:
     input:
         meta=lambda wc: f"{data_dir(tuning_run(wc)['dataset'])}/meta.json",
     output:
-        history=f"{RESULTS}/runs/{{study}}/{{variant}}/tune-{{candidate}}/seed{{seed}}/history.csv",
-        metrics=f"{RESULTS}/runs/{{study}}/{{variant}}/tune-{{candidate}}/seed{{seed}}/metrics.json",
-        model=f"{RESULTS}/runs/{{study}}/{{variant}}/tune-{{candidate}}/seed{{seed}}/model.keras",
+        **{
+            name: f"{RESULTS}/runs/{{study}}/{{variant}}/tune-{{candidate}}/seed{{seed}}/{file}"
+            for name, file in (("history", "history.csv"), ("metrics", "metrics.json"),
+                               ("model", "model.keras"))
+        },
     params:
         run=tuning_run,
         code=lambda wc: CODE.train(tuning_run(wc)),

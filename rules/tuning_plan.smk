@@ -1,10 +1,11 @@
-# Fair comparisons (`tune:`), the planning side (the rules: rules/tuning.smk). Each tuned variant trains one run per (candidate, tuning seed)
-# through the train rule, a per-study checkpoint selects each variant's candidate
-# (cnnablate.decisions.tuning.select: mean over the tuning seeds), and the variant's deciding
-# runs then train at it. The deciding runs depend on the selection through their `run` param
-# (the resolved run config, holding the selected values) and on the selection file as an
-# `ancient` input: adding a candidate retrains a variant's deciding runs only when its
-# selection changed, never because the selection file was rewritten.
+# Fair comparisons (`tune:`), the planning side (the rules: rules/tuning.smk). Each tuned
+# variant trains one run per (candidate, tuning seed) through the train rule, a per-study
+# checkpoint selects each variant's candidate (cnnablate.decisions.tuning.select: mean over
+# the tuning seeds), and the variant's deciding runs then train at it. The deciding runs
+# depend on the selection through their `run` param (the resolved run config, holding the
+# selected values) and on the selection file as an `ancient` input: adding a candidate
+# retrains a variant's deciding runs only when its selection changed, never because the
+# selection file was rewritten.
 from snakemake.exceptions import IncompleteCheckpointException
 
 TUNING_RUN_BY_ID = {
