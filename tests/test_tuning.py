@@ -297,6 +297,7 @@ def test_a_selection_inside_the_grid_is_not_at_its_edge():
     assert not sel.at_edge(keys, {"train.learning_rate": 0.03, "train.optimizer": "adam"})
     assert sel.at_edge(keys, {"train.learning_rate": 0.01, "train.optimizer": "sgd"})
     assert not sel.at_edge({"train.nesterov": [False, True]}, {"train.nesterov": True})
+    assert sel.at_edge({"train.learning_rate": [0.01]}, {"train.learning_rate": 0.01})
 
 
 def test_lower_is_better_metric_selects_the_smallest_loss(tmp_path):

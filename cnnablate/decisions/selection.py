@@ -47,13 +47,12 @@ def _numeric(values: Sequence) -> bool:
 
 
 def at_edge(keys: Mapping[str, Sequence], values: Mapping) -> bool:
-    """Whether a selected value of a numeric key (two or more distinct candidates) is its
-    smallest or largest candidate: the best may lie outside the grid (widen it)."""
-    for key, candidates in keys.items():
-        if _numeric(candidates) and len(set(candidates)) > 1:
-            if values[key] in (min(candidates), max(candidates)):
-                return True
-    return False
+    """Whether a selected value of a numeric key is its smallest or largest candidate: the best
+    may lie outside the grid (widen it). A single candidate is both: nothing was searched."""
+    return any(
+        _numeric(candidates) and values[key] in (min(candidates), max(candidates))
+        for key, candidates in keys.items()
+    )
 
 
 def select_variant(spec: Mapping, found: Mapping[tuple[str, int], float | None]) -> dict:
