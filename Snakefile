@@ -1,5 +1,6 @@
 # cnnablate: ablation studies of CNN building blocks.
 # config -> datasets prepared once -> one training job per (study, variant, seed)
+#        (a tuned study: first its tuning runs and their selection, rules/tuning.smk)
 #        -> per-study tables -> figures -> report.
 from snakemake.utils import min_version, validate
 
@@ -25,8 +26,10 @@ wildcard_constraints:
 
 include: "rules/common.smk"
 include: "rules/rounds.smk"
+include: "rules/tuning_plan.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
+include: "rules/tuning.smk"
 include: "rules/aggregate.smk"
 include: "rules/report.smk"
 

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from pathlib import Path
 
@@ -65,12 +66,15 @@ def _planned_runs(args: argparse.Namespace, command: str) -> tuple[list[dict], b
                 raise cnnablate_config.ConfigError(f"--config {item}: expected KEY=VALUE")
             config[key] = yaml.safe_load(value)
         runs = cnnablate_config.resolve_runs(config)
+        tuning = cnnablate_config.resolve_tuning(config).runs
+        smoke_settings = cnnablate_config.validate(copy.deepcopy(config))["smoke_settings"]
     except (OSError, yaml.YAMLError, cnnablate_config.ConfigError) as error:
         print(f"cnnablate {command}: {path}: {error}", file=sys.stderr)
         return None
     smoke = any(run.get("smoke") for run in runs)
     seeds_of = {name: study.get("seeds") for name, study in config["studies"].items()}
-    return status.scheduled(runs, seeds_of, root, smoke=smoke), smoke
+    runs = status.scheduled(runs, seeds_of, root, smoke=smoke)
+    return status.with_tuning(status.at_selection(runs, root, smoke, smoke_settings), tuning), smoke
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -96,7 +100,7 @@ def _export_mlflow(args: argparse.Namespace) -> int:
     results = results / "smoke" if smoke else results
     uri = args.tracking_uri or mlflow_export.default_tracking_uri(results)
     # Only finished runs (metrics.json) go out.
-    folders = [results / "runs" / r["study"] / r["variant"] / f"seed{r['seed']}" for r in runs]
+    folders = [results / "runs" / cnnablate_config.run_folder(r) for r in runs]
     finished = [f for f in folders if (f / "metrics.json").is_file()]
     try:
         if uri.startswith("sqlite:///"):

@@ -15,6 +15,8 @@ from cnnablate.workflow.fingerprint import Fingerprints  # noqa: E402
 
 try:
     RUNS = cnnablate_config.resolve_runs(config)
+    # the tuning runs of studies with `tune:` (rules/tuning.smk); none without
+    TUNING = cnnablate_config.resolve_tuning(config)
 except cnnablate_config.ConfigError as error:
     raise WorkflowError(f"config error: {error}") from None
 

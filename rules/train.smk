@@ -7,12 +7,15 @@ from cnnablate.decisions.rounds import is_adaptive
 rule train:
     input:
         meta=lambda wc: f"{data_dir(RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))]['dataset'])}/meta.json",
+        # a tuned variant's deciding runs wait for its selection (rules/tuning_plan.smk)
+        selection=lambda wc: selection_input(wc),
     output:
         history=f"{RESULTS}/runs/{{study}}/{{variant}}/seed{{seed}}/history.csv",
         metrics=f"{RESULTS}/runs/{{study}}/{{variant}}/seed{{seed}}/metrics.json",
         model=f"{RESULTS}/runs/{{study}}/{{variant}}/seed{{seed}}/model.keras",
     params:
-        run=lambda wc: RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))],
+        # a tuned variant's at its selected candidate (rules/tuning_plan.smk)
+        run=lambda wc: deciding_run(wc),
         code=lambda wc: CODE.train(RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))]),
     threads: config["resources"]["train_threads"]
     # Runs of adaptive-seed studies first: their next round waits on this round's runs, so

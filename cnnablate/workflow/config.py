@@ -14,6 +14,7 @@ import itertools
 import json
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -194,7 +195,20 @@ def _apply_smoke(run: dict, smoke: Mapping) -> dict:
 
 
 def resolve_runs(config: dict) -> list[dict]:
-    """Every (study, variant, seed) as a fully resolved run config, in a stable order."""
+    """Every deciding (study, variant, seed) as a fully resolved run config, in a stable order.
+
+    A tuned variant's deciding runs hold the study's settings here; they train at its selected
+    candidate (`apply_selection`, once the study's tuning runs are selected)."""
+    return _resolve(config).runs
+
+
+def resolve_tuning(config: dict) -> Tuning:
+    """Every tuning run (study, variant, candidate, tuning seed) and each tuned variant's
+    tuning spec; empty for a config without `tune:`."""
+    return _resolve(config).tuning
+
+
+def _resolve(config: dict) -> _Resolved:
     schema = load_schema()
     config = validate(copy.deepcopy(config), schema)
     train_schema = schema["definitions"]["train"]
@@ -204,6 +218,7 @@ def resolve_runs(config: dict) -> list[dict]:
         _check_dataset(spec, f"datasets.{name}")
     smoke = config["smoke_settings"] if config.get("smoke") else None
     runs: list[dict] = []
+    tuning = Tuning([], {})
     for study_name, study in config["studies"].items():
         where = f"studies.{study_name}"
         if study["dataset"] not in datasets:
@@ -223,6 +238,7 @@ def resolve_runs(config: dict) -> list[dict]:
         if problem:
             raise ConfigError(problem)
         seeds = rounds.all_seeds(study["seeds"])  # adaptive: every seed up to max
+        deciding_seeds = list(seeds)
         if smoke:
             seeds = seeds[: smoke["seeds"]]
             if smoke["max_variants"]:
@@ -262,11 +278,239 @@ def resolve_runs(config: dict) -> list[dict]:
                     f"{where}.image_size: {run['image_size']} is too small for {model_name} "
                     f"(at least {min_size})"
                 )
+            tune = _variant_tune(study, overrides, study_name, variant)
+            if tune is not None:
+                spec = _check_tune(tune, run, study, overrides, study_name, variant,
+                                   deciding_seeds, smoke, schema)
+                tuning.specs.setdefault(study_name, {})[variant] = spec
+                tuning.runs.extend(_tuning_runs(run, spec, smoke))
             if smoke:
                 _apply_smoke(run, smoke)
             for seed in seeds:
                 runs.append({**copy.deepcopy(run), "seed": int(seed)})
-    return runs
+    return _Resolved(runs, tuning)
+
+
+# --- Tuning (fair comparisons): each variant at its own best nuisance settings ---------------
+# A study's `tune:` names nuisance settings (`train.KEY` / `model.KEY`) and their candidates;
+# every (variant, candidate, tuning seed) is a tuning run, and the deciding runs then train at
+# the variant's selected candidate (cnnablate.decisions.tuning.select). The tuning seeds never
+# decide, so the decisions' guarantee holds for the selected configurations.
+
+TUNE_RESERVED = ("seeds", "metric", "epochs")
+DEFAULT_TUNE_METRIC = "best_val_accuracy"
+# Not nuisance settings: the network itself is what a study fixes.
+UNTUNABLE = ("model.name",)
+
+
+@dataclass
+class Tuning:
+    """Tuning runs (resolved like deciding runs, plus `run["tuning"]`) and, per study and
+    variant, the spec they came from: {keys, seeds, metric, epochs, candidates}."""
+
+    runs: list[dict]
+    specs: dict[str, dict[str, dict]]
+
+
+@dataclass
+class _Resolved:
+    runs: list[dict]
+    tuning: Tuning
+
+
+def tune_keys(tune: Mapping) -> dict[str, list]:
+    """The tuned settings of a `tune:` mapping (every key but the reserved ones)."""
+    return {k: list(v) for k, v in tune.items() if k not in TUNE_RESERVED}
+
+
+def _variant_tune(study: Mapping, overrides: Mapping, study_name: str,
+                  variant: str) -> dict | None:
+    """A variant's `tune:` over the study's: its own candidate keys replace the study's,
+    its seeds/metric/epochs default to the study's. None: the variant is not tuned."""
+    study_tune, own = study.get("tune"), overrides.get("tune")
+    if not study_tune and not own:
+        return None
+    if not study_tune:
+        # one variant tuned and the others not would be unfair the other way round
+        raise ConfigError(
+            f"studies.{study_name}.variants.{variant}.tune: the study has no `tune:`; give the "
+            "study one (every variant is then tuned; a variant's own `tune:` changes its grid)"
+        )
+    tune = dict(study_tune)
+    if own:
+        if tune_keys(own):
+            tune = {k: v for k, v in tune.items() if k in TUNE_RESERVED}
+        tune.update(own)
+    return tune
+
+
+def _tune_where(study_name: str, variant: str, overrides: Mapping, key: str | None) -> str:
+    """The key path a tune setting came from: the variant's own `tune:` or the study's."""
+    own = overrides.get("tune") or {}
+    mine = key in own or (key is None and own)
+    base = (f"studies.{study_name}.variants.{variant}.tune" if mine
+            else f"studies.{study_name}.tune")
+    return f"{base}.{key}" if key else base
+
+
+def _tunable(section: str, run: Mapping, schema: dict) -> list[str]:
+    """The keys of `train:` / `model:` a study may tune (as the schema and model know them)."""
+    if section == "train":
+        return sorted(schema["definitions"]["train"]["properties"])
+    entry = catalog.MODELS[run["model"]["name"]]
+    return [k for k in (*catalog.COMMON_MODEL_OPTIONS, *entry.options) if k != "name"]
+
+
+def _check_tune(tune: Mapping, run: dict, study: Mapping, overrides: Mapping, study_name: str,
+                variant: str, deciding_seeds: list[int], smoke: Mapping | None,
+                schema: dict) -> dict:
+    """A variant's tuning spec, or a ConfigError naming the key path and the value."""
+    at = functools.partial(_tune_where, study_name, variant, overrides)
+    keys = tune_keys(tune)
+    if not keys:
+        raise ConfigError(f"{at(None)}: nothing to tune; give a setting and its candidates, "
+                          "e.g. train.learning_rate: [0.01, 0.03, 0.1]")
+    if not tune.get("seeds"):
+        raise ConfigError(f"{at('seeds')}: required (the tuning seeds, e.g. [1000]); they "
+                          "must differ from the study's deciding seeds")
+    for key, candidates in keys.items():
+        _check_tune_key(key, candidates, run, study, overrides, schema, at(key), study_name,
+                        variant)
+    if tune.get("epochs") and "train.epochs" in keys:
+        raise ConfigError(f"{at('epochs')}: {tune['epochs']} conflicts with tuning "
+                          "train.epochs; give one of them")
+    seeds = [int(s) for s in tune["seeds"]]
+    both = sorted(set(seeds) & set(deciding_seeds))
+    if both:
+        raise ConfigError(
+            f"{at('seeds')}: {both} also decide (studies.{study_name}.seeds: "
+            f"{_seeds_text(study['seeds'])}); tuning seeds must never decide: choose seeds "
+            f"outside them, e.g. [{max(deciding_seeds) + 1000}]"
+        )
+    if smoke:  # the first and last candidate of each key, one tuning seed
+        keys = {k: list(dict.fromkeys([v[0], v[-1]])) for k, v in keys.items()}
+        seeds = seeds[:1]
+    candidates = [dict(zip(keys, values)) for values in itertools.product(*keys.values())]
+    names = [candidate_name(values) for values in candidates]
+    if len(set(names)) < len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise ConfigError(f"{at(None)}: two candidates are both named {dup!r} (their values "
+                          "print the same); list each value once")
+    return {
+        "keys": keys, "seeds": seeds, "metric": tune.get("metric") or DEFAULT_TUNE_METRIC,
+        "epochs": tune.get("epochs"),
+        "candidates": [{"name": n, "values": v} for n, v in zip(names, candidates)],
+    }
+
+
+def _check_tune_key(key: str, candidates: list, run: dict, study: Mapping, overrides: Mapping,
+                    schema: dict, where: str, study_name: str, variant: str) -> None:
+    """A tuned key the schema knows, not the study's scientific setting nor set by the variant,
+    and each candidate valid where it goes (put into a copy of the run and validated)."""
+    section, _, leaf = key.partition(".")
+    valid = _tunable(section, run, schema)
+    if leaf not in valid or key in UNTUNABLE:
+        why = " (the network is the study's fixed setting)" if key in UNTUNABLE else ""
+        raise ConfigError(
+            f"{where}: unknown key {key!r}{why}; valid: {', '.join(TUNE_RESERVED)}, "
+            f"{', '.join(f'{section}.{k}' for k in valid)}"
+        )
+    if key in (study.get("grid") or {}):
+        raise ConfigError(
+            f"{where}: {key} is the study's compared setting (studies.{study_name}.grid.{key}); "
+            "a setting cannot be both compared and tuned"
+        )
+    if leaf in (overrides.get(section) or {}):
+        raise ConfigError(
+            f"studies.{study_name}.variants.{variant}.{key}: "
+            f"{overrides[section][leaf]!r} is set by the variant, and {where} tunes it; "
+            "remove one"
+        )
+    if not candidates:
+        raise ConfigError(f"{where}: [] has no candidates; list at least one value")
+    section_schema = schema["definitions"][section]
+    for i, value in enumerate(candidates):
+        trial = copy.deepcopy(run[section])
+        trial[leaf] = value
+        validator = _default_filling_validator()(section_schema)
+        errors = list(validator.iter_errors(trial))
+        if errors:
+            raise ConfigError(f"{where}[{i}]: {errors[0].message}")
+
+
+def _seeds_text(spec: Any) -> str:
+    if rounds.is_adaptive(spec):
+        return f"adaptive, seeds 0..{int(spec['max']) - 1}"
+    return str([int(s) for s in spec])
+
+
+def candidate_name(values: Mapping[str, Any]) -> str:
+    """A readable, file-system-safe name of a candidate: `learning_rate-0.03`, keys joined
+    by `_` (`learning_rate-0.03_weight_decay-0.0001`); the folder is `tune-{name}`."""
+    parts = [f"{key.partition('.')[2]}-{value}" for key, value in values.items()]
+    return re.sub(r"[^A-Za-z0-9_.-]", "", "_".join(parts))
+
+
+def _with_values(run: dict, values: Mapping[str, Any]) -> dict:
+    out = copy.deepcopy(run)
+    for key, value in values.items():
+        _set_dotted(out, key, copy.deepcopy(value))
+    return out
+
+
+def _tuning_runs(run: dict, spec: Mapping, smoke: Mapping | None) -> list[dict]:
+    """A variant's tuning runs (candidate, then seed), from its resolved run before smoke."""
+    out = []
+    for candidate in spec["candidates"]:
+        tuned = _with_values(run, candidate["values"])
+        if spec["epochs"]:
+            tuned["train"]["epochs"] = int(spec["epochs"])
+        if smoke:
+            _apply_smoke(tuned, smoke)
+        tuned["tuning"] = {"candidate": candidate["name"],
+                           "values": copy.deepcopy(candidate["values"])}
+        out.extend({**copy.deepcopy(tuned), "seed": seed} for seed in spec["seeds"])
+    return out
+
+
+def apply_selection(run: dict, values: Mapping[str, Any] | None,
+                    smoke: Mapping | None = None) -> dict:
+    """A tuned variant's deciding run at its selected candidate's `values` (smoke mode's caps
+    applied again, so a tuned width or epochs never escapes them); `run["tuned"]` records
+    them. `values` None: the run as resolved."""
+    if values is None:
+        return run
+    out = _with_values(run, values)
+    if smoke and run.get("smoke"):
+        _apply_smoke(out, smoke)
+    out["tuned"] = copy.deepcopy(dict(values))
+    return out
+
+
+def run_folder(run: Mapping) -> str:
+    """A run's folder under results/runs/ (and its log's under logs/train/): deciding runs
+    `{study}/{variant}/seed{seed}`, tuning runs `{study}/{variant}/tune-{candidate}/seed{seed}`."""
+    tuning = f"tune-{run['tuning']['candidate']}/" if run.get("tuning") else ""
+    return f"{run['study']}/{run['variant']}/{tuning}seed{run['seed']}"
+
+
+def planning_summary(runs: list[dict], tuning: Tuning, results: str = "results") -> list[str]:
+    """What a tuned study will cost before it runs: per tuned study, its tuning runs and their
+    share of the study's training epochs (deciding epochs at the study's settings; adaptive
+    seeds counted up to `max`). Empty for a config without tuning."""
+    lines = []
+    for study, specs in tuning.specs.items():
+        tune_runs = [r for r in tuning.runs if r["study"] == study]
+        tune_epochs = sum(int(r["train"]["epochs"]) for r in tune_runs)
+        decide_epochs = sum(int(r["train"]["epochs"]) for r in runs if r["study"] == study)
+        share = tune_epochs / max(1, tune_epochs + decide_epochs)
+        lines.append(
+            f"cnnablate: {study}: {len(tune_runs)} tuning runs for {len(specs)} variants, "
+            f"{tune_epochs} of {tune_epochs + decide_epochs} training epochs ({share:.0%}); "
+            "its tuned variants' deciding runs follow the selection "
+            f"({results}/studies/{study}/tuning/selection.json), known once the tuning runs end"
+        )
+    return lines
 
 
 def _check_model_options(model: dict, overridden: Mapping, where: str, vwhere: str) -> None:
@@ -338,4 +582,19 @@ def study_settings(config: dict, study_name: str) -> dict:
             "seeds": (rounds.all_seeds(study["seeds"])[: config["smoke_settings"]["seeds"]]
                       if config.get("smoke") else study["seeds"]),
         },
+        "tune": _study_tune(study, bool(config.get("smoke"))),
     })
+
+
+def _study_tune(study: Mapping, smoke: bool) -> dict | None:
+    """The study-level `tune:` as the reporting steps read it (variants' own tunes: tuning.csv);
+    in smoke mode the grid and seeds smoke mode runs."""
+    tune = study.get("tune")
+    if not tune:
+        return None
+    keys, seeds = tune_keys(tune), [int(s) for s in tune.get("seeds") or []]
+    if smoke:
+        keys = {k: list(dict.fromkeys([v[0], v[-1]])) for k, v in keys.items() if v}
+        seeds = seeds[:1]
+    return {"keys": keys, "seeds": seeds, "metric": tune.get("metric") or DEFAULT_TUNE_METRIC,
+            "epochs": tune.get("epochs")}

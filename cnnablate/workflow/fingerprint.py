@@ -51,6 +51,7 @@ SCRIPTS = {
     "aggregate": "scripts/aggregate.py",
     "paper_table": "scripts/paper_table.py",
     "decide": "scripts/decide_round.py",
+    "select_tuning": "scripts/select_tuning.py",
     "figures": "scripts/figures.py",
     "report": "scripts/report.py",
 }
@@ -213,6 +214,10 @@ class Fingerprints:
     def decide(self) -> str:
         """An adaptive-seeds round decision's (scripts/decide_round.py and what it imports)."""
         return self._memoised(("decide",), [])
+
+    def select_tuning(self) -> str:
+        """A tuned study's selection step's (scripts/select_tuning.py and what it imports)."""
+        return self._memoised(("select_tuning",), [])
 
     def figures(self) -> str:
         """The figures job's: its code and every registered figure's function."""

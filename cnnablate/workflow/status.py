@@ -29,11 +29,12 @@ import math
 import os
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cnnablate.decisions import rounds
 from cnnablate.training.monitor import HEARTBEAT
+from cnnablate.workflow.config import apply_selection, run_folder
 
 STALE_AFTER = 900.0
 BAR_WIDTH = 20
@@ -52,6 +53,7 @@ class RunStatus:
     val_accuracy: float | None  # best for finished runs, last for running/failed ones
     seconds_per_epoch: float | None
     detail: str = ""
+    tuning: str = ""  # a tuning run's candidate (`tune:`); "" for a deciding run
 
 
 def _read_json(path: Path) -> dict | None:
@@ -165,8 +167,12 @@ def _duration(seconds: float) -> str:
     return f"{secs}s"
 
 
-def _line(s: RunStatus) -> str:
-    name = f"{s.variant}/seed{s.seed}"
+def _name(s: RunStatus) -> str:
+    return f"{s.variant}/{f'tune-{s.tuning}/' if s.tuning else ''}seed{s.seed}"
+
+
+def _line(s: RunStatus, width: int = 24) -> str:
+    name = _name(s)
     speed = f", {s.seconds_per_epoch:.2f} s/epoch" if s.seconds_per_epoch is not None else ""
     acc = f"{s.val_accuracy:.4f}" if s.val_accuracy is not None else "-"
     if s.state == "done":
@@ -181,7 +187,7 @@ def _line(s: RunStatus) -> str:
         text = f"after epoch {s.epochs_done} of {s.epochs}: {s.detail}"
     else:
         text = f"{s.epochs} epoch{'s' if s.epochs != 1 else ''}"
-    return f"  {name:<24} {s.state:<9} {text}"
+    return f"  {name:<{width}} {s.state:<9} {text}"
 
 
 def study_seconds_per_epoch(runs: list[RunStatus]) -> float | None:
@@ -198,6 +204,8 @@ def remaining_epochs(r: RunStatus) -> int:
 def format_status(statuses: list[RunStatus]) -> str:
     """One header per study (progress bar, counts, ETA) and one line per run; a total."""
     running_now = max(1, sum(s.state == "running" for s in statuses))
+    # names of tuning runs are longer: keep the columns aligned
+    width = max([24, *(len(_name(s)) for s in statuses)])
     out: list[str] = []
     total_work: float | None = 0.0
     for study in dict.fromkeys(s.study for s in statuses):
@@ -207,10 +215,12 @@ def format_status(statuses: list[RunStatus]) -> str:
         frac = (total - left) / total if total else 1.0
         filled = int(frac * BAR_WIDTH)
         bar = "#" * filled + "-" * (BAR_WIDTH - filled)
-        counts = ", ".join(
-            f"{n} {state}" for state in ("done", "diverged", "running", "failed", "waiting")
-            if (n := sum(r.state == state for r in runs))
-        )
+        tuning = [r for r in runs if r.tuning]
+        counts = _counts(runs)
+        if tuning:  # a tuned study: its tuning and deciding runs apart
+            deciding = [r for r in runs if not r.tuning]
+            counts = (f"tuning {len(tuning)} runs: {_counts(tuning)}; "
+                      f"deciding {len(deciding)} runs: {_counts(deciding) or 'none yet'}")
         per_epoch = study_seconds_per_epoch(runs)
         if left == 0:
             eta = "finished"
@@ -221,7 +231,11 @@ def format_status(statuses: list[RunStatus]) -> str:
             total_work = None if total_work is None else total_work + work
             eta = f"ETA {_duration(work / running_now)}"
         out.append(f"{study} [{bar}] {frac:4.0%}  {counts}; {left} epochs left, {eta}")
-        out.extend(_line(r) for r in runs)
+        if tuning:
+            out.append(f" tuning runs ({sum(r.epochs for r in tuning)} epochs):")
+            out.extend(_line(r, width) for r in tuning)
+            out.append(" deciding runs (at each variant's selected candidate):")
+        out.extend(_line(r, width) for r in runs if not r.tuning)
     if statuses:
         finished = sum(r.state in ("done", "diverged") for r in statuses)
         eta = "unknown" if total_work is None else _duration(total_work / running_now)
@@ -231,6 +245,38 @@ def format_status(statuses: list[RunStatus]) -> str:
     else:
         out.append("no runs in this config")
     return "\n".join(out)
+
+
+def _counts(runs: list[RunStatus]) -> str:
+    return ", ".join(
+        f"{n} {state}" for state in ("done", "diverged", "running", "failed", "waiting")
+        if (n := sum(r.state == state for r in runs))
+    )
+
+
+def with_tuning(runs: list[dict], tuning_runs: list[dict]) -> list[dict]:
+    """Each study's tuning runs (they train first), then its deciding runs, in study order."""
+    studies = dict.fromkeys(r["study"] for r in [*tuning_runs, *runs])
+    return [r for study in studies for group in (tuning_runs, runs) for r in group
+            if r["study"] == study]
+
+
+def at_selection(runs: list[dict], root: Path, smoke: bool = False,
+                 smoke_settings: dict | None = None) -> list[dict]:
+    """Deciding runs of tuned variants at their selected candidate once the study's selection
+    is written (results/studies/{study}/tuning/selection.json): a tuned `train.epochs` then
+    counts as selected. Runs of studies without a selection stay as resolved."""
+    results = _folder(root, "results", smoke)
+    selections: dict[str, dict] = {}
+    out = []
+    for run in runs:
+        study = run["study"]
+        if study not in selections:
+            state = _read_json(results / "studies" / study / "tuning" / "selection.json")
+            selections[study] = (state or {}).get("variants") or {}
+        chosen = selections[study].get(run["variant"])
+        out.append(apply_selection(run, chosen["values"], smoke_settings) if chosen else run)
+    return out
 
 
 def scheduled(runs: list[dict], seeds_of: dict, root: Path, smoke: bool = False) -> list[dict]:
@@ -272,10 +318,11 @@ def collect(runs: list[dict], root: Path, smoke: bool = False,
     results, logs = _folder(root, "results", smoke), _folder(root, "logs", smoke)
     out = []
     for run in runs:
-        rel = Path(run["study"]) / run["variant"]
-        run_dir = results / "runs" / rel / f"seed{run['seed']}"
-        log = logs / "train" / rel / f"seed{run['seed']}.log"
-        out.append(_status_at(run, run_dir, log, root, now))
+        folder = run_folder(run)  # a tuning run's: {variant}/tune-{candidate}/seed{seed}
+        run_dir = results / "runs" / folder
+        log = logs / "train" / f"{folder}.log"
+        status = _status_at(run, run_dir, log, root, now)
+        out.append(replace(status, tuning=(run.get("tuning") or {}).get("candidate", "")))
     return out
 
 
