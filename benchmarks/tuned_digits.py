@@ -42,7 +42,7 @@ MIN_EFFECT = 0.02  # as the study file's
 
 
 def _variant(arm: str, lr: float) -> str:
-    return f"{ARMS[arm][0]}_lr{lr:g}"
+    return f"{ARMS[arm][0]}_lr{float(lr)!r}"  # 0.01, 0.1, 1.0, 3.0: the names measured
 
 
 def measurement_config() -> dict:
