@@ -23,7 +23,10 @@ from cnnablate.workflow import config as cfg
 from tests.workflow import ROOT, copy_workflow, planned_jobs, snakemake, write_config
 
 STUDY_DIR = ROOT / "studies"
-STUDY_FILES = sorted(STUDY_DIR.glob("*.yaml"))
+# The seed studies only: studies/tuned_digits.yaml is this project's own demonstration of
+# tuning (issue #21), with no seed to be faithful to; its end-to-end check is its own.
+NOT_SEED_STUDIES = {"tuned_digits"}
+STUDY_FILES = sorted(p for p in STUDY_DIR.glob("*.yaml") if p.stem not in NOT_SEED_STUDIES)
 STEMS = [p.stem for p in STUDY_FILES]
 
 # What each seed states explicitly (model, data, image size, epochs, optimizer, variants).
