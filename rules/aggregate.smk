@@ -8,19 +8,19 @@ rule aggregate:
         stale=lambda wc: stale_marker(wc.study),
     output:
         runs=report(
-            f"{RESULTS}/studies/{{study}}/runs.csv",
+            LAYOUT.table("{study}", "runs"),
             caption="../report/captions/runs.rst",
             category="{study}",
             subcategory="tables",
         ),
         summary=report(
-            f"{RESULTS}/studies/{{study}}/summary.csv",
+            LAYOUT.table("{study}", "summary"),
             caption="../report/captions/summary.rst",
             category="{study}",
             subcategory="tables",
         ),
         paired=report(
-            f"{RESULTS}/studies/{{study}}/paired.csv",
+            LAYOUT.table("{study}", "paired"),
             caption="../report/captions/paired.rst",
             category="{study}",
             subcategory="tables",
@@ -37,3 +37,24 @@ rule aggregate:
         "../envs/report.yaml"
     script:
         "../scripts/aggregate.py"
+
+
+# A new marker for a study whose results are missing under built ones (stale_marker,
+# rules/common.smk): made here, by a job, so that planning (`snakemake -n`) writes nothing.
+rule mark_stale:
+    output:
+        marker=f"{RESULTS}/studies/{{study}}/{freshness.MARKER_PREFIX}{{digest}}",
+    wildcard_constraints:
+        digest=r"[0-9a-f]{12}",
+    params:
+        gone=lambda wc: STALE.get(wc.study, []),
+    message:
+        "mark_stale study={wildcards.study} (results missing under built ones; log: {log})"
+    log:
+        f"{LOGS}/stale/{{study}}-{{digest}}.log",
+    run:
+        freshness.mark_stale(output.marker, params.gone)
+
+
+localrules:
+    mark_stale,

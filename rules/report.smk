@@ -1,7 +1,7 @@
 # Figures per study, then one HTML report over all studies (no TensorFlow in these rules).
 
 FIGURES = tuple(FIGURE_REGISTRY)  # cnnablate.workflow.catalog.FIGURES: one entry per figure
-FIGURE_PATH = f"{REPORT}/figures/{{study}}/{{name}}.png"
+FIGURE_PATH = LAYOUT.figure("{study}", "{name}")
 
 
 rule figures:
@@ -52,11 +52,14 @@ rule report:
         ],
         rounds=lambda wc: [path for study in STUDIES for path in round_files(study)],
     output:
-        html=f"{REPORT}/index.html",
+        html=LAYOUT.report,
     params:
         studies=[study_settings(study) for study in STUDIES],
         # study_runs: the runs adaptive seeds actually ran (known once their rounds are decided)
-        run_dirs=lambda wc: {study: [run_dir(run) for run in study_runs(study)] for study in STUDIES},
+        runs=lambda wc: {
+            study: [[run["variant"], run["seed"], run_dir(run)] for run in study_runs(study)]
+            for study in STUDIES
+        },
         figures={
             study: {name: FIGURE_PATH.format(study=study, name=name) for name in FIGURES}
             for study in STUDIES

@@ -8,9 +8,10 @@ rule train:
     input:
         meta=lambda wc: f"{data_dir(RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))]['dataset'])}/meta.json",
     output:
-        history=f"{RESULTS}/runs/{{study}}/{{variant}}/seed{{seed}}/history.csv",
-        metrics=f"{RESULTS}/runs/{{study}}/{{variant}}/seed{{seed}}/metrics.json",
-        model=f"{RESULTS}/runs/{{study}}/{{variant}}/seed{{seed}}/model.keras",
+        **{
+            name.split(".")[0]: LAYOUT.run_file("{study}", "{variant}", "{seed}", name)
+            for name in RUN_FILES
+        },
     params:
         run=lambda wc: RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))],
         code=lambda wc: CODE.train(RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))]),
@@ -28,9 +29,9 @@ rule train:
     message:
         "train study={wildcards.study} variant={wildcards.variant} seed={wildcards.seed} (log: {log})"
     log:
-        f"{LOGS}/train/{{study}}/{{variant}}/seed{{seed}}.log",
+        LAYOUT.run_log("{study}", "{variant}", "{seed}"),
     benchmark:
-        f"{RESULTS}/benchmarks/train/{{study}}/{{variant}}/seed{{seed}}.tsv"
+        LAYOUT.run_benchmark("{study}", "{variant}", "{seed}")
     conda:
         # tensorflow[and-cuda] for runs with gpu >= 1, tensorflow-cpu for the others
         conda_env_by_gpu(
@@ -39,3 +40,39 @@ rule train:
         )
     script:
         "../scripts/train.py"
+
+
+# A run identical to an earlier study's (SHARED, rules/common.smk) is not trained again: its
+# folder gets a relabelled copy of that run's files. Its output names only the shared runs.
+rule share_run:
+    input:
+        **{
+            name.split(".")[0]: lambda wc, name=name: f"{run_dir(shared_source(wc))}/{name}"
+            for name in RUN_FILES
+        },
+    output:
+        **{
+            name.split(".")[0]: f"{LAYOUT.runs}/{{run}}/{name}"
+            for name in RUN_FILES
+        },
+    wildcard_constraints:
+        run="|".join(re.escape(LAYOUT.run_key(*ident)) for ident in SHARED) or "(?!)",
+    params:
+        run=lambda wc: RUN_BY_ID[LAYOUT.parse_run_key(wc.run)],
+        trained_as=lambda wc: run_dir(shared_source(wc)),
+        code=CODE.share(),
+    message:
+        "share_run run={wildcards.run} (trained once, as {params.trained_as})"
+    log:
+        f"{LOGS}/share/{{run}}.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/share_run.py"
+
+
+ruleorder: share_run > train
+
+
+localrules:
+    share_run,

@@ -222,9 +222,9 @@ def resolve_runs(config: dict) -> list[dict]:
         problem = rounds.check_seeds(study["seeds"], where)
         if problem:
             raise ConfigError(problem)
-        seeds = rounds.all_seeds(study["seeds"])  # adaptive: every seed up to max
+        spec = rounds.smoke_seeds(study["seeds"], smoke["seeds"]) if smoke else study["seeds"]
+        seeds = rounds.all_seeds(spec)  # adaptive: every seed up to max
         if smoke:
-            seeds = seeds[: smoke["seeds"]]
             if smoke["max_variants"]:
                 others = [n for n in names if n != baseline]
                 names = [baseline] + others[: smoke["max_variants"] - 1]
@@ -331,11 +331,12 @@ def study_settings(config: dict, study_name: str) -> dict:
         "model": study["model"],
         "reference": study.get("reference", {}),
         "variant_descriptions": {k: v.get("description", "") for k, v in variants.items()},
-        # What cnnablate.decisions.decide needs; smoke mode runs a fixed prefix of the seeds.
+        # What cnnablate.decisions.decide needs; smoke mode runs a prefix of the seeds (of
+        # adaptive seeds: one round and its decision).
         "decisions": {
             **{k: config["report"][k] for k in ("alpha", "power", "all_pairs", "confidence")},
             "min_effect": study.get("min_effect"),
-            "seeds": (rounds.all_seeds(study["seeds"])[: config["smoke_settings"]["seeds"]]
+            "seeds": (rounds.smoke_seeds(study["seeds"], config["smoke_settings"]["seeds"])
                       if config.get("smoke") else study["seeds"]),
         },
     })

@@ -1,0 +1,93 @@
+"""Where the workflow's files live: the one description of the results, logs and report folders.
+
+The rules (rules/*.smk), `python -m cnnablate status` and the report step all take their paths
+from here, so a run folder is written, found and named the same way everywhere. Smoke mode
+(`--config smoke=true`) keeps its results, logs and report apart, under `smoke/`; prepared real
+data is shared (it is the same data).
+
+Every method returns a path relative to the directory Snakemake runs in; pass Snakemake
+wildcards (`"{study}"`) as the values to get a rule's output pattern.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+RUN_FILES = ("history.csv", "metrics.json", "model.keras")  # a finished run's files
+TABLES = ("runs", "summary", "paired")  # a study's tables, results/studies/{study}/{name}.csv
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The folders of one invocation: real runs, or smoke mode's."""
+
+    smoke: bool = False
+
+    @property
+    def results(self) -> str:
+        return "results/smoke" if self.smoke else "results"
+
+    @property
+    def logs(self) -> str:
+        return "logs/smoke" if self.smoke else "logs"
+
+    @property
+    def report_dir(self) -> str:
+        return "report/smoke" if self.smoke else "report"
+
+    @property
+    def report(self) -> str:
+        return f"{self.report_dir}/index.html"
+
+    def data_dir(self, dataset: str, synthetic: bool = False) -> str:
+        """A dataset's prepared arrays: the real ones, or smoke mode's SYNTHETIC stand-in."""
+        if synthetic:
+            return f"{self.results}/synthetic-data/{dataset}"
+        return f"results/data/{dataset}"
+
+    def run_key(self, study: str, variant: str, seed: int | str) -> str:
+        """`study/variant/seed{seed}`: a run's folder below results/runs and logs/train."""
+        return f"{study}/{variant}/seed{seed}"
+
+    def parse_run_key(self, key: str) -> tuple[str, str, int]:
+        """(study, variant, seed) of a `run_key` (a rule's wildcard naming a whole run)."""
+        study, variant, seed = key.split("/")
+        return study, variant, int(seed.removeprefix("seed"))
+
+    @property
+    def runs(self) -> str:
+        """The run folders' root: a run's folder is `{runs}/{run_key}`."""
+        return f"{self.results}/runs"
+
+    def run_dir(self, study: str, variant: str, seed: int | str) -> str:
+        return f"{self.runs}/{self.run_key(study, variant, seed)}"
+
+    def run_file(self, study: str, variant: str, seed: int | str, name: str) -> str:
+        return f"{self.run_dir(study, variant, seed)}/{name}"
+
+    def run_log(self, study: str, variant: str, seed: int | str) -> str:
+        return f"{self.logs}/train/{self.run_key(study, variant, seed)}.log"
+
+    def run_benchmark(self, study: str, variant: str, seed: int | str) -> str:
+        return f"{self.results}/benchmarks/train/{self.run_key(study, variant, seed)}.tsv"
+
+    def study_dir(self, study: str) -> str:
+        return f"{self.results}/studies/{study}"
+
+    def table(self, study: str, name: str) -> str:
+        return f"{self.study_dir(study)}/{name}.csv"
+
+    def round_state(self, study: str, k: int | str) -> str:
+        """The decision after round k of a study's adaptive seeds."""
+        return f"{self.study_dir(study)}/rounds/round{k}.json"
+
+    def stale_marker(self, study: str) -> str:
+        return f"{self.study_dir(study)}/.rebuild"
+
+    def figure(self, study: str, name: str) -> str:
+        return f"{self.report_dir}/figures/{study}/{name}.png"
+
+
+def of_run(run: dict, layout: Layout) -> str:
+    """The folder of a resolved run (cnnablate.workflow.config.resolve_runs)."""
+    return layout.run_dir(run["study"], run["variant"], run["seed"])
