@@ -307,6 +307,14 @@ def test_smoke_runs_the_expected_jobs_through_the_real_rules(smoke):
         assert m["run_config"]["smoke"] is True and m["run_config"]["image_size"] == 32
         study_file_baseline = _all_studies()[run["study"]][1]["baseline"]
         assert run["variant"] == SMOKE_BASELINES.get(run["study"], study_file_baseline)
+    # Adaptive seeds: smoke runs their first round and its decision (the round checkpoint)
+    adaptive = [name for name, (_, study) in _all_studies().items()
+                if isinstance(study.get("seeds"), dict)]
+    assert adaptive
+    for name in adaptive:
+        rounds_dir = work / "results/smoke/studies" / name / "rounds"
+        assert sorted(p.name for p in rounds_dir.iterdir()) == ["round1.json"], name
+        assert json.loads((rounds_dir / "round1.json").read_text())["continuing"] == []
     rrelu_run = work / "results/smoke/runs/xu2015_cifar100/rrelu/seed0"
     rrelu = json.loads((rrelu_run / "metrics.json").read_text())
     assert rrelu["run_config"]["activation"]["convention"] == "xu2015"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,21 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900,
             f"{proc.stderr[-6000:]}"
         )
     return proc
+
+
+def _as_foreground_job() -> None:
+    """In the child, before exec: its own process group (the test sends it Ctrl-C), and SIGINT
+    handled by default. A shell starts background commands (`cmd &`, `nohup cmd &` from a
+    script) with SIGINT ignored, and an ignored signal stays ignored across exec: without this a
+    suite started that way would send a Ctrl-C nobody receives."""
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def foreground(cmd: list[str], **kwargs) -> subprocess.Popen:
+    """`cmd` started as a user's foreground command that Ctrl-C (SIGINT to its process group,
+    `os.killpg(proc.pid, signal.SIGINT)`) reaches, however the test suite was started."""
+    return subprocess.Popen(cmd, preexec_fn=_as_foreground_job, **kwargs)
 
 
 _RULE = re.compile(r"^\s*(?:local)?(?:rule|checkpoint) (\w+):\s*$")

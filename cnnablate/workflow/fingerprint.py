@@ -10,7 +10,7 @@ models). Each module counts by its *normalised* source: the `ast` parse tree wit
 so comments, docstrings, formatting and `touch` change nothing.
 
 Left out (`NOT_RESULTS`): modules that cannot change a result: logging, provenance, GPU claiming,
-config resolution (its result, the resolved run, is a param of its own) and the registries,
+the folder layout, config resolution (its result, the resolved run, is a param of its own) and the registries,
 whose result-relevant parts are hashed as data instead (an activation's default parameters, a
 figure's function, a source's loader).
 
@@ -41,6 +41,7 @@ NOT_RESULTS = frozenset({
     "cnnablate.workflow.config",
     "cnnablate.workflow.catalog",
     "cnnablate.workflow.fingerprint",
+    "cnnablate.workflow.layout",  # names paths: a moved file is a missing one to Snakemake
 })
 
 # Entry script of each stage (the `script:` of its rule).
