@@ -60,7 +60,8 @@ def test_the_default_step_is_the_schemas():
     seeds = load_schema()["definitions"]["study"]["properties"]["seeds"]
     (adaptive,) = [s for s in seeds["oneOf"] if s.get("type") == "object"]
     assert adaptive["properties"]["step"]["default"] == rounds.DEFAULT_STEP
-    assert rounds.round_seeds({"initial": 1, "max": 9}, 2) == list(range(1, 1 + rounds.DEFAULT_STEP))
+    step = rounds.DEFAULT_STEP
+    assert rounds.round_seeds({"initial": 1, "max": 9}, 2) == list(range(1, 1 + step))
 
 
 def test_walk_follows_each_decision_and_waits_for_undecided_ones():

@@ -10,9 +10,12 @@ models). Each module counts by its *normalised* source: the `ast` parse tree wit
 so comments, docstrings, formatting and `touch` change nothing.
 
 Left out (`NOT_RESULTS`): modules that cannot change a result: logging, provenance, GPU claiming,
-the folder layout, config resolution (its result, the resolved run, is a param of its own) and the registries,
-whose result-relevant parts are hashed as data instead (an activation's default parameters, a
-figure's function, a source's loader).
+the folder layout, config resolution (its result, the resolved run, is a param of its own) and
+the registries, whose result-relevant parts are hashed as data instead (an activation's default
+parameters, a figure's function or title, a source's loader).
+
+Imports are followed as written, absolute (`import cnnablate.x`, `from cnnablate.x import y`) or
+relative (`from . import x`, `from .x import y`, resolved from the importing file's package).
 
 Pure Python (ast, hashlib): the Snakefile calls it while planning.
 """
