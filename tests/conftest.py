@@ -5,23 +5,19 @@
 - `finished_copy`: a copy of it (code, results, Snakemake's records, file times kept) for a test
   that edits code or deletes results.
 - `prepared_copy`: a copy with only the prepared digits (and their records): for a test that
-  runs its own config without preparing the data again.
+  runs its own config without preparing the data again. A module-scoped fixture makes its own
+  with `tests.workflow.copy_prepared(finished.work, dest)`.
 """
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.tiny import FINISHED
-from tests.workflow import copy_workflow, snakemake, write_config
-
-# What a workflow run leaves besides the prepared data; removed for `prepared_copy`.
-RESULTS_BUT_DATA = ("results/runs", "results/studies", "results/benchmarks", "logs",
-                    "report/index.html", "report/figures", "artifacts")
+from tests.workflow import copy_finished, copy_prepared, copy_workflow, snakemake, write_config
 
 
 @dataclass(frozen=True)
@@ -40,24 +36,11 @@ def finished(tmp_path_factory) -> Finished:
     return Finished(work, proc.stdout, proc.stderr)
 
 
-def copy_finished(finished: Finished, dest: Path) -> Path:
-    """The finished workflow copied to `dest`, file times kept (so nothing looks changed)."""
-    return Path(shutil.copytree(finished.work, dest, symlinks=True))
-
-
 @pytest.fixture
 def finished_copy(finished, tmp_path) -> Path:
-    return copy_finished(finished, tmp_path / "wf")
+    return copy_finished(finished.work, tmp_path / "wf")
 
 
 @pytest.fixture
 def prepared_copy(finished, tmp_path) -> Path:
-    """A copy of the repo with the digits prepared (and Snakemake's record of it), no runs."""
-    work = copy_finished(finished, tmp_path / "wf")
-    for rel in RESULTS_BUT_DATA:
-        path = work / rel
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
-    return work
+    return copy_prepared(finished.work, tmp_path / "wf")

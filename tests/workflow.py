@@ -25,6 +25,30 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
+# What a workflow run leaves besides the prepared data (removed by `without_results`).
+RESULTS_BUT_DATA = ("results/runs", "results/studies", "results/benchmarks", "results/smoke",
+                    "logs", "report/index.html", "report/figures", "report/smoke", "artifacts")
+
+
+def copy_finished(finished: Path, dest: Path) -> Path:
+    """A finished workflow copied to `dest` with its results and Snakemake's records, file
+    times kept (so that nothing looks changed)."""
+    return Path(shutil.copytree(finished, dest, symlinks=True))
+
+
+def copy_prepared(finished: Path, dest: Path) -> Path:
+    """A finished workflow copied to `dest` with only its prepared data (and Snakemake's record
+    of it): a new config there trains at once, without preparing the data again."""
+    work = copy_finished(finished, dest)
+    for rel in RESULTS_BUT_DATA:
+        path = work / rel
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    return work
+
+
 def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900,
               env: dict | None = None) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).with_name("snakemake")
