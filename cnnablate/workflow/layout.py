@@ -72,6 +72,7 @@ class Layout:
         return f"{self.results}/benchmarks/train/{self.run_key(study, variant, seed)}.tsv"
 
     def study_dir(self, study: str) -> str:
+        """A study's tables, round decisions and stale markers (cnnablate.workflow.freshness)."""
         return f"{self.results}/studies/{study}"
 
     def table(self, study: str, name: str) -> str:
@@ -81,13 +82,6 @@ class Layout:
         """The decision after round k of a study's adaptive seeds."""
         return f"{self.study_dir(study)}/rounds/round{k}.json"
 
-    def stale_marker(self, study: str) -> str:
-        return f"{self.study_dir(study)}/.rebuild"
-
     def figure(self, study: str, name: str) -> str:
         return f"{self.report_dir}/figures/{study}/{name}.png"
 
-
-def of_run(run: dict, layout: Layout) -> str:
-    """The folder of a resolved run (cnnablate.workflow.config.resolve_runs)."""
-    return layout.run_dir(run["study"], run["variant"], run["seed"])
