@@ -29,10 +29,11 @@ class Finished:
 
 @pytest.fixture(scope="session")
 def finished(tmp_path_factory) -> Finished:
-    """FINISHED run to the report once per session (`snakemake --cores 2 report/index.html`)."""
+    """FINISHED run to the report once per session, as `make report` runs it (4 jobs at a time
+    on 2 cores: a job's start-up waits on imports more than on the CPU; BENCHMARKS.md)."""
     work = copy_workflow(tmp_path_factory.mktemp("finished") / "wf")
     write_config(work / "config.yaml", FINISHED)
-    proc = snakemake(work, "--cores", "2", "report/index.html")
+    proc = snakemake(work, "--cores", "4", "report/index.html")
     return Finished(work, proc.stdout, proc.stderr)
 
 

@@ -19,7 +19,7 @@ import pytest
 from cnnablate.workflow import catalog, fingerprint
 from cnnablate.workflow.config import resolve_runs, run_id
 from tests.tiny import FINISHED
-from tests.workflow import copy_workflow, planned_jobs, snakemake
+from tests.workflow import copy_workflow, jobs_in, planned_jobs, snakemake
 
 RUNS = resolve_runs(FINISHED)
 NIN_RUNS = {("train", "other", "prelu", "0")}
@@ -205,7 +205,7 @@ def test_dry_run_reruns_and_names_the_changed_module(finished_copy):
     text = proc.stdout + proc.stderr
     assert "Params have changed since last execution" in text
     assert "cnnablate/zoo/models/nin.py:" in text
-    assert planned_jobs(finished_copy) == sorted(
+    assert jobs_in(text) == sorted(
         [("train", "other", "prelu", "0"), ("aggregate", "other"), ("figures", "other"),
          ("report",)])
     changes = snakemake(finished_copy, "--list-changes", "params").stdout.split()

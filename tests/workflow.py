@@ -89,8 +89,13 @@ _MESSAGE = re.compile(r"^Job \d+: (\w+)((?: \w+=[^\s=]+)*)(?: \(|$)")
 def planned_jobs(workdir: Path, *args: str) -> list[tuple]:
     """What `snakemake -n` would run, as sorted (rule, wildcards...) tuples."""
     proc = snakemake(workdir, "-n", *args)
+    return jobs_in(proc.stdout + proc.stderr)
+
+
+def jobs_in(output: str) -> list[tuple]:
+    """The jobs a `snakemake -n` output lists, as sorted (rule, wildcards...) tuples."""
     jobs, current = [], None
-    for line in (proc.stdout + proc.stderr).splitlines():
+    for line in output.splitlines():
         if m := _MESSAGE.match(line):
             if current:
                 jobs.append(current)
