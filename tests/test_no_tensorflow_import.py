@@ -45,9 +45,11 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
 # Planning (the Snakefile) and the table/figure/report steps must never start TensorFlow:
 # it costs seconds per `snakemake -n` and per job.
 NO_TF_MODULES = (
-    "catalog", "config", "resources", "gpu", "aggregate", "stats", "figures", "report",
-    "smk", "provenance", "data.archive", "data.prepare", "fingerprint", "models",
-    "status", "monitor", "interactive", "__main__",
+    "workflow.catalog", "workflow.config", "training.resources", "training.gpu",
+    "reporting.aggregate", "decisions.stats", "reporting.figures", "reporting.report",
+    "workflow.smk", "workflow.provenance", "data.archive", "data.prepare", "workflow.fingerprint",
+    "zoo.models", "workflow.status", "training.monitor", "reporting.interactive", "__main__",
+    "workflow.layout", "workflow.shared", "decisions.rounds",
 )
 
 
@@ -61,7 +63,9 @@ def test_planning_and_report_modules_do_not_import_keras(module: str) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-PLANNING_MODULES = ("catalog", "config", "resources", "fingerprint", "data.archive", "models")
+PLANNING_MODULES = ("workflow.catalog", "workflow.config", "training.resources",
+                    "workflow.fingerprint", "data.archive", "zoo.models", "workflow.layout",
+                    "workflow.shared", "workflow.freshness")
 
 
 @pytest.mark.parametrize("module", PLANNING_MODULES)

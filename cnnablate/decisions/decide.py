@@ -35,7 +35,6 @@ import numpy as np
 from scipy import integrate, special
 from scipy import stats as sps
 
-from cnnablate.decisions import rounds
 from cnnablate.decisions.sequential import nominal_levels
 
 VERDICTS = ("better", "worse", "equivalent", "undecided")
@@ -69,8 +68,10 @@ class Design:
         """Seeds per arm at each look."""
         if not self.adaptive:
             return [n_fixed or 0]
-        # The rounds' own schedule (cnnablate.decisions.rounds): one source for both.
-        return rounds.look_sizes({"initial": self.initial, "max": self.max, "step": self.step})
+        # The rounds' own schedule: one source for the rounds and their looks.
+        from cnnablate.decisions.rounds import look_sizes
+
+        return look_sizes({"initial": self.initial, "max": self.max, "step": self.step})
 
     def nominal(self, level: float, look: int, n_fixed: int | None = None) -> float:
         """The p-value level at `look` (1-based) of a comparison tested at overall `level`."""
