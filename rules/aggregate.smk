@@ -46,14 +46,14 @@ rule mark_stale:
         marker=f"{RESULTS}/studies/{{study}}/{freshness.MARKER_PREFIX}{{digest}}",
     wildcard_constraints:
         digest=r"[0-9a-f]{12}",
-    params:
-        gone=lambda wc: STALE.get(wc.study, []),
     message:
         "mark_stale study={wildcards.study} (results missing under built ones; log: {log})"
     log:
         f"{LOGS}/stale/{{study}}-{{digest}}.log",
+    # What is missing is read here, not given as a param: a param is recorded, and once the
+    # files are rebuilt its change (to nothing missing) would rerun this job and all above it.
     run:
-        freshness.mark_stale(output.marker, params.gone)
+        freshness.mark_stale(output.marker, STALE.get(wildcards.study, []))
 
 
 localrules:

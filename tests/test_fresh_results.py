@@ -77,7 +77,10 @@ def test_deleted_tables_are_rebuilt_under_an_existing_report(finished_copy):
     work = finished_copy
     shutil.rmtree(work / "results/studies/acts")
     shutil.rmtree(_run(work, "relu", 0))  # a whole run folder too
-    assert planned_jobs(work) == sorted([("train", "acts", "relu", "0"), *DOWNSTREAM])
+    # tiny's relu is a copy of it (tests/tiny.py): copied again, and tiny's tables follow
+    assert planned_jobs(work) == sorted([
+        ("train", "acts", "relu", "0"), *DOWNSTREAM, ("share_run", "tiny/relu/seed0"),
+        ("aggregate", "tiny"), ("figures", "tiny")])
 
 
 def _training_started(work: Path, since: float) -> bool:
@@ -117,9 +120,12 @@ def test_interrupted_forceall_then_plain_rerun_leaves_no_stale_result(finished_c
     assert interrupted, "Ctrl-C left every run complete: nothing was interrupted"
     assert (work / "report/index.html").exists()  # the old report: stale until rebuilt
 
-    planned = planned_jobs(work)
-    assert [j for j in planned if j[0] == "train"] == sorted(
-        ("train", st, v, str(s)) for st, v, s in interrupted)
+    # A run that was training at the Ctrl-C but wrote its files before it stopped is
+    # incomplete to Snakemake: retrained too (never trusted), as is every run whose files are gone.
+    started_now = {r for r in trained
+                   if (work / "logs/train/{}/{}/seed{}.log".format(*r)).stat().st_mtime > started}
+    planned = {(j[1], j[2], int(j[3])) for j in planned_jobs(work) if j[0] == "train"}
+    assert set(interrupted) <= planned <= set(interrupted) | started_now
     snakemake(work, *README_COMMAND)
     logs = [(work / "logs/train/{}/{}/seed{}.log".format(*r)).read_text() for r in interrupted]
     assert any("resuming after epoch" in log for log in logs)  # from the epoch backup
