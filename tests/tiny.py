@@ -2,11 +2,11 @@
 
 `FINISHED` is the config of the one finished workflow of a test session (the `finished`
 fixture of tests/conftest.py): All-CNN-C and NIN on digits at 16x16, a few hundred images, one
-or two epochs; six training runs and two runs shared between studies.
+or two epochs; five training runs, and two runs copied from another study's.
 
 - `acts`: two activations over two seeds (tables, paired tests, fingerprints, freshness);
-- `tiny`: three variants, one seed, user markup and reported numbers (the report in a browser).
-  Its relu and elu runs are `acts`'s seed-0 runs (same settings): copied, not trained again
+- `tiny`: two variants, one seed, user markup and reported numbers (the report in a browser).
+  Its runs are `acts`'s seed-0 runs (same settings): copied, not trained again
   (cnnablate/workflow/shared.py);
 - `other`: one NIN run (a second model, for the fingerprints: editing one model reruns its runs).
 """
@@ -34,7 +34,7 @@ ACTS = {
     "variants": {"relu": {"activation": "relu"}, "elu": {"activation": "elu"}},
 }
 TINY_STUDY = "tiny"
-TINY_VARIANTS = ("relu", "elu", "prelu")
+TINY_VARIANTS = ("relu", "elu")
 TINY = {
     **ACTS,
     "description": f"Does {MARKUP} change anything? (tiny browser-check study)",
@@ -42,7 +42,6 @@ TINY = {
     "variants": {
         "relu": {"activation": "relu", "description": f"the {MARKUP} default"},
         "elu": {"activation": "elu"},
-        "prelu": {"activation": "prelu"},
     },
     "reference": {"source": f"Paper {MARKUP}", "metric": "validation accuracy",
                   "values": {"relu": 0.9, "elu": 0.91}, "note": f"note {MARKUP}"},
