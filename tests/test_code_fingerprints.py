@@ -98,6 +98,11 @@ def test_editing_stats_changes_the_tables_decisions_figures_and_report(code):
         ("aggregate",), ("decide",), ("figures",), ("report",)}
 
 
+def test_editing_report_code_changes_only_the_report(code):
+    assert after_edit(code, lambda w: add_code(w / "cnnablate/reporting/report.py")) == {
+        ("report",)}
+
+
 def test_editing_figure_code_changes_only_the_figures(code):
     assert after_edit(code, lambda w: add_code(w / "cnnablate/reporting/figures.py")) == {
         ("figures",)}
