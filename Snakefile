@@ -46,7 +46,9 @@ localrules:
 
 
 onstart:
-    print(f"cnnablate: {len(RUNS)} runs in {len(STUDIES)} studies")
+    print(f"cnnablate: {len(RUNS)} runs in {len(STUDIES)} studies"
+          + (f" ({len(SHARED)} the same as another study's run: trained once, copied)"
+             if SHARED else ""))
 
 
 onerror:

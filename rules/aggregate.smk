@@ -8,19 +8,19 @@ rule aggregate:
         stale=lambda wc: stale_marker(wc.study),
     output:
         runs=report(
-            f"{RESULTS}/studies/{{study}}/runs.csv",
+            LAYOUT.table("{study}", "runs"),
             caption="../report/captions/runs.rst",
             category="{study}",
             subcategory="tables",
         ),
         summary=report(
-            f"{RESULTS}/studies/{{study}}/summary.csv",
+            LAYOUT.table("{study}", "summary"),
             caption="../report/captions/summary.rst",
             category="{study}",
             subcategory="tables",
         ),
         paired=report(
-            f"{RESULTS}/studies/{{study}}/paired.csv",
+            LAYOUT.table("{study}", "paired"),
             caption="../report/captions/paired.rst",
             category="{study}",
             subcategory="tables",
@@ -47,8 +47,8 @@ rule paper_table:
         summary=rules.aggregate.output.summary,
         paired=rules.aggregate.output.paired,
     output:
-        tex=f"{RESULTS}/studies/{{study}}/table.tex",
-        md=f"{RESULTS}/studies/{{study}}/table.md",
+        tex=LAYOUT.study_file("{study}", "table.tex"),
+        md=LAYOUT.study_file("{study}", "table.md"),
     params:
         study=lambda wc: study_settings(wc.study),
         confidence=config["report"]["confidence"],
@@ -61,3 +61,24 @@ rule paper_table:
         "../envs/report.yaml"
     script:
         "../scripts/paper_table.py"
+
+
+# A new marker for a study whose results are missing under built ones (stale_marker,
+# rules/common.smk): made here, by a job, so that planning (`snakemake -n`) writes nothing.
+rule mark_stale:
+    output:
+        marker=f"{RESULTS}/studies/{{study}}/{freshness.MARKER_PREFIX}{{digest}}",
+    wildcard_constraints:
+        digest=r"[0-9a-f]{12}",
+    message:
+        "mark_stale study={wildcards.study} (results missing under built ones; log: {log})"
+    log:
+        f"{LOGS}/stale/{{study}}-{{digest}}.log",
+    # What is missing is read here, not given as a param: a param is recorded, and once the
+    # files are rebuilt its change (to nothing missing) would rerun this job and all above it.
+    run:
+        freshness.mark_stale(output.marker, STALE.get(wildcards.study, []))
+
+
+localrules:
+    mark_stale,

@@ -12,6 +12,8 @@ from cnnablate.data.archive import ARCHIVES  # noqa: E402
 from cnnablate.workflow.catalog import FIGURES as FIGURE_REGISTRY  # noqa: E402
 from cnnablate.workflow.catalog import TUNING_FIGURES as TUNING_FIGURE_REGISTRY  # noqa: E402
 from cnnablate.workflow.fingerprint import Fingerprints  # noqa: E402
+from cnnablate.workflow.layout import RUN_FILES, TABLES, Layout  # noqa: E402
+from cnnablate.workflow.shared import shared_runs  # noqa: E402
 
 try:
     RUNS = cnnablate_config.resolve_runs(config)
@@ -22,10 +24,10 @@ except cnnablate_config.ConfigError as error:
 
 # Smoke runs (`--config smoke=true`) get their own result, log and report folders, so a smoke
 # check never overwrites a finished study's results. Prepared data is shared: it is the same.
+# Every path comes from cnnablate/workflow/layout.py (also what `status` and the report read).
 SMOKE = any(run.get("smoke") for run in RUNS)
-RESULTS = "results/smoke" if SMOKE else "results"
-LOGS = "logs/smoke" if SMOKE else "logs"
-REPORT = "report/smoke" if SMOKE else "report"
+LAYOUT = Layout(smoke=SMOKE)
+RESULTS, LOGS, REPORT = LAYOUT.results, LAYOUT.logs, LAYOUT.report_dir
 
 # A user's archive path that does not exist is a config mistake: say so before any job.
 for _name in dict.fromkeys(run["dataset"] for run in RUNS):
@@ -57,12 +59,15 @@ if SYNTHETIC:
 
 def data_dir(dataset):
     """Where a dataset's prepared arrays are: the real ones, or smoke mode's stand-in."""
-    return f"{RESULTS}/synthetic-data/{dataset}" if dataset in SYNTHETIC else f"results/data/{dataset}"
+    return LAYOUT.data_dir(dataset, synthetic=dataset in SYNTHETIC)
 
 
 RUN_BY_ID = {cnnablate_config.run_id(run): run for run in RUNS}
 STUDIES = list(dict.fromkeys(run["study"] for run in RUNS))
 DATASETS = list(dict.fromkeys(run["dataset"] for run in RUNS))
+# A run identical to an earlier study's (all but its names) is trained once and copied
+# (cnnablate/workflow/shared.py; the share_run job): {run id: the id of the run it copies}.
+SHARED = shared_runs(RUNS)
 
 
 def source_file(relative):
@@ -85,7 +90,7 @@ def runs_of(study):
 
 
 def run_dir(run):
-    return f"{RESULTS}/runs/{run['study']}/{run['variant']}/seed{run['seed']}"
+    return LAYOUT.run_dir(run["study"], run["variant"], run["seed"])
 
 
 def study_settings(study):
@@ -103,44 +108,48 @@ def archive_of(wildcards):
     return spec.get("archive") or f"results/downloads/{ARCHIVES[spec['source']]['filename']}"
 
 
-# No stale results (cnnablate/workflow/freshness.py): a study whose tables, figures or report outlive a
-# missing run gets a marker file, an input of its aggregate, figures and report jobs, so that a
-# plain rerun rebuilds the missing files and everything above them. Checked once per study
-# while Snakemake builds the jobs; written only by the main process (not inside cluster jobs).
+# No stale results (cnnablate/workflow/freshness.py): a study whose tables, figures or report
+# outlive a missing run gets a new marker file as an input of its aggregate, figures and report
+# jobs, so that a plain rerun rebuilds the missing files and everything above them. Planning
+# only names the marker; a mark_stale job writes it, so `snakemake -n` shows the plan and
+# writes nothing. Checked once per study while Snakemake builds the jobs.
 from functools import cache  # noqa: E402
 
 from cnnablate.workflow import freshness  # noqa: E402
 
 
-def stale_marker_path(study):
-    return f"{RESULTS}/studies/{study}/.rebuild"
-
-
 @cache
 def stale_marker(study):
-    """[the study's marker] once it exists (an input of its aggregate, figures, report)."""
-    marker = stale_marker_path(study)
+    """[the study's marker]: a new one (made by mark_stale) while results are missing under
+    built ones, else the last one made, if any (an unchanged input: nothing reruns)."""
     layers = [
-        [f"{run_dir(run)}/{name}" for run in study_runs(study) for name in freshness.RUN_FILES],
-        [f"{RESULTS}/studies/{study}/{name}.csv" for name in ("runs", "summary", "paired")],
-        [FIGURE_PATH.format(study=study, name=name) for name in FIGURES],
+        [f"{run_dir(run)}/{name}" for run in study_runs(study) for name in RUN_FILES],
+        [LAYOUT.table(study, name) for name in TABLES],
+        [LAYOUT.figure(study, name) for name in FIGURES],
     ]
-    gone = freshness.stale_files(layers, f"{REPORT}/index.html")
-    if gone and workflow.is_main_process:
-        freshness.mark_stale(marker, gone)
-        print(f"cnnablate: {study}: {len(gone)} result files are missing under built ones "
-              f"(first: {gone[0]}); rebuilding them, then the study's tables, figures and "
-              "report", file=sys.stderr)
-    return [marker] if os.path.exists(marker) else []
+    gone = freshness.stale_files(layers, LAYOUT.report)
+    current = freshness.current_marker(LAYOUT.study_dir(study))
+    if not gone:
+        return [current] if current else []
+    STALE[study] = gone
+    print(f"cnnablate: {study}: {len(gone)} result files are missing under built ones "
+          f"(first: {gone[0]}); rebuilding them, then the study's tables, figures and "
+          "report", file=sys.stderr)
+    return [freshness.next_marker(LAYOUT.study_dir(study), gone, current)]
+
+
+STALE = {}  # study -> its missing files, for the mark_stale job (rules/aggregate.smk)
+
+
+def shared_source(wildcards):
+    """The run a share_run job (rules/train.smk) copies: the identical one another study trains."""
+    return RUN_BY_ID[SHARED[LAYOUT.parse_run_key(wildcards.run)]]
 
 
 def failure_advice(snakemake_log):
     """The Snakefile's onerror line: after Ctrl-C, what finished and how to resume; after a
     failed job, where to look and that a rerun keeps what finished."""
-    done = sum(
-        all(os.path.exists(f"{run_dir(run)}/{name}") for name in freshness.RUN_FILES)
-        for run in RUNS
-    )
+    done = sum(all(os.path.exists(f"{run_dir(run)}/{name}") for name in RUN_FILES) for run in RUNS)
     interrupted = any(_ends_interrupted(path) for path in glob.glob(f"{LOGS}/**/*.log",
                                                                     recursive=True))
     if interrupted:

@@ -47,11 +47,11 @@ rule prepare_dataset:
 rule prepare_synthetic:
     output:
         **{
-            f"{split}_{kind}": f"{RESULTS}/synthetic-data/{{dataset}}/{split}_{kind}.npy"
+            f"{split}_{kind}": f"{LAYOUT.data_dir('{dataset}', synthetic=True)}/{split}_{kind}.npy"
             for split in ("train", "val", "test")
             for kind in ("images", "labels")
         },
-        meta=f"{RESULTS}/synthetic-data/{{dataset}}/meta.json",
+        meta=f"{LAYOUT.data_dir('{dataset}', synthetic=True)}/meta.json",
     params:
         spec=lambda wc: config["datasets"][wc.dataset],
         code=lambda wc: CODE.prepare_synthetic(config["datasets"][wc.dataset]["source"]),

@@ -2,10 +2,10 @@
 
 FIGURES = tuple(FIGURE_REGISTRY)  # cnnablate.workflow.catalog.FIGURES: one entry per figure
 TUNING_FIGURES = tuple(TUNING_FIGURE_REGISTRY)  # catalog.TUNING_FIGURES: tuned studies only
-FIGURE_PATH = f"{REPORT}/figures/{{study}}/{{name}}.png"
-TUNING_TABLE = f"{RESULTS}/studies/{{study}}/tuning.csv"  # the selection step's (issue #21)
+FIGURE_PATH = LAYOUT.figure("{study}", "{name}")
 # The same figure as a vector PDF beside the PNG (cnnablate.reporting.figures.save_figure).
-FIGURE_PDF_PATH = f"{REPORT}/figures/{{study}}/{{name}}.pdf"
+FIGURE_PDF_PATH = FIGURE_PATH.removesuffix(".png") + ".pdf"
+TUNING_TABLE = LAYOUT.study_file("{study}", "tuning.csv")  # the selection step's (issue #21)
 
 
 rule figures:
@@ -97,11 +97,14 @@ rule report:
         ],
         rounds=lambda wc: [path for study in STUDIES for path in round_files(study)],
     output:
-        html=f"{REPORT}/index.html",
+        html=LAYOUT.report,
     params:
         studies=[study_settings(study) for study in STUDIES],
         # study_runs: the runs adaptive seeds actually ran (known once their rounds are decided)
-        run_dirs=lambda wc: {study: [run_dir(run) for run in study_runs(study)] for study in STUDIES},
+        runs=lambda wc: {
+            study: [[run["variant"], run["seed"], run_dir(run)] for run in study_runs(study)]
+            for study in STUDIES
+        },
         figures={study: study_figure_paths(study) for study in STUDIES},
         tuning={study: TUNING_TABLE.format(study=study) for study in STUDIES if tuned(study)},
         figure_pdfs={study: study_figure_pdfs(study) for study in STUDIES},

@@ -22,44 +22,43 @@ def round_state(study, k):
     return _json.loads(_Path(path).read_text())
 
 
+def study_rounds(study):
+    """(round, variants running it) per round, walked by cnnablate.decisions.rounds.walk (as
+    `status` walks them) over the decisions of the round checkpoints."""
+    return seed_rounds.walk(seed_spec(study), study_variants(study),
+                            lambda k: round_state(study, k)["continuing"])
+
+
+def _round_runs(study, k, variants):
+    return [RUN_BY_ID[(study, v, s)] for v in variants
+            for s in seed_rounds.round_seeds(seed_spec(study), k)]
+
+
 def runs_through(study, last):
     """The runs of rounds 1..last, as the decisions after rounds 1..last-1 call for them."""
-    spec = seed_spec(study)
-    active, out = study_variants(study), []
-    for k in range(1, last + 1):
-        if k > 1:
-            active = round_state(study, k - 1)["continuing"]
-        out += [RUN_BY_ID[(study, v, s)] for v in active for s in seed_rounds.round_seeds(spec, k)]
+    out = []
+    for k, variants in study_rounds(study):
+        out += _round_runs(study, k, variants)
+        if k == last:
+            break
     return out
 
 
 def study_runs(study):
     """Every run a study's tables use: its seed list, or (adaptive) every round's runs up to
     the round whose decision stops the study."""
-    spec = seed_spec(study)
-    if not seed_rounds.is_adaptive(spec):
+    if not seed_rounds.is_adaptive(seed_spec(study)):
         return runs_of(study)
-    active, out = study_variants(study), []
-    for k in range(1, seed_rounds.n_rounds(spec) + 1):
-        out += [RUN_BY_ID[(study, v, s)] for v in active for s in seed_rounds.round_seeds(spec, k)]
-        active = round_state(study, k)["continuing"]
-        if not active:
-            break
-    return out
+    return [run for k, variants in study_rounds(study) for run in _round_runs(study, k, variants)]
 
 
 def round_files(study):
     """The decision files of a study's rounds up to the one that stops it (none: fixed seeds);
     a rule whose params walk the rounds lists them as inputs, as Snakemake requires."""
-    spec = seed_spec(study)
-    if not seed_rounds.is_adaptive(spec):
+    if not seed_rounds.is_adaptive(seed_spec(study)):
         return []
-    out = []
-    for k in range(1, seed_rounds.n_rounds(spec) + 1):
-        out.append(checkpoints.decide_round.get(study=study, round=k).output.state)
-        if not round_state(study, k)["continuing"]:
-            break
-    return out
+    return [checkpoints.decide_round.get(study=study, round=k).output.state
+            for k, _ in study_rounds(study)]
 
 
 checkpoint decide_round:
@@ -68,7 +67,7 @@ checkpoint decide_round:
             f"{run_dir(run)}/metrics.json" for run in runs_through(wc.study, int(wc.round))
         ],
     output:
-        state=f"{RESULTS}/studies/{{study}}/rounds/round{{round}}.json",
+        state=LAYOUT.round_state("{study}", "{round}"),
     params:
         study=lambda wc: study_settings(wc.study),
         round=lambda wc: int(wc.round),

@@ -10,9 +10,10 @@ rule train:
         # a tuned variant's deciding runs wait for its selection (rules/tuning_plan.smk)
         selection=lambda wc: selection_input(wc),
     output:
-        history=f"{RESULTS}/runs/{{study}}/{{variant}}/seed{{seed}}/history.csv",
-        metrics=f"{RESULTS}/runs/{{study}}/{{variant}}/seed{{seed}}/metrics.json",
-        model=f"{RESULTS}/runs/{{study}}/{{variant}}/seed{{seed}}/model.keras",
+        **{
+            name.split(".")[0]: LAYOUT.run_file("{study}", "{variant}", "{seed}", name)
+            for name in RUN_FILES
+        },
     params:
         # a tuned variant's at its selected candidate (rules/tuning_plan.smk)
         run=lambda wc: deciding_run(wc),
@@ -31,9 +32,9 @@ rule train:
     message:
         "train study={wildcards.study} variant={wildcards.variant} seed={wildcards.seed} (log: {log})"
     log:
-        f"{LOGS}/train/{{study}}/{{variant}}/seed{{seed}}.log",
+        LAYOUT.run_log("{study}", "{variant}", "{seed}"),
     benchmark:
-        f"{RESULTS}/benchmarks/train/{{study}}/{{variant}}/seed{{seed}}.tsv"
+        LAYOUT.run_benchmark("{study}", "{variant}", "{seed}")
     conda:
         # tensorflow[and-cuda] for runs with gpu >= 1, tensorflow-cpu for the others
         conda_env_by_gpu(
@@ -42,3 +43,39 @@ rule train:
         )
     script:
         "../scripts/train.py"
+
+
+# A run identical to an earlier study's (SHARED, rules/common.smk) is not trained again: its
+# folder gets a relabelled copy of that run's files. Its output names only the shared runs.
+rule share_run:
+    input:
+        **{
+            name.split(".")[0]: lambda wc, name=name: f"{run_dir(shared_source(wc))}/{name}"
+            for name in RUN_FILES
+        },
+    output:
+        **{
+            name.split(".")[0]: f"{LAYOUT.runs}/{{run}}/{name}"
+            for name in RUN_FILES
+        },
+    wildcard_constraints:
+        run="|".join(re.escape(LAYOUT.run_key(*ident)) for ident in SHARED) or "(?!)",
+    params:
+        run=lambda wc: RUN_BY_ID[LAYOUT.parse_run_key(wc.run)],
+        trained_as=lambda wc: run_dir(shared_source(wc)),
+        code=CODE.share(),
+    message:
+        "share_run run={wildcards.run} (trained once, as {params.trained_as})"
+    log:
+        f"{LOGS}/share/{{run}}.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/share_run.py"
+
+
+ruleorder: share_run > train
+
+
+localrules:
+    share_run,

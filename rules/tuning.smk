@@ -7,7 +7,7 @@ use rule train as train_tuning with:
         meta=lambda wc: f"{data_dir(tuning_run(wc)['dataset'])}/meta.json",
     output:
         **{
-            name: f"{RESULTS}/runs/{{study}}/{{variant}}/tune-{{candidate}}/seed{{seed}}/{file}"
+            name: LAYOUT.run_file("{study}", "{variant}", "{seed}", file, "{candidate}")
             for name, file in (("history", "history.csv"), ("metrics", "metrics.json"),
                                ("model", "model.keras"))
         },
@@ -24,9 +24,9 @@ use rule train as train_tuning with:
         "train_tuning study={wildcards.study} variant={wildcards.variant} "
         "candidate={wildcards.candidate} seed={wildcards.seed} (log: {log})"
     log:
-        f"{LOGS}/train/{{study}}/{{variant}}/tune-{{candidate}}/seed{{seed}}.log",
+        LAYOUT.run_log("{study}", "{variant}", "{seed}", "{candidate}"),
     benchmark:
-        f"{RESULTS}/benchmarks/train/{{study}}/{{variant}}/tune-{{candidate}}/seed{{seed}}.tsv"
+        LAYOUT.run_benchmark("{study}", "{variant}", "{seed}", "{candidate}")
     conda:
         conda_env_by_gpu(
             tuning_run, config["resources"], "../envs/train.yaml", "../envs/train-gpu.yaml",
@@ -40,8 +40,8 @@ checkpoint select_tuning:
             for run in TUNING.runs if run["study"] == wc.study
         ],
     output:
-        selection=f"{RESULTS}/studies/{{study}}/tuning/selection.json",
-        table=f"{RESULTS}/studies/{{study}}/tuning.csv",
+        selection=LAYOUT.study_file("{study}", "tuning/selection.json"),
+        table=LAYOUT.study_file("{study}", "tuning.csv"),
     params:
         specs=lambda wc: TUNING.specs[wc.study],
         code=CODE.select_tuning(),

@@ -18,7 +18,7 @@ for _run in TUNING.runs:
 
 
 def tuning_run_dir(run):
-    return f"{RESULTS}/runs/{cnnablate_config.run_folder(run)}"
+    return LAYOUT.run_dir(*LAYOUT.of(run))
 
 
 def tuning_run(wildcards):
@@ -28,7 +28,7 @@ def tuning_run(wildcards):
 
 
 def selection_path(study):
-    return f"{RESULTS}/studies/{study}/tuning/selection.json"
+    return LAYOUT.study_file(study, "tuning/selection.json")
 
 
 def tuning_files(study):

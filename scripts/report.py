@@ -15,11 +15,9 @@ with log_to(snakemake.log[0]):  # noqa: F821
     inputs = snakemake.input  # noqa: F821
     for i, settings in enumerate(params.studies):  # the rule lists studies in this order
         name = settings["name"]
-        runs = params.run_dirs[name]
+        runs = [d for _, _, d in params.runs[name]]
         # Never render old numbers: every run the table names must still have its files.
-        check_runs_exist(inputs.runs[i], {
-            (Path(d).parent.name, int(Path(d).name.removeprefix("seed"))): d for d in runs
-        })
+        check_runs_exist(inputs.runs[i], {(v, int(s)): d for v, s, d in params.runs[name]})
         studies.append({
             "settings": dict(settings),
             "summary": inputs.summary[i],

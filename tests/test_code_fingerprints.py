@@ -1,58 +1,54 @@
 """Only what changed reruns, by content: each job's code fingerprint
 (cnnablate/workflow/fingerprint.py).
 
-One tiny real run of two studies (All-CNN-C and NIN on digits, 2 runs each), then code edits in
-copies of it and dry runs. Expected job lists are written out by hand.
+Each kind of edit is checked in process: the fingerprints of every job of the session's finished
+workflow (tests/tiny.py: All-CNN-C and NIN runs) before and after the edit, in a copy of the
+code. A few real `snakemake -n` runs on a copy of the finished workflow prove the wiring (the
+`code` params of the rules, Snakemake's reasons). Expected job lists are written out by hand.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 
-from cnnablate.workflow import fingerprint
-from tests.workflow import copy_workflow, planned_jobs, snakemake, write_config
+from cnnablate.workflow import catalog, fingerprint
+from cnnablate.workflow.config import resolve_runs, run_id
+from tests.tiny import FINISHED
+from tests.workflow import copy_workflow, jobs_in, planned_jobs, snakemake
 
-TRAIN = {"epochs": 1, "batch_size": 32, "max_train_images": 64, "max_eval_images": 32}
-MIXED = {
-    "datasets": {"digits": {"source": "sklearn_digits"}},
-    "studies": {
-        "cnn": {
-            "dataset": "digits", "image_size": 16, "model": {"name": "all_cnn_c", "width": 0.1},
-            "train": TRAIN, "seeds": [0],
-            "variants": {"relu": {"activation": "relu"}, "elu": {"activation": "elu"}},
-        },
-        "net": {
-            "dataset": "digits", "image_size": 16, "model": {"name": "nin", "width": 0.1},
-            "train": TRAIN, "seeds": [0],
-            "variants": {"relu": {"activation": "relu"}, "elu": {"activation": "elu"}},
-        },
-    },
-}
-
-NIN_RUNS = [("train", "net", "elu", "0"), ("train", "net", "relu", "0")]
-CNN_RUNS = [("train", "cnn", "elu", "0"), ("train", "cnn", "relu", "0")]
-TABLES = [("aggregate", "cnn"), ("aggregate", "net")]
-FIGURES = [("figures", "cnn"), ("figures", "net")]
-PAPER = [("paper_table", "cnn"), ("paper_table", "net")]  # made from the tables
+RUNS = resolve_runs(FINISHED)
+NIN_RUNS = {("train", "other", "prelu", "0")}
+ALL_CNN_C_RUNS = {("train", *map(str, run_id(r))) for r in RUNS} - NIN_RUNS
+ELU_RUNS = {("train", "acts", "elu", "0"), ("train", "acts", "elu", "1"),
+            ("train", "tiny", "elu", "0")}
 
 
-@pytest.fixture(scope="module")
-def done(tmp_path_factory):
-    work = copy_workflow(tmp_path_factory.mktemp("fp") / "wf")
-    write_config(work / "config.yaml", MIXED)
-    snakemake(work, "--cores", "2", "report/index.html")
-    return work
+def job_fingerprints(root: Path) -> dict[tuple, str]:
+    """Every job's code fingerprint of the workflow at `root`, as the rules ask for them."""
+    code = fingerprint.Fingerprints(root)
+    jobs = {("train", *map(str, run_id(run))): code.train(run) for run in RUNS}
+    jobs.update({("prepare", "sklearn_digits"): code.prepare("sklearn_digits"),
+                 ("share",): code.share(), ("aggregate",): code.aggregate(),
+                 ("decide",): code.decide(), ("figures",): code.figures(),
+                 ("report",): code.report(), ("paper_table",): code.paper_table(),
+                 ("select_tuning",): code.select_tuning(),
+                 ("tuning_figures",): code.tuning_figures()})
+    return jobs
+
+
+def changed(before: dict, after: dict) -> set[tuple]:
+    return {job for job in before if before[job] != after[job]}
 
 
 @pytest.fixture
-def work(done, tmp_path) -> Path:
-    """A copy of the finished run (code and results, times kept) to edit code in."""
-    return Path(shutil.copytree(done, tmp_path / "wf", symlinks=True))
+def code(tmp_path) -> Path:
+    """A copy of the workflow's code (no results) to edit."""
+    return copy_workflow(tmp_path / "code")
 
 
 def python_files(work: Path) -> list[Path]:
@@ -70,95 +66,187 @@ def add_code(path: Path) -> None:
     later(path)
 
 
-def test_nothing_changed_plans_nothing(done):
-    assert planned_jobs(done) == []
-
-
-def test_touching_every_module_plans_nothing(work):
-    for path in python_files(work):
-        later(path)
-    assert planned_jobs(work) == []
-
-
-def test_comments_and_docstrings_plan_nothing(work):
+def edit_docstrings_and_comments(work: Path) -> None:
     for path in python_files(work):
         text = path.read_text()
         assert text.startswith('"""'), path  # every module has a docstring to edit
         path.write_text('"""Edited docstring. ' + text[3:] + "\n# an added comment\n")
         later(path)
-    assert planned_jobs(work) == []
 
 
-def test_editing_nin_reruns_only_nin_runs_and_their_study(work):
-    add_code(work / "cnnablate/zoo/models/nin.py")
-    assert planned_jobs(work) == sorted(
-        [*NIN_RUNS, ("aggregate", "net"), ("figures", "net"), ("report",)]
-    )
-    assert len(planned_jobs(work)) == 5
+def after_edit(work: Path, edit) -> set[tuple]:
+    before = job_fingerprints(work)
+    edit(work)
+    return changed(before, job_fingerprints(work))
 
 
-def test_dry_run_names_the_changed_module(work):
-    add_code(work / "cnnablate/zoo/models/nin.py")
-    proc = snakemake(work, "-n")
-    text = proc.stdout + proc.stderr
-    assert "Params have changed since last execution" in text
-    assert "cnnablate/zoo/models/nin.py:" in text
-    changed = snakemake(work, "--list-changes", "params").stdout.split()
-    assert sorted(p for p in changed if p.endswith("metrics.json")) == [
-        "results/runs/net/elu/seed0/metrics.json", "results/runs/net/relu/seed0/metrics.json"]
+# --- each kind of edit, in process --------------------------------------------------------------
+
+def test_touching_every_module_changes_nothing(code):
+    assert after_edit(code, lambda w: [later(p) for p in python_files(w)]) == set()
 
 
-def test_editing_stats_reruns_only_tables_figures_and_report(work):
-    add_code(work / "cnnablate/decisions/stats.py")
-    assert planned_jobs(work) == sorted([*TABLES, *PAPER, *FIGURES, ("report",)])
-    assert len(planned_jobs(work)) == 7
+def test_comments_and_docstrings_change_nothing(code):
+    assert after_edit(code, edit_docstrings_and_comments) == set()
 
 
-def test_editing_figure_code_reruns_figures_and_report(work):
-    add_code(work / "cnnablate/reporting/figures.py")
-    assert planned_jobs(work) == sorted([*FIGURES, ("report",)])
+def test_editing_nin_changes_only_nin_runs(code):
+    assert after_edit(code, lambda w: add_code(w / "cnnablate/zoo/models/nin.py")) == NIN_RUNS
+
+
+def test_editing_stats_changes_the_tables_decisions_figures_and_report(code):
+    # stats is imported by the aggregate code, which the decisions, figures and report use
+    # (and the paper tables through the sentences, the tuning figures through the figure data)
+    assert after_edit(code, lambda w: add_code(w / "cnnablate/decisions/stats.py")) == {
+        ("aggregate",), ("decide",), ("figures",), ("report",), ("paper_table",),
+        ("tuning_figures",)}
+
+
+def test_editing_report_code_changes_only_the_report(code):
+    assert after_edit(code, lambda w: add_code(w / "cnnablate/reporting/report.py")) == {
+        ("report",)}
+
+
+def test_editing_figure_code_changes_only_the_figures(code):
+    # the tuning figure draws with the same helpers
+    assert after_edit(code, lambda w: add_code(w / "cnnablate/reporting/figures.py")) == {
+        ("figures",), ("tuning_figures",)}
 
 
 @pytest.mark.parametrize(
     "module", ["training/train.py", "zoo/models/layers.py", "zoo/activations.py"]
 )
-def test_editing_code_every_run_executes_reruns_every_run(work, module):
-    add_code(work / "cnnablate" / module)
-    assert planned_jobs(work) == sorted([*CNN_RUNS, *NIN_RUNS, *TABLES, *PAPER, *FIGURES,
-                                         ("report",)])
-    assert len(planned_jobs(work)) == 11
+def test_editing_code_every_run_executes_changes_every_run(code, module):
+    assert after_edit(code, lambda w: add_code(w / "cnnablate" / module)) == (
+        ALL_CNN_C_RUNS | NIN_RUNS)
 
 
 @pytest.mark.parametrize(
     "module",
-    ["workflow/smk.py", "workflow/provenance.py", "training/gpu.py", "mobilenet_v2"],
+    ["workflow/smk.py", "workflow/provenance.py", "training/gpu.py", "workflow/layout.py",
+     "zoo/models/mobilenet_v2.py"],
 )
-def test_editing_code_no_run_executes_for_its_results_plans_nothing(work, module):
-    path = work / "cnnablate" / (module if module.endswith(".py") else f"zoo/models/{module}.py")
-    add_code(path)
-    assert planned_jobs(work) == []
+def test_editing_code_no_job_executes_for_its_results_changes_nothing(code, module):
+    # layout.py only names paths: a moved file is a missing output, which Snakemake sees itself
+    assert after_edit(code, lambda w: add_code(w / "cnnablate" / module)) == set()
 
 
-def test_editing_a_resource_coefficient_plans_nothing(work):
-    path = work / "cnnablate/workflow/catalog.py"
-    text = path.read_text()
-    assert 'images_per_s={"cpu": 8.0, "gpu": 800.0}' in text
-    path.write_text(text.replace('images_per_s={"cpu": 8.0, "gpu": 800.0}',
-                                 'images_per_s={"cpu": 9.0, "gpu": 900.0}'))
-    later(path)
-    assert planned_jobs(work) == []
+def test_resource_coefficients_change_nothing(code, monkeypatch):
+    entry = catalog.MODELS["all_cnn_c"]
+    faster = dataclasses.replace(entry, images_per_s={k: 2 * v for k, v in
+                                                      entry.images_per_s.items()})
+    before = job_fingerprints(code)
+    monkeypatch.setitem(catalog.MODELS, "all_cnn_c", faster)
+    assert changed(before, job_fingerprints(code)) == set()
 
 
-def test_changing_an_activation_default_reruns_only_its_runs(work):
-    path = work / "cnnablate/workflow/catalog.py"
+def test_an_activation_default_changes_only_its_runs(code, monkeypatch):
+    before = job_fingerprints(code)
+    monkeypatch.setitem(catalog.ACTIVATIONS, "elu", {"alpha": 0.5})
+    assert changed(before, job_fingerprints(code)) == ELU_RUNS
+
+
+def test_a_figure_title_changes_the_report(code, monkeypatch):
+    """The report prints each figure's title (catalog.FIGURES): editing one must rebuild it."""
+    before = job_fingerprints(code)
+    figure = catalog.FIGURES["final_metric"]
+    monkeypatch.setitem(catalog.FIGURES, "final_metric",
+                        dataclasses.replace(figure, title="A new title"))
+    assert changed(before, job_fingerprints(code)) == {("report",)}
+
+
+# --- relative imports are followed --------------------------------------------------------------
+
+def _package(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def test_closure_follows_relative_imports(tmp_path):
+    _package(tmp_path, {
+        "cnnablate/__init__.py": "",
+        "cnnablate/zoo/__init__.py": "",
+        "cnnablate/zoo/a.py": "from . import b\nfrom .c import f\nfrom .. import top\n"
+                              "from ..data.d import g\n",
+        "cnnablate/zoo/b.py": "B = 1\n",
+        "cnnablate/zoo/c.py": "def f():\n    return 1\n",
+        "cnnablate/top.py": "T = 1\n",
+        "cnnablate/data/__init__.py": "",
+        "cnnablate/data/d.py": "def g():\n    return 2\n",
+    })
+    files = {p.relative_to(tmp_path).as_posix()
+             for p in fingerprint.closure([tmp_path / "cnnablate/zoo/a.py"], tmp_path)}
+    assert files == {"cnnablate/zoo/a.py", "cnnablate/zoo/b.py", "cnnablate/zoo/c.py",
+                     "cnnablate/top.py", "cnnablate/data/d.py", "cnnablate/__init__.py",
+                     "cnnablate/zoo/__init__.py", "cnnablate/data/__init__.py"}
+
+
+def test_a_module_imported_relatively_is_in_its_runs_fingerprint(code):
+    """`from .nin_parts import SCALE` in models/nin.py: editing nin_parts reruns NIN runs."""
+    nin = code / "cnnablate/zoo/models/nin.py"
+    (code / "cnnablate/zoo/models/nin_parts.py").write_text('"""Parts."""\nSCALE = 1\n')
+    text = nin.read_text()
+    docstring_end = text.index('"""', 3) + 3
+    nin.write_text(text[:docstring_end] + "\nfrom .nin_parts import SCALE  # noqa: F401\n"
+                   + text[docstring_end:])
+    later(nin)
+    assert after_edit(code, lambda w: add_code(w / "cnnablate/zoo/models/nin_parts.py")) == (
+        NIN_RUNS)
+
+
+# --- the wiring: real dry runs on a copy of the finished workflow ---------------------------
+
+TABLES = [("aggregate", s) for s in ("acts", "other", "tiny")]
+FIGURES = [("figures", s) for s in ("acts", "other", "tiny")]
+PAPER = [("paper_table", s) for s in ("acts", "other", "tiny")]  # made from the tables
+
+
+@pytest.mark.workflow
+def test_touch_comments_and_docstrings_plan_nothing(finished_copy):
+    edit_docstrings_and_comments(finished_copy)
+    assert planned_jobs(finished_copy) == []
+
+
+@pytest.mark.workflow
+def test_dry_run_reruns_and_names_the_changed_module(finished_copy):
+    add_code(finished_copy / "cnnablate/zoo/models/nin.py")
+    proc = snakemake(finished_copy, "-n")
+    text = proc.stdout + proc.stderr
+    assert "Params have changed since last execution" in text
+    assert "cnnablate/zoo/models/nin.py:" in text
+    assert jobs_in(text) == sorted(
+        [("train", "other", "prelu", "0"), ("aggregate", "other"), ("paper_table", "other"),
+         ("figures", "other"), ("report",)])
+    changes = snakemake(finished_copy, "--list-changes", "params").stdout.split()
+    assert sorted(p for p in changes if p.endswith("metrics.json")) == [
+        "results/runs/other/prelu/seed0/metrics.json"]
+
+
+@pytest.mark.workflow
+def test_editing_an_activation_default_in_the_catalog_reruns_its_runs(finished_copy):
+    path = finished_copy / "cnnablate/workflow/catalog.py"
     text = path.read_text()
     assert '"elu": {"alpha": 1.0},' in text
     path.write_text(text.replace('"elu": {"alpha": 1.0},', '"elu": {"alpha": 0.5},'))
     later(path)
-    assert planned_jobs(work) == sorted(
-        [("train", "cnn", "elu", "0"), ("train", "net", "elu", "0"), *TABLES, *PAPER, *FIGURES,
-         ("report",)]
-    )
+    # tiny's elu is a copy of acts's elu seed 0 (tests/tiny.py): copied again, not trained
+    assert planned_jobs(finished_copy) == sorted(
+        [("train", "acts", "elu", "0"), ("train", "acts", "elu", "1"),
+         ("share_run", "tiny/elu/seed0"), *TABLES[:1], *TABLES[2:], *PAPER[:1], *PAPER[2:],
+         *FIGURES[:1], *FIGURES[2:], ("report",)])
+
+
+@pytest.mark.workflow
+def test_editing_a_figure_title_in_the_catalog_rebuilds_the_report(finished_copy):
+    path = finished_copy / "cnnablate/workflow/catalog.py"
+    text = path.read_text()
+    old = '"Headline metric per variant: mean and confidence interval over seeds; the dashed line "'
+    assert old in text
+    path.write_text(text.replace(old, '"Headline metric per variant (edited title); the line "'))
+    later(path)
+    assert planned_jobs(finished_copy) == [("report",)]
 
 
 # Unit level: the closure is derived from imports, the digest ignores docstrings and comments.

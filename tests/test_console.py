@@ -1,9 +1,11 @@
-"""What a user sees in the terminal: each job in a line or two, known user errors in one line
-with their fix (the traceback only in the job's log), a bad path before any job, and a quiet
-Ctrl-C that says what finished and how to resume."""
+"""What a user sees in the terminal: known user errors in one line with their fix (the
+traceback only in the job's log), a bad path before any job, and a quiet Ctrl-C that says what
+finished and how to resume (also where the suite itself ignores SIGINT). Each job in a line or
+two: tests/test_workflow.py, on the session's finished workflow."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -16,38 +18,10 @@ import pytest
 from cnnablate.data.archive import ChecksumError, DownloadError
 from cnnablate.data.tfds_source import DatasetNotPreparedError
 from cnnablate.workflow import errors
-from tests.workflow import copy_workflow, snakemake, write_config
+from tests import tiny
+from tests.workflow import copy_workflow, foreground, snakemake, write_config
 
-TINY = {
-    "datasets": {"digits": {"source": "sklearn_digits"}},
-    "studies": {
-        "acts": {
-            "dataset": "digits",
-            "image_size": 16,
-            "model": {"name": "all_cnn_c", "width": 0.125, "bn_momentum": 0.9},
-            "train": {"epochs": 1, "batch_size": 32, "max_train_images": 128,
-                      "max_eval_images": 64},
-            "seeds": [0],
-            "baseline": "relu",
-            "variants": {"relu": {"activation": "relu"}, "elu": {"activation": "elu"}},
-        },
-    },
-}
-
-
-@pytest.mark.workflow
-def test_each_job_is_a_line_or_two_without_its_code_inputs(tmp_path):
-    work = copy_workflow(tmp_path / "wf")
-    write_config(work / "config.yaml", TINY)
-    proc = snakemake(work, "--cores", "2", "report/index.html")
-    out = (proc.stdout + proc.stderr).splitlines()
-    for variant in ("relu", "elu"):
-        described = [line for line in out if f"variant={variant} seed=0" in line]
-        assert len(described) == 1, described
-        assert f"logs/train/acts/{variant}/seed0.log" in described[0]
-    assert not any("cnnablate/training/train.py" in line for line in out)  # no code inputs listed
-    assert not any(line.strip().startswith(("input:", "output:")) for line in out)
-    assert "Traceback" not in proc.stdout + proc.stderr
+ACTS = {**tiny.ACTS, "seeds": [0], "train": {**tiny.ACTS["train"], "epochs": 1}}
 
 
 @pytest.mark.workflow
@@ -55,7 +29,7 @@ def test_missing_data_is_one_line_with_the_fix_and_no_traceback(tmp_path):
     work = copy_workflow(tmp_path / "wf")
     config = {
         "datasets": {"beans": {"source": "tfds", "name": "beans"}},
-        "studies": {"b": {**TINY["studies"]["acts"], "dataset": "beans"}},
+        "studies": {"b": {**ACTS, "dataset": "beans"}},
     }
     write_config(work / "config.yaml", config)
     proc = snakemake(work, "--cores", "1", "report/index.html", check=False,
@@ -76,7 +50,7 @@ def test_bad_archive_path_is_refused_before_any_job(tmp_path):
     work = copy_workflow(tmp_path / "wf")
     config = {
         "datasets": {"cifar10": {"source": "cifar10_binary", "archive": "nowhere/c10.tar.gz"}},
-        "studies": {"c": {**TINY["studies"]["acts"], "dataset": "cifar10"}},
+        "studies": {"c": {**ACTS, "dataset": "cifar10"}},
     }
     write_config(work / "config.yaml", config)
     proc = snakemake(work, "--cores", "1", check=False)
@@ -102,21 +76,40 @@ def _training(work: Path, since: float) -> bool:
                work.glob("results/runs/acts/*/seed*/.resume/backup/training_metadata.json"))
 
 
+@contextlib.contextmanager
+def sigint_ignored():
+    """SIGINT ignored in this process, as in a suite started from a background shell (`make
+    test &`, `nohup make test &` in a script): what children inherit there."""
+    saved = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, saved)
+
+
+def test_a_foreground_child_handles_sigint_even_where_the_suite_ignores_it():
+    probe = "import signal; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)"
+    with sigint_ignored():
+        proc = foreground([sys.executable, "-c", probe], stdout=subprocess.PIPE, text=True)
+        out, _ = proc.communicate(timeout=60)
+    assert out.strip() == "True"
+
+
 @pytest.mark.workflow
-def test_ctrl_c_ends_quietly_with_what_finished_and_how_to_resume(tmp_path):
-    work = copy_workflow(tmp_path / "wf")
-    config = {"datasets": TINY["datasets"], "studies": {"acts": {
-        **TINY["studies"]["acts"], "seeds": [0, 1],
-        "train": {**TINY["studies"]["acts"]["train"], "epochs": 20}}}}
+def test_ctrl_c_ends_quietly_with_what_finished_and_how_to_resume(prepared_copy):
+    """A user's Ctrl-C, to `nohup snakemake ...` run in the foreground, from a suite whose own
+    SIGINT is ignored (started in the background): still the documented quiet stop."""
+    work = prepared_copy  # the digits are prepared: straight to training
+    config = tiny.config(acts={**ACTS, "seeds": [0, 1], "train": {**ACTS["train"], "epochs": 20}})
     write_config(work / "config.yaml", config)
     exe = Path(sys.executable).with_name("snakemake")
     started = time.time()
-    proc = subprocess.Popen(
-        [str(exe), "--directory", str(work), "-s", str(work / "Snakefile"), "--cores", "2",
-         "report/index.html"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=work,
-        start_new_session=True,
-    )
+    with sigint_ignored():
+        proc = foreground(
+            ["nohup", str(exe), "--directory", str(work), "-s", str(work / "Snakefile"),
+             "--cores", "2", "report/index.html"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=work,
+        )
     try:
         deadline = time.time() + 300
         while time.time() < deadline and proc.poll() is None and not _training(work, started):

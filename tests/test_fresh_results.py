@@ -1,6 +1,8 @@
 """Never a stale result: after a run's files are deleted, or a `--forceall` is interrupted, a
 plain rerun of the README command rebuilds exactly the missing runs, then the tables, figures
-and report; and the report refuses a table naming a run whose files are gone."""
+and report; and the report refuses a table naming a run whose files are gone.
+
+On copies of the session's finished tiny workflow (tests/conftest.py, `finished_copy`)."""
 
 from __future__ import annotations
 
@@ -17,25 +19,13 @@ from pathlib import Path
 import pytest
 
 from cnnablate.workflow.freshness import RUN_FILES, StaleResultsError, check_runs_exist
-from tests.workflow import copy_workflow, planned_jobs, snakemake, write_config
+from tests.tiny import FINISHED_RUNS, FINISHED_SHARED
+from tests.workflow import foreground, planned_jobs, snakemake
 
-TINY = {
-    "datasets": {"digits": {"source": "sklearn_digits"}},
-    "studies": {
-        "acts": {
-            "dataset": "digits",
-            "image_size": 16,
-            "model": {"name": "all_cnn_c", "width": 0.125, "bn_momentum": 0.9},
-            "train": {"epochs": 3, "batch_size": 32, "learning_rate": 0.05,
-                      "max_train_images": 256, "max_eval_images": 96},
-            "seeds": [0, 1],
-            "baseline": "relu",
-            "variants": {"relu": {"activation": "relu"}, "elu": {"activation": "elu"}},
-        },
-    },
-}
 RUNS = [("relu", 0), ("relu", 1), ("elu", 0), ("elu", 1)]
-DOWNSTREAM = [("aggregate", "acts"), ("paper_table", "acts"), ("figures", "acts"), ("report",)]
+# A study with a result missing under built ones gets a new marker first (mark_stale).
+DOWNSTREAM = [("mark_stale", "acts"), ("aggregate", "acts"), ("paper_table", "acts"),
+              ("figures", "acts"), ("report",)]
 README_COMMAND = ("--cores", "2", "report/index.html")
 
 
@@ -63,21 +53,9 @@ def _assert_fresh(work: Path) -> None:
         assert float(row["best_val_accuracy"]) == pytest.approx(metrics["best_val_accuracy"])
 
 
-@pytest.fixture(scope="module")
-def done(tmp_path_factory):
-    work = copy_workflow(tmp_path_factory.mktemp("fresh"))
-    write_config(work / "config.yaml", TINY)
-    snakemake(work, *README_COMMAND)
-    return work
-
-
-def _clone(done: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(done, tmp_path / "wf", symlinks=True))
-
-
 @pytest.mark.workflow
-def test_deleted_run_is_retrained_and_everything_above_it_rebuilt(done, tmp_path):
-    work = _clone(done, tmp_path)
+def test_deleted_run_is_retrained_and_everything_above_it_rebuilt(finished_copy):
+    work = finished_copy
     assert planned_jobs(work) == []
     before = _mtimes(work)
     for name in RUN_FILES:  # what an interrupted --forcerun leaves: the run's outputs gone
@@ -96,11 +74,14 @@ def test_deleted_run_is_retrained_and_everything_above_it_rebuilt(done, tmp_path
 
 
 @pytest.mark.workflow
-def test_deleted_tables_are_rebuilt_under_an_existing_report(done, tmp_path):
-    work = _clone(done, tmp_path)
+def test_deleted_tables_are_rebuilt_under_an_existing_report(finished_copy):
+    work = finished_copy
     shutil.rmtree(work / "results/studies/acts")
     shutil.rmtree(_run(work, "relu", 0))  # a whole run folder too
-    assert planned_jobs(work) == sorted([("train", "acts", "relu", "0"), *DOWNSTREAM])
+    # tiny's relu is a copy of it (tests/tiny.py): copied again, and tiny's tables follow
+    assert planned_jobs(work) == sorted([
+        ("train", "acts", "relu", "0"), *DOWNSTREAM, ("share_run", "tiny/relu/seed0"),
+        ("aggregate", "tiny"), ("paper_table", "tiny"), ("figures", "tiny")])
 
 
 def _training_started(work: Path, since: float) -> bool:
@@ -110,14 +91,16 @@ def _training_started(work: Path, since: float) -> bool:
 
 
 @pytest.mark.workflow
-def test_interrupted_forceall_then_plain_rerun_leaves_no_stale_result(done, tmp_path):
-    work = _clone(done, tmp_path)
+def test_interrupted_forceall_then_plain_rerun_leaves_no_stale_result(finished_copy):
+    work = finished_copy
     exe = Path(sys.executable).with_name("snakemake")
     started = time.time()
-    proc = subprocess.Popen(
+    # As the user's foreground command: SIGINT handled even where the suite runs in a
+    # background shell or under nohup (tests/workflow.py, foreground)
+    proc = foreground(
         [str(exe), "--directory", str(work), "-s", str(work / "Snakefile"), "--forceall",
          *README_COMMAND],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=work, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=work,
     )
     try:
         deadline = time.time() + 300
@@ -132,15 +115,20 @@ def test_interrupted_forceall_then_plain_rerun_leaves_no_stale_result(done, tmp_
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    interrupted = [r for r in RUNS if not (_run(work, *r) / "metrics.json").exists()]
+    trained = [r for r in FINISHED_RUNS if r not in FINISHED_SHARED]  # the others are copies
+    interrupted = [r for r in trained
+                   if not (work / "results/runs/{}/{}/seed{}/metrics.json".format(*r)).exists()]
     assert interrupted, "Ctrl-C left every run complete: nothing was interrupted"
     assert (work / "report/index.html").exists()  # the old report: stale until rebuilt
 
-    planned = planned_jobs(work)
-    assert [j for j in planned if j[0] == "train"] == sorted(
-        ("train", "acts", v, str(s)) for v, s in interrupted)
+    # A run that was training at the Ctrl-C but wrote its files before it stopped is
+    # incomplete to Snakemake: retrained too (never trusted), as is every run whose files are gone.
+    started_now = {r for r in trained
+                   if (work / "logs/train/{}/{}/seed{}.log".format(*r)).stat().st_mtime > started}
+    planned = {(j[1], j[2], int(j[3])) for j in planned_jobs(work) if j[0] == "train"}
+    assert set(interrupted) <= planned <= set(interrupted) | started_now
     snakemake(work, *README_COMMAND)
-    logs = [(work / f"logs/train/acts/{v}/seed{s}.log").read_text() for v, s in interrupted]
+    logs = [(work / "logs/train/{}/{}/seed{}.log".format(*r)).read_text() for r in interrupted]
     assert any("resuming after epoch" in log for log in logs)  # from the epoch backup
     _assert_fresh(work)
     assert planned_jobs(work) == []

@@ -36,8 +36,8 @@ def config(**resources) -> dict:
     }
 
 
-def run(tmp_path: Path, name: str, **resources):
-    work = copy_workflow(tmp_path / name)
+def run(work: Path, tmp_path: Path, **resources):
+    """The config in `work` (a prepared copy of the finished workflow: no data preparation)."""
     write_config(work / "config.yaml", config(**resources))
     env = {gpu.ENV_GPUS: "0", gpu.ENV_LOCK_DIR: str(tmp_path / "locks"),
            "CUDA_VISIBLE_DEVICES": ""}
@@ -45,8 +45,8 @@ def run(tmp_path: Path, name: str, **resources):
     return work, proc
 
 
-def test_gpu_run_on_cpu_only_tensorflow_fails_before_data_with_the_fix(tmp_path):
-    work, proc = run(tmp_path, "strict")
+def test_gpu_run_on_cpu_only_tensorflow_fails_before_data_with_the_fix(prepared_copy, tmp_path):
+    work, proc = run(prepared_copy, tmp_path)
     assert proc.returncode != 0
     console = proc.stdout + proc.stderr
     for text in (work / LOG).read_text(), console:
@@ -61,8 +61,8 @@ def test_gpu_run_on_cpu_only_tensorflow_fails_before_data_with_the_fix(tmp_path)
     assert leftovers == [], leftovers  # nothing half-written, no resume state
 
 
-def test_allow_cpu_fallback_trains_on_the_cpu_with_a_warning(tmp_path):
-    work, proc = run(tmp_path, "fallback", allow_cpu_fallback=True)
+def test_allow_cpu_fallback_trains_on_the_cpu_with_a_warning(prepared_copy, tmp_path):
+    work, proc = run(prepared_copy, tmp_path, allow_cpu_fallback=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = (work / LOG).read_text()
     assert "WARNING gpu: 1 GPU(s) requested, TensorFlow sees 0" in log

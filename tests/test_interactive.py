@@ -1,8 +1,8 @@
 """The report's interactive figures: their data, and the page in headless Chromium.
 
-The browser tests drive Debian's `chromium` with Playwright (`executable_path`: it downloads
-nothing) on the report of a real tiny workflow run, with every request routed through the test
-so that none can leave the page.
+The browser tests drive Debian's `chromium` with Playwright (tests/browser.py: it downloads
+nothing) on the report of the session's finished tiny workflow (tests/conftest.py), with every
+request routed through the test so that none can leave the page.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from cnnablate.reporting import interactive
-from tests.browser import TINY_STUDY, TINY_VARIANTS, chromium_or_skip, tiny_workflow
+from tests.browser import chromium_or_skip, report_page
+from tests.tiny import TINY_STUDY, TINY_VARIANTS
 
 
 def _run(root: Path, variant: str, seed: int, status: str, rows: list[tuple]) -> tuple[Path, Path]:
@@ -75,31 +76,13 @@ def test_vendored_library_is_pinned_with_its_licence():
 # --- in headless Chromium ----------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def browser_page(tmp_path_factory):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    executable = chromium_or_skip()
-    work = tiny_workflow(tmp_path_factory)
-    requests: list[str] = []
-
-    def route(route):
-        requests.append(route.request.url)
-        if route.request.url.startswith("file://"):
-            route.continue_()
-        else:
-            route.abort()  # nothing may leave the page
-
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, headless=True,
-                                    args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.route("**/*", route)
-        page.goto((work / "report" / "index.html").resolve().as_uri())
-        page.wait_for_function("document.querySelectorAll('.iplot.drawn').length === 3")
-        yield work, page, requests, errors
-        browser.close()
+def browser_page(finished):
+    chromium_or_skip()
+    work = finished.work
+    with report_page((work / "report" / "index.html").resolve().as_uri()) as opened:
+        opened.page.wait_for_function(
+            f"document.querySelectorAll('#interactive-{TINY_STUDY} .iplot.drawn').length === 3")
+        yield work, opened.page, opened.requests, opened.errors
 
 
 def _history(work: Path, variant: str) -> list[dict]:
@@ -147,7 +130,7 @@ def test_clicking_a_variant_hides_it_and_its_band(browser_page):
     assert not any(before)
     rows.nth(4).click()  # the second variant's row (epoch row, then 3 rows per variant)
     after = page.eval_on_selector_all(f"{CURVES} .u-legend .u-series", off)
-    assert after == [False, False, False, False, True, True, True, False, False, False]
+    assert after == [False, False, False, False, True, True, True]
     rows.nth(4).click()
     assert not any(page.eval_on_selector_all(f"{CURVES} .u-legend .u-series", off))
 

@@ -47,9 +47,12 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
 NO_TF_MODULES = (
     "workflow.catalog", "workflow.config", "training.resources", "training.gpu",
     "reporting.aggregate", "decisions.stats", "decisions.decide", "decisions.grid",
-    "reporting.figures", "reporting.report", "workflow.smk", "workflow.provenance",
-    "data.archive", "data.prepare", "workflow.fingerprint", "zoo.models", "workflow.status",
-    "training.monitor", "reporting.interactive", "__main__",
+    "decisions.tuning", "decisions.selection", "reporting.figures", "reporting.report",
+    "reporting.paper", "reporting.tuning", "reporting.tuning_figure", "reporting.mlflow_export",
+    "workflow.smk",
+    "workflow.provenance", "data.archive", "data.prepare", "workflow.fingerprint", "zoo.models",
+    "workflow.status", "training.monitor", "reporting.interactive", "__main__",
+    "workflow.layout", "workflow.shared", "decisions.rounds",
 )
 
 
@@ -64,7 +67,8 @@ def test_planning_and_report_modules_do_not_import_keras(module: str) -> None:
 
 
 PLANNING_MODULES = ("workflow.catalog", "workflow.config", "training.resources",
-                    "workflow.fingerprint", "data.archive", "zoo.models")
+                    "workflow.fingerprint", "data.archive", "zoo.models", "workflow.layout",
+                    "workflow.shared", "workflow.freshness")
 
 
 @pytest.mark.parametrize("module", PLANNING_MODULES)

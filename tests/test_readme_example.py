@@ -13,7 +13,7 @@ import re
 import pytest
 import yaml
 
-from tests.workflow import ROOT, copy_workflow, snakemake
+from tests.workflow import ROOT, snakemake
 
 CHANCE = 0.1  # ten digit classes
 
@@ -38,8 +38,8 @@ def test_example_is_a_valid_study_of_its_own():
 
 
 @pytest.mark.workflow
-def test_readme_example_learns(tmp_path):
-    work = copy_workflow(tmp_path / "wf")
+def test_readme_example_learns(prepared_copy):
+    work = prepared_copy  # the digits prepared by the session's finished workflow
     (work / "my_study.yaml").write_text(readme_example())
     snakemake(work, "--cores", "2", "--configfile", "my_study.yaml", timeout=1800)
     (study,) = yaml.safe_load(readme_example())["studies"]

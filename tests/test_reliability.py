@@ -1,4 +1,7 @@
-"""Reliability of the training job: resume after SIGKILL, bit-identical reruns, divergence."""
+"""Reliability of the training job: resume after SIGKILL, bit-identical reruns, divergence.
+
+Each in a copy of the session's finished workflow with only its prepared digits (tests/conftest.py):
+training starts at once."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.workflow import copy_workflow, planned_jobs, snakemake, write_config
+from tests.workflow import copy_prepared, planned_jobs, snakemake, write_config
 
 pytestmark = pytest.mark.workflow
 
@@ -50,9 +53,9 @@ def _metrics(work: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+def reference(finished, tmp_path_factory):
     """An uninterrupted run."""
-    work = copy_workflow(tmp_path_factory.mktemp("ref"))
+    work = copy_prepared(finished.work, tmp_path_factory.mktemp("ref") / "wf")
     write_config(work / "config.yaml", CONFIG)
     snakemake(work, "--cores", "1", f"{RUN}/metrics.json")
     return work
@@ -65,8 +68,8 @@ def test_reference_made_its_batches_on_the_device(reference):
     assert "input: on /CPU:0" in log and "data_on_device: auto" in log
 
 
-def test_rerun_is_bit_identical(reference, tmp_path):
-    work = copy_workflow(tmp_path / "again")
+def test_rerun_is_bit_identical(reference, finished, tmp_path):
+    work = copy_prepared(finished.work, tmp_path / "again")
     write_config(work / "config.yaml", CONFIG)
     snakemake(work, "--cores", "1", f"{RUN}/metrics.json")
     assert _history(work) == _history(reference)
@@ -92,8 +95,8 @@ def _training_process(root: psutil.Process) -> psutil.Process | None:
     return None
 
 
-def test_sigkill_mid_epoch_resumes_at_last_finished_epoch(reference, tmp_path):
-    work = copy_workflow(tmp_path / "killed")
+def test_sigkill_mid_epoch_resumes_at_last_finished_epoch(reference, prepared_copy):
+    work = prepared_copy
     write_config(work / "config.yaml", CONFIG)
     exe = Path(sys.executable).with_name("snakemake")
     proc = subprocess.Popen(
@@ -138,7 +141,7 @@ def test_sigkill_mid_epoch_resumes_at_last_finished_epoch(reference, tmp_path):
     assert _tensorboard_steps(work / RUN / "tensorboard/validation", "epoch_loss") == [0, 1, 2, 3]
 
 
-def test_diverged_run_is_reported_not_fatal(tmp_path):
+def test_diverged_run_is_reported_not_fatal(prepared_copy):
     config = json.loads(json.dumps(CONFIG))
     study = config["studies"]["r"]
     study["train"]["epochs"] = 3
@@ -147,7 +150,7 @@ def test_diverged_run_is_reported_not_fatal(tmp_path):
         "exploding": {"activation": "relu", "norm": "none",
                       "train": {"learning_rate": 1.0e12, "momentum": 0.0}},
     }
-    work = copy_workflow(tmp_path / "div")
+    work = prepared_copy
     write_config(work / "config.yaml", config)
     snakemake(work, "--cores", "2", "report/index.html")
     bad = json.loads((work / "results/runs/r/exploding/seed3/metrics.json").read_text())

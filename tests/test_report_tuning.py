@@ -212,8 +212,9 @@ def test_tuning_figure_code_reruns_only_tuning_figures():
     from cnnablate.workflow.fingerprint import Fingerprints
 
     code = Fingerprints()
-    assert "cnnablate/reporting/tuning.py:" in code.tuning_figures()
-    assert "cnnablate/reporting/tuning.py" not in code.figures()
+    assert "cnnablate/reporting/tuning_figure.py:" in code.tuning_figures()
+    assert "cnnablate/reporting/tuning_figure.py" not in code.figures()
+    assert "cnnablate/reporting/tuning_figure.py" not in code.report()
     assert "cnnablate/reporting/figures.py:" in code.tuning_figures()  # StudyData, colours
 
 

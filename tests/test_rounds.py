@@ -1,6 +1,7 @@
-"""Adaptive seeds in the real workflow (a copy of the repo): the seed plan, `snakemake -n`
-before and between rounds, bad configs refused, and (marked workflow) a tiny adaptive study end
-to end with a stop between rounds."""
+"""Adaptive seeds in the real workflow (a copy of the repo): the seed plan (one schedule for the
+rounds and the sequential test's looks), the walk over the rounds' decisions, smoke mode's one
+round, `snakemake -n` before and between rounds, bad configs refused, and (marked workflow) a
+tiny adaptive study end to end with a stop between rounds."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import time
 
 import pytest
 
+from cnnablate.decisions import rounds
+from cnnablate.decisions.decide import Design
 from cnnablate.decisions.rounds import all_seeds, n_rounds, round_seeds
-from cnnablate.workflow.config import ConfigError, resolve_runs
+from cnnablate.workflow.config import ConfigError, load_schema, resolve_runs, study_settings
+from cnnablate.workflow.config import validate as validate_config
 from tests.workflow import copy_workflow, planned_jobs, snakemake, write_config
 
 ADAPTIVE = {
@@ -42,6 +46,59 @@ def test_seed_plan():
     # every potential run up to max resolves (the train rule's params need each one)
     runs = resolve_runs(copy.deepcopy(ADAPTIVE))
     assert sorted({r["seed"] for r in runs}) == list(range(6)) and len(runs) == 18
+
+
+def test_the_sequential_looks_are_the_rounds_seed_counts():
+    # 3 seeds, then 4 more, then the last 3 up to max 10 (and 2, 4, 5 for max 5, step 2)
+    assert Design(initial=3, max=10, step=4).look_sizes() == [3, 7, 10]
+    assert rounds.look_sizes({"initial": 3, "max": 10, "step": 4}) == [3, 7, 10]
+    assert Design(initial=2, max=5, step=2).look_sizes() == [2, 4, 5]
+    assert Design().look_sizes(4) == [4]  # the fixed design: one look
+
+
+def test_the_default_step_is_the_schemas():
+    seeds = load_schema()["definitions"]["study"]["properties"]["seeds"]
+    (adaptive,) = [s for s in seeds["oneOf"] if s.get("type") == "object"]
+    assert adaptive["properties"]["step"]["default"] == rounds.DEFAULT_STEP
+    step = rounds.DEFAULT_STEP
+    assert rounds.round_seeds({"initial": 1, "max": 9}, 2) == list(range(1, 1 + step))
+
+
+def test_walk_follows_each_decision_and_waits_for_undecided_ones():
+    spec = {"initial": 2, "max": 8, "step": 2}  # four rounds
+    decisions = {1: ["a", "b", "c"], 2: ["a"], 3: []}
+    asked = []
+
+    def continuing(k):
+        asked.append(k)
+        return decisions.get(k)
+
+    assert list(rounds.walk(spec, ["a", "b", "c", "d"], continuing)) == [
+        (1, ["a", "b", "c", "d"]), (2, ["a", "b", "c"]), (3, ["a"])]
+    assert asked == [1, 2, 3]
+    # an undecided round narrows nothing: every variant still running may go on
+    assert list(rounds.walk(spec, ["a", "b"], lambda k: None)) == [
+        (k, ["a", "b"]) for k in (1, 2, 3, 4)]
+    # a fixed seed list is one round and asks for no decision
+    assert list(rounds.walk([0, 1], ["a"], lambda k: pytest.fail("asked"))) == [(1, ["a"])]
+
+
+def test_smoke_mode_keeps_one_round_of_adaptive_seeds_and_its_decision():
+    config = validate_config({**copy.deepcopy(ADAPTIVE), "smoke": True,
+                              "smoke_settings": {"seeds": 2}})
+    runs = resolve_runs(config)
+    assert sorted({r["seed"] for r in runs}) == [0, 1]
+    seeds = study_settings(config, "ada")["decisions"]["seeds"]
+    assert rounds.is_adaptive(seeds) and rounds.n_rounds(seeds) == 1
+    assert rounds.round_seeds(seeds, 1) == [0, 1]
+
+
+def test_smoke_dry_run_plans_the_first_rounds_decision(tmp_path):
+    work = copy_workflow(tmp_path / "wf")
+    jobs = planned_jobs(work, "--config", "smoke=true")  # the default config
+    assert ("decide_round", "bn_placement", "1") in jobs
+    assert [j for j in jobs if j[0] == "train" and j[1] == "bn_placement"] == [
+        ("train", "bn_placement", v, "0") for v in ("after", "before", "none")]
 
 
 @pytest.mark.parametrize("path, value, key", [
@@ -76,8 +133,8 @@ def _fake_metrics(work, study, variant, seed, value):
     }))
 
 
-def test_dry_run_before_and_between_rounds(tmp_path):
-    work = copy_workflow(tmp_path / "wf")
+def test_dry_run_before_and_between_rounds(prepared_copy):
+    work = prepared_copy  # the digits are prepared
     write_config(work / "config.yaml", ADAPTIVE)
     jobs = planned_jobs(work, "results/studies/ada/rounds/round1.json")
     trains = sorted(j[1:] for j in jobs if j[0] == "train")
@@ -85,7 +142,6 @@ def test_dry_run_before_and_between_rounds(tmp_path):
     assert trains == sorted((s, v, str(k)) for v in ("relu", "elu", "dead") for s in ["ada"]
                             for k in range(3))
     assert ("decide_round", "ada", "1") in jobs
-    snakemake(work, "--cores", "1", "results/data/digits/meta.json")
     # round 1's runs (written here, not trained): dead far below, elu close to relu
     for seed, (relu, elu, dead) in enumerate([(0.90, 0.93, 0.10), (0.91, 0.89, 0.11),
                                               (0.92, 0.915, 0.10)]):
@@ -102,25 +158,30 @@ def test_dry_run_before_and_between_rounds(tmp_path):
     assert trains == sorted(("ada", v, str(k)) for v in ("relu", "elu") for k in (3, 4, 5))
 
 
+# End to end: two seeds a round (the smallest that tests), to stay small
+SMALL_ROUNDS = copy.deepcopy(ADAPTIVE)
+SMALL_ROUNDS["studies"]["ada"]["seeds"] = {"initial": 2, "max": 4, "step": 2}
+
+
 @pytest.mark.workflow
-def test_tiny_adaptive_study_end_to_end_with_a_stop_between_rounds(tmp_path):
-    work = copy_workflow(tmp_path / "wf")
-    write_config(work / "config.yaml", ADAPTIVE)
+def test_tiny_adaptive_study_end_to_end_with_a_stop_between_rounds(prepared_copy):
+    work = prepared_copy  # the digits are prepared
+    write_config(work / "config.yaml", SMALL_ROUNDS)
     # stop after round 1's decision (as if killed between rounds) ...
     snakemake(work, "--cores", "2", "results/studies/ada/rounds/round1.json")
     state = json.loads((work / "results/studies/ada/rounds/round1.json").read_text())
     runs = work / "results/runs/ada"
     round1 = {p: p.stat().st_mtime for p in runs.glob("*/seed*/metrics.json")}
-    assert len(round1) == 9
-    # ... and resume: no finished seed is redone, only the continuing variants get seeds 3-5
+    assert len(round1) == 6
+    # ... and resume: no finished seed is redone, only the continuing variants get seeds 2-3
     snakemake(work, "--cores", "2", "report/index.html")
     for path, mtime in round1.items():
         assert path.stat().st_mtime == mtime
     ran = sorted(p.parent.parent.name + "/" + p.parent.name
                  for p in (work / "results/runs/ada").glob("*/seed*/metrics.json"))
-    expected = {f"{v}/seed{k}" for v in ("relu", "elu", "dead") for k in range(3)}
+    expected = {f"{v}/seed{k}" for v in ("relu", "elu", "dead") for k in range(2)}
     if state["continuing"]:
-        expected |= {f"{v}/seed{k}" for v in state["continuing"] for k in (3, 4, 5)}
+        expected |= {f"{v}/seed{k}" for v in state["continuing"] for k in (2, 3)}
     assert set(ran) == expected
     paired = (work / "results/studies/ada/paired.csv").read_text()
     assert "verdict" in paired.splitlines()[0]

@@ -249,6 +249,9 @@ SMOKE_SETTINGS = {
 SMOKE_BASELINES = {
     "xu2015_cifar100": "rrelu", "bn_order_beans": "after", "init_cifar10": "selu_lecun_normal",
 }  # fmt: skip
+# No study file uses adaptive seeds: the override gives one study some, so that the smoke check
+# also runs a round and its decision (the round checkpoint), as smoke mode does for such studies.
+SMOKE_ADAPTIVE = {"init_cifar10": {"initial": 3, "max": 6, "step": 3}}
 
 
 def _run_dirs(work: Path) -> set[tuple[str, str, int]]:
@@ -266,7 +269,9 @@ def smoke(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("studies-smoke")
     work = copy_workflow(tmp / "wf")
     override = {
-        "studies": {name: {"baseline": v} for name, v in SMOKE_BASELINES.items()},
+        "studies": {name: {"baseline": v, **({"seeds": SMOKE_ADAPTIVE[name]}
+                                             if name in SMOKE_ADAPTIVE else {})}
+                    for name, v in SMOKE_BASELINES.items()},
         "smoke_settings": SMOKE_SETTINGS,
         "report": {"title": "smoke run of every study file"},
     }
@@ -310,6 +315,14 @@ def test_smoke_runs_the_expected_jobs_through_the_real_rules(smoke):
         assert m["run_config"]["smoke"] is True and m["run_config"]["image_size"] == 32
         study_file_baseline = _all_studies()[run["study"]][1]["baseline"]
         assert run["variant"] == SMOKE_BASELINES.get(run["study"], study_file_baseline)
+    # Adaptive seeds: smoke runs their first round and its decision (the round checkpoint)
+    adaptive = [name for name, study in config["studies"].items()
+                if isinstance(study.get("seeds"), dict)]
+    assert adaptive == list(SMOKE_ADAPTIVE)
+    for name in adaptive:
+        rounds_dir = work / "results/smoke/studies" / name / "rounds"
+        assert sorted(p.name for p in rounds_dir.iterdir()) == ["round1.json"], name
+        assert json.loads((rounds_dir / "round1.json").read_text())["continuing"] == []
     rrelu_run = work / "results/smoke/runs/xu2015_cifar100/rrelu/seed0"
     rrelu = json.loads((rrelu_run / "metrics.json").read_text())
     assert rrelu["run_config"]["activation"]["convention"] == "xu2015"

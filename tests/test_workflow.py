@@ -1,71 +1,50 @@
-"""The workflow end to end on a tiny config, in a copy of the repo: the paths contract, the
-report, and that only changed experiments rerun."""
+"""The workflow end to end on the session's finished tiny workflow (tests/tiny.py, the
+`finished` fixture of tests/conftest.py): the paths contract, the report, runs shared between
+studies, a dry run that writes nothing, and that only changed experiments rerun."""
 
 from __future__ import annotations
 
 import copy
 import csv
 import json
-import time
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.tiny import FINISHED, FINISHED_RUNS, FINISHED_SHARED, TINY_STUDY
 from tests.workflow import ROOT, copy_workflow, planned_jobs, snakemake, write_config
 
 pytestmark = pytest.mark.workflow
 
-TINY = {
-    "datasets": {"digits": {"source": "sklearn_digits"}},
-    "studies": {
-        "acts": {
-            "description": "Tiny <b>activation</b> study",
-            "dataset": "digits",
-            "image_size": 16,
-            "model": {"name": "all_cnn_c", "width": 0.125},
-            "train": {"epochs": 2, "batch_size": 32, "learning_rate": 0.05,
-                      "max_train_images": 192, "max_eval_images": 96},
-            "seeds": [0, 1],
-            "baseline": "relu",
-            "variants": {"relu": {"activation": "relu"}, "elu": {"activation": "elu"}},
-        },
-        "other": {
-            "dataset": "digits",
-            "image_size": 16,
-            "model": {"name": "nin", "width": 0.125},
-            "train": {"epochs": 1, "batch_size": 32, "max_train_images": 128,
-                      "max_eval_images": 64},
-            "seeds": [0],
-            "variants": {"prelu": {"activation": "prelu"}},
-        },
-    },
-}
+STUDIES = ("acts", TINY_STUDY, "other")
 
 
-@pytest.fixture(scope="module")
-def done(tmp_path_factory):
-    """The tiny config run to the end once; tests below inspect or dry-run on top of it."""
-    work = copy_workflow(tmp_path_factory.mktemp("wf"))
-    write_config(work / "config.yaml", TINY)
-    snakemake(work, "--cores", "2", "report/index.html")
-    return work
+@pytest.fixture
+def done(finished) -> Path:
+    """The finished tiny workflow (read only)."""
+    return finished.work
 
 
 def test_default_config_plans_one_train_job_per_variant_and_seed(tmp_path):
     work = copy_workflow(tmp_path / "wf")
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     jobs = planned_jobs(work)
-    trains = [j for j in jobs if j[0] == "train"]
     from cnnablate.decisions.rounds import round_seeds
     from cnnablate.workflow.config import resolve_runs, run_id
 
     # adaptive seeds: only the first round's seeds are planned before its decision
     first = {name: set(round_seeds(st["seeds"], 1)) for name, st in config["studies"].items()}
-    expected = sorted(("train", s, v, str(n)) for s, v, n in map(run_id, resolve_runs(config))
-                      if n in first[s])
-    assert trains == expected
-    assert len(trains) == len(set(trains))
+    planned = [run_id(r) for r in resolve_runs(config) if r["seed"] in first[r["study"]]]
+    # initializers' he_normal is activations' relu (init auto is he_normal for relu): the same
+    # model, data, settings and seeds, trained once and copied
+    shared = {("initializers", "he_normal", 0), ("initializers", "he_normal", 1)}
+    assert sorted(j for j in jobs if j[0] == "train") == sorted(
+        ("train", s, v, str(n)) for s, v, n in planned if (s, v, n) not in shared)
+    assert sorted(j for j in jobs if j[0] == "share_run") == [
+        ("share_run", f"{s}/{v}/seed{n}") for s, v, n in sorted(shared)]
     assert [j for j in jobs if j[0] == "prepare_dataset"] == [("prepare_dataset", "digits")]
 
 
@@ -75,12 +54,12 @@ def test_paths_contract(done):
         assert (data / f"{split}_images.npy").exists() and (data / f"{split}_labels.npy").exists()
     meta = json.loads((data / "meta.json").read_text())
     assert meta["class_names"] == [str(i) for i in range(10)] and meta["counts"]["train"] > 1000
-    for study, variant, seed in [("acts", "relu", 0), ("acts", "elu", 1), ("other", "prelu", 0)]:
+    for study, variant, seed in FINISHED_RUNS:
         run = done / f"results/runs/{study}/{variant}/seed{seed}"
         for name in ("history.csv", "metrics.json", "model.keras"):
             assert (run / name).exists(), run / name
         assert not (run / ".resume").exists()
-    for study in ("acts", "other"):
+    for study in STUDIES:
         for name in ("runs.csv", "summary.csv", "paired.csv"):
             assert (done / f"results/studies/{study}/{name}").exists()
     assert (done / "report/index.html").exists()
@@ -124,11 +103,35 @@ def test_tables(done):
     assert float(summary["relu"]["best_val_accuracy_mean"]) == pytest.approx(sum(values) / 2)
 
 
+def test_a_run_shared_between_studies_is_trained_once_and_copied(done, finished):
+    out = finished.stdout + finished.stderr
+    for (study, variant, seed), source in FINISHED_SHARED.items():
+        copy_dir = done / f"results/runs/{study}/{variant}/seed{seed}"
+        source_dir = done / "results/runs/{}/{}/seed{}".format(*source)
+        assert not (done / f"logs/train/{study}/{variant}/seed{seed}.log").exists()
+        assert f"study={study} variant={variant} seed={seed}" not in out  # no train job
+        for name in ("history.csv", "model.keras"):
+            assert (copy_dir / name).read_bytes() == (source_dir / name).read_bytes()
+        copied = json.loads((copy_dir / "metrics.json").read_text())
+        trained = json.loads((source_dir / "metrics.json").read_text())
+        assert (copied["study"], copied["variant"]) == (study, variant)
+        assert copied["trained_as"] == "results/runs/{}/{}/seed{}".format(*source)
+        assert copied["run_config"]["study"] == study
+        labels = {"study", "variant", "trained_as", "run_config"}
+        assert {k: v for k, v in copied.items() if k not in labels} == {
+            k: v for k, v in trained.items() if k not in labels}
+        # both studies' tables hold the one run's numbers
+        with open(done / f"results/studies/{study}/runs.csv") as fh:
+            row = next(r for r in csv.DictReader(fh) if (r["variant"], r["seed"]) == (
+                variant, str(seed)))
+        assert float(row["best_val_accuracy"]) == trained["best_val_accuracy"]
+
+
 def test_report_shows_tables_figures_and_escapes_user_text(done):
     html = (done / "report/index.html").read_text()
     assert "Tiny &lt;b&gt;activation&lt;/b&gt; study" in html
     assert "<b>activation</b>" not in html
-    for study in ("acts", "other"):
+    for study in STUDIES:
         assert f'id="study-{study}"' in html
         for fig in ("learning_curves", "final_metric", "activation_functions",
                     "activation_statistics"):
@@ -138,14 +141,49 @@ def test_report_shows_tables_figures_and_escapes_user_text(done):
     assert 'href="../results/runs/acts/relu/seed0/history.csv"' in html
 
 
+def test_each_job_is_a_line_or_two_without_its_code_inputs(finished):
+    """What the user sees of the finished run: a line per job, naming its log."""
+    out = (finished.stdout + finished.stderr).splitlines()
+    for variant in ("relu", "elu"):
+        described = [line for line in out if f"study=acts variant={variant} seed=0" in line]
+        assert len(described) == 1, described
+        assert f"logs/train/acts/{variant}/seed0.log" in described[0]
+    assert not any("cnnablate/training/train.py" in line for line in out)  # no code inputs listed
+    assert not any(line.strip().startswith(("input:", "output:")) for line in out)
+    assert "Traceback" not in finished.stdout + finished.stderr
+
+
 def test_second_run_does_nothing(done):
     assert planned_jobs(done) == []
 
 
-def _edited(done: Path, edit) -> list[tuple]:
-    config = copy.deepcopy(TINY)
+def _tree(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file and folder under `root` with its size and modification time."""
+    out = {}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(folder) / name
+            stat = path.lstat()
+            out[str(path.relative_to(root))] = (stat.st_size, stat.st_mtime_ns)
+    return out
+
+
+def test_dry_run_leaves_the_tree_as_it_found_it(finished_copy):
+    """Even where results are missing under built ones (the stale case, which plans a marker
+    for the study), `snakemake -n` writes nothing: not the marker, not a log."""
+    shutil.rmtree(finished_copy / "results/runs/acts/elu/seed1")
+    before = _tree(finished_copy)
+    jobs = planned_jobs(finished_copy)
+    assert ("train", "acts", "elu", "1") in jobs and ("mark_stale", "acts") in jobs
+    after = _tree(finished_copy)
+    assert {k: v for k, v in after.items() if not k.startswith(".snakemake")} == {
+        k: v for k, v in before.items() if not k.startswith(".snakemake")}
+
+
+def _edited(done: Path, tmp_path: Path, edit) -> list[tuple]:
+    config = copy.deepcopy(FINISHED)
     edit(config)
-    path = write_config(done / "edited.yaml", config)
+    path = write_config(tmp_path / "edited.yaml", config)
     return planned_jobs(done, "--configfile", str(path))
 
 
@@ -153,53 +191,24 @@ DOWNSTREAM_ACTS = [("aggregate", "acts"), ("paper_table", "acts"), ("figures", "
                    ("report",)]
 
 
-def test_editing_one_variant_reruns_only_that_variant(done):
+def test_editing_one_variant_reruns_only_that_variant(done, tmp_path):
     def edit(config):
         config["studies"]["acts"]["variants"]["elu"]["train"] = {"learning_rate": 0.01}
 
-    assert _edited(done, edit) == sorted(
-        [("train", "acts", "elu", "0"), ("train", "acts", "elu", "1"), *DOWNSTREAM_ACTS]
+    # tiny's elu was acts's elu seed 0, copied; now that they differ it trains on its own
+    assert _edited(done, tmp_path, edit) == sorted(
+        [("train", "acts", "elu", "0"), ("train", "acts", "elu", "1"), *DOWNSTREAM_ACTS,
+         ("train", TINY_STUDY, "elu", "0"), ("aggregate", TINY_STUDY), ("figures", TINY_STUDY)]
     )
 
 
-def test_editing_a_study_setting_reruns_that_study(done):
+def test_editing_a_study_setting_reruns_that_study(done, tmp_path):
     def edit(config):
-        config["studies"]["acts"]["train"]["batch_size"] = 16
+        config["studies"]["other"]["train"]["batch_size"] = 16
 
-    assert _edited(done, edit) == sorted(
-        [("train", "acts", v, s) for v in ("relu", "elu") for s in ("0", "1")] + DOWNSTREAM_ACTS
-    )
-
-
-def _touch(path: Path) -> None:
-    later = time.time() + 5
-    path.write_text(path.read_text() + "\nEDITED = 1\n")  # code, not a comment
-    import os
-
-    os.utime(path, (later, later))
-
-
-def _clone(done: Path, tmp_path: Path) -> Path:
-    """A copy of the finished run, code and results with their times, to edit code in."""
-    import shutil
-
-    return Path(shutil.copytree(done, tmp_path / "wf", symlinks=True))
-
-
-def test_changing_a_model_reruns_only_its_runs(done, tmp_path):
-    work = _clone(done, tmp_path)
-    assert planned_jobs(work) == []
-    _touch(work / "cnnablate/zoo/models/all_cnn.py")
-    trains = [j for j in planned_jobs(work) if j[0] == "train"]
-    assert trains == sorted(
-        [("train", "acts", v, s) for v in ("relu", "elu") for s in ("0", "1")]
-    )
-
-
-def test_changing_report_code_reruns_only_the_report_side(done, tmp_path):
-    work = _clone(done, tmp_path)
-    _touch(work / "cnnablate/reporting/report.py")
-    assert planned_jobs(work) == [("report",)]
+    assert _edited(done, tmp_path, edit) == sorted(
+        [("train", "other", "prelu", "0"), ("aggregate", "other"), ("figures", "other"),
+         ("report",)])
 
 
 @pytest.mark.parametrize(
@@ -213,7 +222,7 @@ def test_changing_report_code_reruns_only_the_report_side(done, tmp_path):
 )
 def test_bad_config_stops_snakemake_before_any_job(tmp_path, edit, words):
     work = copy_workflow(tmp_path / "wf")
-    config = copy.deepcopy(TINY)
+    config = copy.deepcopy(FINISHED)
     edit(config)
     write_config(work / "config.yaml", config)
     proc = snakemake(work, "--cores", "1", check=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,30 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
+# What a workflow run leaves besides the prepared data (removed by `without_results`).
+RESULTS_BUT_DATA = ("results/runs", "results/studies", "results/benchmarks", "results/smoke",
+                    "logs", "report/index.html", "report/figures", "report/smoke", "artifacts")
+
+
+def copy_finished(finished: Path, dest: Path) -> Path:
+    """A finished workflow copied to `dest` with its results and Snakemake's records, file
+    times kept (so that nothing looks changed)."""
+    return Path(shutil.copytree(finished, dest, symlinks=True))
+
+
+def copy_prepared(finished: Path, dest: Path) -> Path:
+    """A finished workflow copied to `dest` with only its prepared data (and Snakemake's record
+    of it): a new config there trains at once, without preparing the data again."""
+    work = copy_finished(finished, dest)
+    for rel in RESULTS_BUT_DATA:
+        path = work / rel
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    return work
+
+
 def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900,
               env: dict | None = None) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).with_name("snakemake")
@@ -39,6 +64,21 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900,
     return proc
 
 
+def _as_foreground_job() -> None:
+    """In the child, before exec: its own process group (the test sends it Ctrl-C), and SIGINT
+    handled by default. A shell starts background commands (`cmd &`, `nohup cmd &` from a
+    script) with SIGINT ignored, and an ignored signal stays ignored across exec: without this a
+    suite started that way would send a Ctrl-C nobody receives."""
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def foreground(cmd: list[str], **kwargs) -> subprocess.Popen:
+    """`cmd` started as a user's foreground command that Ctrl-C (SIGINT to its process group,
+    `os.killpg(proc.pid, signal.SIGINT)`) reaches, however the test suite was started."""
+    return subprocess.Popen(cmd, preexec_fn=_as_foreground_job, **kwargs)
+
+
 _RULE = re.compile(r"^\s*(?:local)?(?:rule|checkpoint) (\w+):\s*$")
 _WILDCARDS = re.compile(r"^\s*wildcards: (.*)$")
 # A rule with a `message:` prints "Job N: <message>" instead of its block; ours start with
@@ -49,8 +89,13 @@ _MESSAGE = re.compile(r"^Job \d+: (\w+)((?: \w+=[^\s=]+)*)(?: \(|$)")
 def planned_jobs(workdir: Path, *args: str) -> list[tuple]:
     """What `snakemake -n` would run, as sorted (rule, wildcards...) tuples."""
     proc = snakemake(workdir, "-n", *args)
+    return jobs_in(proc.stdout + proc.stderr)
+
+
+def jobs_in(output: str) -> list[tuple]:
+    """The jobs a `snakemake -n` output lists, as sorted (rule, wildcards...) tuples."""
     jobs, current = [], None
-    for line in (proc.stdout + proc.stderr).splitlines():
+    for line in output.splitlines():
         if m := _MESSAGE.match(line):
             if current:
                 jobs.append(current)

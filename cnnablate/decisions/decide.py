@@ -69,8 +69,10 @@ class Design:
         """Seeds per arm at each look."""
         if not self.adaptive:
             return [n_fixed or 0]
-        sizes = list(range(self.initial, self.max, self.step)) + [self.max]
-        return sorted(set(sizes))
+        # The rounds' own schedule: one source for the rounds and their looks.
+        from cnnablate.decisions.rounds import look_sizes
+
+        return look_sizes({"initial": self.initial, "max": self.max, "step": self.step})
 
     def nominal(self, level: float, look: int, n_fixed: int | None = None) -> float:
         """The p-value level at `look` (1-based) of a comparison tested at overall `level`."""

@@ -188,7 +188,7 @@ FIGURES: dict[str, Figure] = {
 # `tuning_csv`) by their own job, so an untuned study's figures job and files stay as they are.
 TUNING_FIGURES: dict[str, Figure] = {
     "tuning": Figure(
-        "cnnablate.reporting.tuning:plot_tuning", "report/captions/tuning.rst",
+        "cnnablate.reporting.tuning_figure:plot_tuning", "report/captions/tuning.rst",
         "Tuning: the selection metric against each tuned value per variant, a dot per tuning "
         "seed, the line through their means, a star on the selected value (with several tuned "
         "keys, each panel holds the others at the selected setting)",

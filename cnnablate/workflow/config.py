@@ -23,6 +23,7 @@ import yaml
 
 from cnnablate.decisions import rounds
 from cnnablate.workflow import catalog
+from cnnablate.workflow.layout import Layout
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -237,10 +238,10 @@ def _resolve(config: dict) -> _Resolved:
         problem = rounds.check_seeds(study["seeds"], where)
         if problem:
             raise ConfigError(problem)
-        seeds = rounds.all_seeds(study["seeds"])  # adaptive: every seed up to max
-        deciding_seeds = list(seeds)
+        spec = rounds.smoke_seeds(study["seeds"], smoke["seeds"]) if smoke else study["seeds"]
+        seeds = rounds.all_seeds(spec)  # adaptive: every seed up to max
+        deciding_seeds = rounds.all_seeds(study["seeds"])  # every seed that may decide
         if smoke:
-            seeds = seeds[: smoke["seeds"]]
             if smoke["max_variants"]:
                 others = [n for n in names if n != baseline]
                 names = [baseline] + others[: smoke["max_variants"] - 1]
@@ -489,9 +490,10 @@ def apply_selection(run: dict, values: Mapping[str, Any] | None,
 
 def run_folder(run: Mapping) -> str:
     """A run's folder under results/runs/ (and its log's under logs/train/): deciding runs
-    `{study}/{variant}/seed{seed}`, tuning runs `{study}/{variant}/tune-{candidate}/seed{seed}`."""
-    tuning = f"tune-{run['tuning']['candidate']}/" if run.get("tuning") else ""
-    return f"{run['study']}/{run['variant']}/{tuning}seed{run['seed']}"
+    `{study}/{variant}/seed{seed}`, tuning runs `{study}/{variant}/tune-{candidate}/seed{seed}`
+    (cnnablate.workflow.layout)."""
+    layout = Layout()
+    return layout.run_key(*layout.of(dict(run)))
 
 
 def planning_summary(runs: list[dict], tuning: Tuning, results: str = "results") -> list[str]:
@@ -575,11 +577,12 @@ def study_settings(config: dict, study_name: str) -> dict:
         "model": study["model"],
         "reference": study.get("reference", {}),
         "variant_descriptions": {k: v.get("description", "") for k, v in variants.items()},
-        # What cnnablate.decisions.decide needs; smoke mode runs a fixed prefix of the seeds.
+        # What cnnablate.decisions.decide needs; smoke mode runs a prefix of the seeds (of
+        # adaptive seeds: one round and its decision).
         "decisions": {
             **{k: config["report"][k] for k in ("alpha", "power", "all_pairs", "confidence")},
             "min_effect": study.get("min_effect"),
-            "seeds": (rounds.all_seeds(study["seeds"])[: config["smoke_settings"]["seeds"]]
+            "seeds": (rounds.smoke_seeds(study["seeds"], config["smoke_settings"]["seeds"])
                       if config.get("smoke") else study["seeds"]),
         },
         "tune": _study_tune(study, bool(config.get("smoke"))),

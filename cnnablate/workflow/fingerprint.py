@@ -10,9 +10,12 @@ models). Each module counts by its *normalised* source: the `ast` parse tree wit
 so comments, docstrings, formatting and `touch` change nothing.
 
 Left out (`NOT_RESULTS`): modules that cannot change a result: logging, provenance, GPU claiming,
-config resolution (its result, the resolved run, is a param of its own) and the registries,
-whose result-relevant parts are hashed as data instead (an activation's default parameters, a
-figure's function, a source's loader).
+the folder layout, config resolution (its result, the resolved run, is a param of its own) and
+the registries, whose result-relevant parts are hashed as data instead (an activation's default
+parameters, a figure's function or title, a source's loader).
+
+Imports are followed as written, absolute (`import cnnablate.x`, `from cnnablate.x import y`) or
+relative (`from . import x`, `from .x import y`, resolved from the importing file's package).
 
 Pure Python (ast, hashlib): the Snakefile calls it while planning.
 """
@@ -41,6 +44,7 @@ NOT_RESULTS = frozenset({
     "cnnablate.workflow.config",
     "cnnablate.workflow.catalog",
     "cnnablate.workflow.fingerprint",
+    "cnnablate.workflow.layout",  # names paths: a moved file is a missing one to Snakemake
 })
 
 # Entry script of each stage (the `script:` of its rule).
@@ -48,6 +52,7 @@ SCRIPTS = {
     "prepare": "scripts/prepare_dataset.py",
     "prepare_synthetic": "scripts/prepare_synthetic.py",
     "train": "scripts/train.py",
+    "share": "scripts/share_run.py",
     "aggregate": "scripts/aggregate.py",
     "paper_table": "scripts/paper_table.py",
     "decide": "scripts/decide_round.py",
@@ -88,7 +93,7 @@ def _analysed(path: str, mtime_ns: int, root: str) -> tuple[frozenset[str], str]
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
-            found.update(_imported(node, Path(root)))
+            found.update(_imported(node, Path(path), Path(root)))
         elif isinstance(node, _DOCUMENTED):
             _drop_docstring(node)
     _drop_docstring(tree)
@@ -109,13 +114,15 @@ def _drop_docstring(node: ast.AST) -> None:
         node.body = body[1:] or [ast.Pass()]
 
 
-def _imported(node: ast.Import | ast.ImportFrom, root: Path) -> set[str]:
+def _imported(node: ast.Import | ast.ImportFrom, path: Path, root: Path) -> set[str]:
     names: list[str] = []
     if isinstance(node, ast.ImportFrom):
-        if node.module and node.level == 0:
-            names.append(node.module)
-            # `from cnnablate.training import actstats` imports a module, not a name.
-            names.extend(f"{node.module}.{alias.name}" for alias in node.names)
+        base = node.module if node.level == 0 else _relative_base(node, path, root)
+        if base:
+            names.append(base)
+            # `from cnnablate.training import actstats` (or `from . import actstats`) imports a
+            # module, not a name.
+            names.extend(f"{base}.{alias.name}" for alias in node.names)
     else:
         names.extend(alias.name for alias in node.names)
     found = set()
@@ -126,6 +133,19 @@ def _imported(node: ast.Import | ast.ImportFrom, root: Path) -> set[str]:
             if module_file(prefix, root):
                 found.add(prefix)
     return found
+
+
+def _relative_base(node: ast.ImportFrom, path: Path, root: Path) -> str | None:
+    """The absolute module a relative `from .x import y` (level dots) names, from the
+    importing file's package; None outside the package or above its top."""
+    try:
+        package = list(path.resolve().relative_to(root.resolve()).parts[:-1])
+    except ValueError:
+        return None
+    if not package or package[0] != PACKAGE or node.level > len(package):
+        return None
+    base = package[: len(package) - (node.level - 1)]
+    return ".".join([*base, *([node.module] if node.module else [])])
 
 
 def closure(paths: Iterable[Path], root: Path = ROOT) -> set[Path]:
@@ -204,6 +224,10 @@ class Fingerprints:
             {"loader": entry.loader, "args": list(entry.args)},
         )
 
+    def share(self) -> str:
+        """Copying a run that another study trains (cnnablate.workflow.shared)."""
+        return self._memoised(("share",), [])
+
     def aggregate(self) -> str:
         return self._memoised(("aggregate",), [])
 
@@ -232,4 +256,7 @@ class Fingerprints:
         return self._memoised(("figures", "tuning"), modules, functions)
 
     def report(self) -> str:
-        return self._memoised(("report",), [])
+        """The report job's: its code and the figure titles it prints (catalog data, which
+        the catalog's exclusion from the closure would otherwise leave out)."""
+        titles = {name: fig.title for name, fig in catalog.FIGURES.items()}
+        return self._memoised(("report",), [], {"figure_titles": titles})

@@ -5,11 +5,12 @@ run whose three files were deleted (or removed by an interrupted `--forcerun`/`-
 which deletes a job's outputs before it starts) leaves the study's tables, figures and the
 report in place, and a plain rerun says "Nothing to be done" while the report shows the old
 numbers. The Snakefile therefore checks each study while planning: where a product is missing
-under one that exists, it writes the study's marker file, an input of the study's aggregate,
-figures and report jobs. Its new content and time make those jobs' input "updated", so
-Snakemake reruns them and, because they must run, rebuilds the missing files below them
-(training resumes from its epoch backup). Once rebuilt, nothing is missing, the marker is not
-rewritten, and a rerun does nothing.
+under one that exists, it names a new marker file (`results/studies/{study}/.rebuild-<digest>`)
+as an input of the study's aggregate, figures and report jobs. Planning writes nothing (so
+`snakemake -n` leaves the tree as it found it): a light job, `mark_stale`, makes the marker, and
+the new input makes Snakemake rerun those jobs and, because they must run, rebuild the missing
+files below them (training resumes from its epoch backup). Once rebuilt, nothing is missing, the
+last marker stays their input unchanged, and a rerun does nothing.
 
 Plain Python, no TensorFlow: the Snakefile imports this while planning.
 """
@@ -17,12 +18,15 @@ Plain Python, no TensorFlow: the Snakefile imports this while planning.
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-RUN_FILES = ("history.csv", "metrics.json", "model.keras")
+from cnnablate.workflow.layout import RUN_FILES
+
+MARKER_PREFIX = ".rebuild-"  # then 12 hex digits
 
 
 class StaleResultsError(RuntimeError):
@@ -57,10 +61,27 @@ def stale_files(study_layers: Sequence[Sequence[str | Path]], report: str | Path
     return stale_reason([*study_layers, [report]])
 
 
+def current_marker(study_dir: str | Path) -> str | None:
+    """The study's marker made last (mark_stale leaves one), or None."""
+    found = sorted(Path(study_dir).glob(f"{MARKER_PREFIX}*"), key=os.path.getmtime)
+    return str(found[-1]) if found else None
+
+
+def next_marker(study_dir: str | Path, gone: Sequence[str], current: str | None) -> str:
+    """A marker name new for this state (what is missing, after which marker), so the same
+    files missing again later still give a new input; the same state names the same marker, so
+    `snakemake -n` shows what the real run will do."""
+    text = "\n".join([Path(current).name if current else "", *gone])
+    return f"{Path(study_dir)}/{MARKER_PREFIX}{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
 def mark_stale(marker: str | Path, gone: Sequence[str]) -> None:
-    """(Re)write the marker: new content, so Snakemake's checksum check sees an updated input."""
+    """Write the marker (what was missing), and remove the study's older markers."""
     marker = Path(marker)
     marker.parent.mkdir(parents=True, exist_ok=True)
+    for old in marker.parent.glob(f"{MARKER_PREFIX}*"):
+        if old != marker:
+            old.unlink(missing_ok=True)
     tmp = marker.with_name(f".{marker.name}.tmp{os.getpid()}")
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     tmp.write_text(f"# {stamp}: missing while planning; rebuilt with everything above them\n"

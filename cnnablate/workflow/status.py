@@ -34,7 +34,8 @@ from pathlib import Path
 
 from cnnablate.decisions import rounds
 from cnnablate.training.monitor import HEARTBEAT
-from cnnablate.workflow.config import apply_selection, run_folder
+from cnnablate.workflow.config import apply_selection
+from cnnablate.workflow.layout import Layout
 
 STALE_AFTER = 900.0
 BAR_WIDTH = 20
@@ -266,13 +267,13 @@ def at_selection(runs: list[dict], root: Path, smoke: bool = False,
     """Deciding runs of tuned variants at their selected candidate once the study's selection
     is written (results/studies/{study}/tuning/selection.json): a tuned `train.epochs` then
     counts as selected. Runs of studies without a selection stay as resolved."""
-    results = _folder(root, "results", smoke)
+    layout = Layout(smoke=smoke)
     selections: dict[str, dict] = {}
     out = []
     for run in runs:
         study = run["study"]
         if study not in selections:
-            state = _read_json(results / "studies" / study / "tuning" / "selection.json")
+            state = _read_json(root / layout.study_file(study, "tuning/selection.json"))
             selections[study] = (state or {}).get("variants") or {}
         chosen = selections[study].get(run["variant"])
         out.append(apply_selection(run, chosen["values"], smoke_settings) if chosen else run)
@@ -283,46 +284,38 @@ def scheduled(runs: list[dict], seeds_of: dict, root: Path, smoke: bool = False)
     """`runs` less those adaptive seeds will not run: a seed of round k+1 or later of a variant
     that a written round-k decision (results/studies/{study}/rounds/round{k}.json) did not
     continue. Runs of rounds not yet decided stay (they may still run). `seeds_of`: study name
-    -> its `seeds:` setting."""
-    results = _folder(root, "results", smoke)
-    keep = []
-    for run in runs:
-        spec = seeds_of.get(run["study"])
-        if rounds.is_adaptive(spec) and not _continued(run, spec, results):
+    -> its `seeds:` setting. The rounds are walked as the workflow walks them
+    (cnnablate.decisions.rounds.walk)."""
+    layout = Layout(smoke=smoke)
+    planned: dict[str, set[tuple[str, int]]] = {}
+    for study in dict.fromkeys(run["study"] for run in runs):
+        spec = seeds_of.get(study)
+        if not rounds.is_adaptive(spec):
             continue
-        keep.append(run)
-    return keep
+        variants = list(dict.fromkeys(r["variant"] for r in runs if r["study"] == study))
+        decision = lambda k, study=study: _continuing(root / layout.round_state(study, k))  # noqa: E731
+        planned[study] = {(v, s) for k, active in rounds.walk(spec, variants, decision)
+                          for v in active for s in rounds.round_seeds(spec, k)}
+    return [run for run in runs if run["study"] not in planned
+            or (run["variant"], int(run["seed"])) in planned[run["study"]]]
 
 
-def _continued(run: dict, spec: dict, results: Path) -> bool:
-    seed = int(run["seed"])
-    k = next(k for k in range(1, rounds.n_rounds(spec) + 1)
-             if seed in rounds.round_seeds(spec, k))
-    for j in range(1, k):
-        state = _read_json(results / "studies" / run["study"] / "rounds" / f"round{j}.json")
-        if state is None:
-            return True  # not decided yet: it may run
-        if run["variant"] not in state.get("continuing", []):
-            return False
-    return True
-
-
-def _folder(root: Path, name: str, smoke: bool) -> Path:
-    """results/ or logs/, under smoke/ in smoke mode, as rules/common.smk has them."""
-    return root / name / "smoke" if smoke else root / name
+def _continuing(path: Path) -> list[str] | None:
+    """A written round decision's continuing variants; None while it is not written."""
+    state = _read_json(path)
+    return None if state is None else list(state.get("continuing", []))
 
 
 def collect(runs: list[dict], root: Path, smoke: bool = False,
             now: float | None = None) -> list[RunStatus]:
-    """Every run's status, with the folders the workflow uses (rules/common.smk)."""
-    results, logs = _folder(root, "results", smoke), _folder(root, "logs", smoke)
+    """Every run's status, with the folders the workflow uses (cnnablate.workflow.layout)."""
+    layout = Layout(smoke=smoke)
     out = []
     for run in runs:
-        folder = run_folder(run)  # a tuning run's: {variant}/tune-{candidate}/seed{seed}
-        run_dir = results / "runs" / folder
-        log = logs / "train" / f"{folder}.log"
+        ident = layout.of(run)  # a tuning run's: {variant}/tune-{candidate}/seed{seed}
+        run_dir, log = root / layout.run_dir(*ident), root / layout.run_log(*ident)
         status = _status_at(run, run_dir, log, root, now)
-        out.append(replace(status, tuning=(run.get("tuning") or {}).get("candidate", "")))
+        out.append(replace(status, tuning=ident[3] or ""))
     return out
 
 

@@ -10,11 +10,12 @@ equally shaped layers identical weights. The same caveat applies to an explicit 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-import keras
+from typing import TYPE_CHECKING, Any
 
 from cnnablate.workflow import catalog
+
+if TYPE_CHECKING:
+    import keras
 
 
 def _invalid(detail: str) -> ValueError:
@@ -35,6 +36,9 @@ def get(
     spec: str | Mapping[str, Any] = "auto", activation: str | Mapping[str, Any] = "relu"
 ) -> keras.initializers.Initializer:
     """A fresh initializer for ``spec``; ``activation`` only matters for ``"auto"``."""
+    # Imported here: planning resolves `auto` (auto_initializer) without Keras or TensorFlow.
+    import keras
+
     if isinstance(spec, Mapping):
         unknown = sorted(set(spec) - {"type", "params"})
         if unknown or not isinstance(spec.get("type"), str):

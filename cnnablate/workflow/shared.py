@@ -1,0 +1,69 @@
+"""Runs shared between studies: a run identical to an earlier study's is trained once.
+
+Two studies often hold the same run under two names: the default config's `initializers`
+study's `he_normal` variant is the `activations` study's `relu` (same model, data, settings and
+seed). Its fully resolved run config, less the names that only label it (study, variant,
+baseline), is then equal, and so is what training would produce (training is deterministic per
+config and seed). The later study's run is not trained again: a light job copies the earlier
+run's files into its own run folder (`share_run`, rules/train.smk) and relabels `metrics.json`
+(study, variant, and `trained_as`: the run folder it was trained in). Every reader of run
+folders (tables, figures, report, `status`) keeps its one folder per (study, variant, seed).
+
+Within one study two identical variants are left alone: that is a deliberate A/A check.
+
+Plain Python: the Snakefile calls it while planning.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from cnnablate.workflow.atomic import atomic_path, write_json_atomic
+from cnnablate.workflow.config import config_hash, run_id
+from cnnablate.zoo.initializers import auto_initializer
+
+NAMING_KEYS = frozenset({"study", "variant", "baseline"})  # labels, not training settings
+COPIED = ("history.csv", "model.keras")  # copied as they are; metrics.json is relabelled
+
+
+def training_key(run: Mapping) -> str:
+    """What a run trains, without its names: equal keys train the same model the same way.
+    `init: auto` counts as the initializer it picks (he_normal for relu)."""
+    settings = {k: v for k, v in run.items() if k not in NAMING_KEYS}
+    if settings.get("init") == "auto":
+        settings["init"] = auto_initializer(run["activation"])
+    return config_hash(settings)
+
+
+def shared_runs(runs: Iterable[Mapping]) -> dict[tuple[str, str, int], tuple[str, str, int]]:
+    """{run id: id of the earlier study's identical run it is copied from}, for every run that
+    an earlier study (in config order) already trains."""
+    first: dict[str, tuple[str, str, int]] = {}
+    shared = {}
+    for run in runs:
+        key, ident = training_key(run), run_id(run)
+        source = first.get(key)
+        if source is not None and source[0] != ident[0]:
+            shared[ident] = source
+        else:
+            first.setdefault(key, ident)
+    return shared
+
+
+def copy_shared_run(source_dir: str | Path, dest_dir: str | Path, run: Mapping,
+                    trained_as: str) -> None:
+    """Copy a finished run's files from `source_dir` into `dest_dir` as `run` (its study,
+    variant and baseline in metrics.json); `trained_as` names the source folder."""
+    source_dir, dest_dir = Path(source_dir), Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    for name in COPIED:
+        with atomic_path(dest_dir / name) as tmp:
+            shutil.copyfile(source_dir / name, tmp)
+    metrics = json.loads((source_dir / "metrics.json").read_text())
+    labels = {key: run[key] for key in NAMING_KEYS}
+    metrics.update(study=run["study"], variant=run["variant"], trained_as=trained_as)
+    metrics["run_config"] = {**metrics.get("run_config", {}), **labels}
+    write_json_atomic(dest_dir / "metrics.json", metrics)
