@@ -1,6 +1,7 @@
 """The workflow's paper outputs end to end, on the tiny finished workflow shared with the
-browser tests (tests/browser.py): table.tex / table.md per study and a PDF beside every
-figure, linked from the report; `cnnablate export mlflow` of the real runs' files, twice."""
+whole session (tests/conftest.py's `finished`): table.tex / table.md per study and a PDF beside
+every figure, linked from the report; `cnnablate export mlflow` of the real runs' files,
+twice."""
 
 from __future__ import annotations
 
@@ -10,15 +11,15 @@ import pytest
 
 from cnnablate.__main__ import main
 from cnnablate.workflow import catalog
-from tests.browser import TINY_STUDY, TINY_VARIANTS, tiny_workflow
+from tests.tiny import TINY_STUDY, TINY_VARIANTS
 from tests.workflow import planned_jobs
 
 pytestmark = pytest.mark.workflow
 
 
-@pytest.fixture(scope="module")
-def work(tmp_path_factory):
-    return tiny_workflow(tmp_path_factory)
+@pytest.fixture
+def work(finished):
+    return finished.work  # read only
 
 
 def test_tables_and_pdfs_are_made_and_linked(work):

@@ -8,14 +8,21 @@ from __future__ import annotations
 import copy
 import csv
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.workflow import ROOT, copy_workflow, planned_jobs, snakemake, write_config
+from tests.workflow import (
+    ROOT,
+    copy_finished,
+    copy_prepared,
+    copy_workflow,
+    planned_jobs,
+    snakemake,
+    write_config,
+)
 
 pytestmark = pytest.mark.workflow
 
@@ -63,12 +70,13 @@ def _best_lr(rows: list[dict]) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def done(tmp_path_factory):
-    """The tiny tuned study planned (its dry run kept), then run to its tables."""
-    work = copy_workflow(tmp_path_factory.mktemp("tuned"))
+def done(tmp_path_factory, finished):
+    """The tiny tuned study planned (its dry run kept), then run to its report, on the data the
+    session's finished workflow prepared (tests/README.md)."""
+    work = copy_prepared(finished.work, tmp_path_factory.mktemp("tuned") / "wf")
     write_config(work / "config.yaml", TUNED)
     dry = snakemake(work, "-n")
-    snakemake(work, "--cores", "2", f"{TABLES}/summary.csv")
+    snakemake(work, "--cores", "4", "report/index.html")
     return work, dry.stdout + dry.stderr
 
 
@@ -141,9 +149,20 @@ def test_deciding_runs_train_at_their_variants_selected_value(done):
     assert sorted((r["variant"], r["seed"]) for r in runs) == [("relu", "0"), ("tanh", "0")]
 
 
+def test_the_report_compares_each_variant_at_its_own_best_setting(done):
+    work, _ = done
+    html = (work / "report/index.html").read_text()
+    assert "Tuning: each variant at its own best setting" in html
+    best = _best_lr(_rows(work / f"{TABLES}/tuning.csv"))
+    # the sentence per variant names its selected learning rate
+    assert f"relu: best at learning_rate {best['relu']:g} of 0.003, 0.1" in html
+    for suffix in ("png", "pdf"):
+        assert (work / f"report/figures/{STUDY}/tuning.{suffix}").is_file()
+
+
 def test_nothing_reruns_and_status_shows_both_kinds(done):
     work, _ = done
-    assert planned_jobs(work, f"{TABLES}/summary.csv") == []
+    assert planned_jobs(work) == []
     out = subprocess.run(
         [sys.executable, "-m", "cnnablate", "status", "--directory", str(work)],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
@@ -153,8 +172,7 @@ def test_nothing_reruns_and_status_shows_both_kinds(done):
 
 
 def test_adding_a_candidate_reruns_only_new_tuning_runs_and_changed_selections(done, tmp_path):
-    work = tmp_path / "wf"
-    shutil.copytree(done[0], work, symlinks=True)
+    work = copy_finished(done[0], tmp_path / "wf")
     before = _best_lr(_rows(work / f"{TABLES}/tuning.csv"))
     config = copy.deepcopy(TUNED)
     config["studies"][STUDY]["variants"]["tanh"]["tune"]["train.learning_rate"].append(0.03)
