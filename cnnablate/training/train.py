@@ -413,6 +413,9 @@ def fit_with_resume(
             epochs=epochs,
             initial_epoch=first_epoch,
             steps_per_epoch=feed.splits["train"].steps_per_epoch(bs),
+            # the feed's order is the run's (a PyDataset would otherwise be reshuffled by
+            # batch with Python's `random`, whose state a resumed run does not have)
+            shuffle=False,
             callbacks=callbacks,
             verbose=0,
         )
