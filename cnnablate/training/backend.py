@@ -22,6 +22,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 BACKENDS = ("tensorflow", "jax")
 DEFAULT_BACKEND = "tensorflow"
@@ -169,3 +170,21 @@ def device_names(backend: str, tf=None) -> list[str]:
         tf.config.experimental.get_device_details(d).get("device_name", d.name)
         for d in tf.config.list_physical_devices("GPU")
     ]
+
+
+def conda_env_by_backend(
+    run_of: Callable[[Any], Mapping], resources_cfg: Mapping | None,
+    envs: Mapping[str, tuple[str, str]],
+) -> Callable[..., str]:
+    """A function for the train rule's `conda:`: `envs[backend]` is the (CPU, GPU) pair of env
+    files of each backend; of the run's backend, the GPU one when the job gets a GPU
+    (resources.conda_env_by_gpu)."""
+    from cnnablate.training.resources import conda_env_by_gpu
+
+    by_backend = {name: conda_env_by_gpu(run_of, resources_cfg, *pair)
+                  for name, pair in envs.items()}
+
+    def env(wildcards: Any, input: Any = None) -> str:  # noqa: A002
+        return by_backend[run_backend(run_of(wildcards))](wildcards, input)
+
+    return env
