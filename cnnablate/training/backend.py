@@ -114,6 +114,10 @@ def prepare_jax(threads: int, log: Callable[[str], None] = print) -> None:
     os.environ["XLA_FLAGS"] = _xla_flags(os.environ.get("XLA_FLAGS", ""), threads)
     os.environ.setdefault(ENV_CACHE_DIR, str(default_cache_dir()))
     os.environ.setdefault(ENV_CACHE_MIN_SECONDS, "0")
+    # JAX's cache does its file I/O through etils.epath where that is installed (tfds brings
+    # it), which looks for TensorFlow on every access: with TensorFlow hidden from the job
+    # every cache read and write failed (a warning each, nothing cached). etils's own switch.
+    os.environ.setdefault("EPATH_USE_TF", "false")
     from cnnablate.training.gpu import ENV_RUNS_PER_GPU, _split_ids, gpu_total_mb
 
     runs = max(1, int(os.environ.get(ENV_RUNS_PER_GPU) or 1))
