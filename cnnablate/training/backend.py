@@ -36,8 +36,8 @@ ENV_MEM_FRACTION = "XLA_PYTHON_CLIENT_MEM_FRACTION"
 DETERMINISM_FLAG = "--xla_gpu_deterministic_ops=true"
 # JAX's persistent compilation cache, shared by every job of every workflow of the user: a job
 # whose model and shapes were compiled before skips XLA's compile (whole steps, and the small
-# eager ops of building a model: 26 s -> 3 s for All-CNN-C on a loaded 2-core CPU). Compiled
-# code, not results, is cached, so a run is the same with or without it.
+# eager ops of building a model; BENCHMARKS.md section 6). Compiled code, not results, is
+# cached, so a run is the same with or without it.
 ENV_CACHE_DIR = "JAX_COMPILATION_CACHE_DIR"
 ENV_CACHE_MIN_SECONDS = "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"
 # One thread per job (`train_threads: 1`), as the TensorFlow path sizes its pools.

@@ -9,6 +9,10 @@
   variant and seed of a study while it trains. A resumed run first drops the events of the
   epochs its backup does not hold, so a killed attempt leaves no duplicate or orphan points.
 
+On Keras's JAX backend the same scalars (same tags and folders) are written by the tensorboard
+package's numpy-only writer (`_scalar_callback`), and the events of a killed attempt are
+dropped with its record reader and writer: no TensorFlow there.
+
 Plain Python at import time (the status command imports it); TensorFlow is only touched by
 the functions a training job calls.
 """
