@@ -202,6 +202,9 @@ else:
 
     def dump_weights(paths, model, history, metrics):
         np.savez(Path(run_dir) / "weights.npz", *[np.asarray(v) for v in model.variables])
+        conv = next(layer for layer in model.layers if layer.name.endswith("_conv"))
+        (Path(run_dir) / "trained.json").write_text(json.dumps({
+            "compute_dtype": conv.compute_dtype, "optimizer": type(model.optimizer).__name__}))
         write_outputs(paths, model, history, metrics)
 
     T.write_outputs = dump_weights
@@ -331,3 +334,21 @@ def test_study_on_jax_gives_the_files_and_columns_of_tensorflow(tmp_path):
     assert backends == {"tensorflow": {"tensorflow"}, "jax": {"jax"}}
     assert outputs["jax"]["tags"]["train"] == ["epoch_accuracy", "epoch_learning_rate",
                                                 "epoch_loss", "epoch_seconds"]
+
+
+@needs_jax
+@pytest.mark.parametrize(("precision", "compute", "optimizer"), [
+    ("mixed_float16", "float16", "LossScaleOptimizer"),  # float16 needs loss scaling
+])
+def test_jax_run_in_mixed_precision(tmp_path, precision, compute, optimizer):
+    from cnnablate.data.prepare import prepare_dataset
+
+    data_dir = tmp_path / "digits"
+    prepare_dataset("digits", {"source": "sklearn_digits"}, data_dir)
+    config = _config(epochs=1, max_train_images=128, max_eval_images=64, precision=precision)
+    run = resolve_runs(config)[0]
+    _train_without_tf("full", run, data_dir, tmp_path / "run", tmp_path / "jax-cache")
+    trained = json.loads((tmp_path / "run" / "trained.json").read_text())
+    assert trained == {"compute_dtype": compute, "optimizer": optimizer}
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["final_val_loss"] is not None
