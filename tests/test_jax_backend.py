@@ -105,6 +105,77 @@ def test_packed_jax_runs_get_the_tensorflow_paths_memory_share():
     assert 4 * fraction < 1.0
 
 
+PREPARE = """
+import json, os, sys
+from cnnablate.training.backend import prepare_jax
+prepare_jax(int(sys.argv[1]), log=lambda m: print(m, file=sys.stderr))
+assert "keras" not in sys.modules and "jax" not in sys.modules
+print(json.dumps({k: v for k, v in os.environ.items() if k.startswith(("XLA", "KERAS", "JAX"))}))
+"""
+
+
+def _prepared_env(threads: int, **env: str) -> dict:
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("XLA", "KERAS", "JAX", "CNNABLATE", "XDG_CACHE"))}
+    proc = subprocess.run([sys.executable, "-c", PREPARE, str(threads)], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT,
+                          env={**base, "PYTHONPATH": str(ROOT), **env})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_prepare_jax_sets_backend_flags_and_cache_before_keras(tmp_path):
+    env = _prepared_env(1, HOME=str(tmp_path))
+    assert env["KERAS_BACKEND"] == "jax"
+    assert "--xla_gpu_deterministic_ops=true" in env["XLA_FLAGS"].split()
+    assert env["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / ".cache" / "cnnablate" / "jax")
+    assert "XLA_PYTHON_CLIENT_MEM_FRACTION" not in env  # one run per GPU: JAX's default
+    mine = _prepared_env(2, JAX_COMPILATION_CACHE_DIR=str(tmp_path / "c"), XLA_FLAGS="--a=1")
+    assert mine["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "c")
+    assert mine["XLA_FLAGS"].split() == ["--a=1", "--xla_gpu_deterministic_ops=true"]
+
+
+def test_prepare_jax_caps_each_packed_run():
+    from cnnablate.training.gpu import memory_cap_mb
+
+    env = _prepared_env(1, CNNABLATE_RUNS_PER_GPU="4", CNNABLATE_GPU_MEMORY_MB="81920",
+                        CUDA_VISIBLE_DEVICES="0")
+    assert float(env["XLA_PYTHON_CLIENT_MEM_FRACTION"]) == pytest.approx(
+        memory_cap_mb(81920, 4) / 81920, abs=1e-3)
+    assert env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+    mine = _prepared_env(1, CNNABLATE_RUNS_PER_GPU="4", CNNABLATE_GPU_MEMORY_MB="81920",
+                         CUDA_VISIBLE_DEVICES="0", XLA_PYTHON_CLIENT_MEM_FRACTION="0.1")
+    assert mine["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.1"  # the user's value is kept
+
+
+def test_prepare_jax_refuses_a_process_whose_keras_has_another_backend():
+    import keras  # this test process's Keras: TensorFlow's
+
+    assert keras.backend.backend() != "jax"
+    with pytest.raises(backend.BackendError, match="already imported with the"):
+        backend.prepare_jax(1)
+
+
+@needs_jax
+def test_jax_run_asking_for_a_gpu_that_jax_does_not_see_fails_fast(monkeypatch):
+    import jax
+
+    from cnnablate.training.gpu import ENV_ALLOW_CPU, ENV_REQUEST, GPUUnavailable
+
+    if backend.jax_gpus(jax)[0]:
+        pytest.skip("this machine has a GPU that JAX sees")
+    monkeypatch.setenv(ENV_REQUEST, "1")
+    monkeypatch.setenv(ENV_ALLOW_CPU, "0")
+    lines = []
+    with pytest.raises(GPUUnavailable, match=r"gpu: 1 GPU\(s\) requested, JAX .* sees 0 .*"
+                                             r"requirements-jax-gpu\.txt"):
+        backend.configure_jax(jax, lines.append)
+    assert len(lines) == 1
+    monkeypatch.setenv(ENV_ALLOW_CPU, "1")
+    assert backend.configure_jax(jax, lines.append) == []
+    assert lines[-1].startswith("WARNING gpu: 1 GPU(s) requested")
+
+
 # ---------------------------------------------------------------- the numpy feed's pixels
 
 

@@ -101,7 +101,8 @@ def _job_imports(skipped: frozenset[str] = SKIPPED_IMPORTS) -> Iterator[None]:
     that imported any of them is left as it is): Keras is imported with SKIPPED_IMPORTS hidden
     (so in this process Keras treats them as not installed), and the interpreter skips its
     final garbage collection at exit (`gc.freeze` at exit: ~2 s of walking TensorFlow's object
-    graph; every output is written and closed before then).
+    graph; every output is written and closed before then). With `skipped` naming tensorflow
+    (SKIPPED_IMPORTS_JAX) the names stay hidden for the rest of the process.
     """
     fresh = not ({"keras", "tensorflow", "jax", *skipped} & sys.modules.keys())
     finder = _SkipImports(skipped)
