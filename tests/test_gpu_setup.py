@@ -113,7 +113,7 @@ def test_train_rule_conda_env_follows_the_runs_gpu(resources, run, expected):
 def test_train_rule_uses_the_gpu_env_function():
     text = (REPO / "rules" / "train.smk").read_text()
     conda = text.split("conda:")[1].split("script:")[0]
-    assert "conda_env_by_backend" in conda  # conda_env_by_gpu per backend
+    assert "conda_env_by_gpu" in conda
     assert '"../envs/train.yaml"' in conda and '"../envs/train-gpu.yaml"' in conda
 
 

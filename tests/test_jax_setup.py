@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from cnnablate.training.backend import conda_env_by_backend
+from cnnablate.training.resources import conda_env_by_gpu
 from tests.test_gpu_setup import REPO, conda_pip_pins, lock, pins, requirement_lines, run_of
 
 JAX_GPU = "jax[cuda12]"
@@ -68,8 +69,20 @@ def test_train_rule_conda_env_follows_the_runs_backend_and_gpu(backend, gpu, exp
     run = run_of()
     if backend:
         run["train"]["backend"] = backend
-    env = conda_env_by_backend(lambda wc: run, {"gpu": gpu}, ENVS)
+    by_gpu = {name: conda_env_by_gpu(lambda wc: run, {"gpu": gpu}, *pair)
+              for name, pair in ENVS.items()}
+    env = conda_env_by_backend(lambda wc: run, by_gpu)
     assert env(SimpleNamespace(), SimpleNamespace()) == expected
+
+
+def test_train_rule_picks_the_env_files_per_backend():
+    text = (REPO / "rules" / "train.smk").read_text()
+    conda = text.split("conda:")[1].split("script:")[0]
+    assert "conda_env_by_backend" in conda and "conda_env_by_gpu" in conda
+    assert '"jax": conda_env_by_gpu(' in conda
+    assert '"../envs/train-jax.yaml", "../envs/train-jax-gpu.yaml"' in conda
+    for name in ("train", "train-gpu", "train-jax", "train-jax-gpu"):
+        assert (REPO / "envs" / f"{name}.yaml").exists(), name
 
 
 def test_jax_cuda_plugin_pin_resolves_on_the_package_index():
@@ -90,3 +103,15 @@ def test_jax_cuda_plugin_pin_resolves_on_the_package_index():
     versions = ([v.strip() for v in listed.group(1).split(",")] if listed
                 else [available.group(1)] if available else [])
     assert version in versions, proc.stdout
+
+
+def test_training_fingerprint_covers_the_jax_path_but_not_resource_estimates():
+    """Editing the JAX set-up or its feed reruns training; the conda/resource helpers the
+    train rule also uses do not join the fingerprint through backend.py."""
+    from cnnablate.workflow import fingerprint
+
+    files = {p.relative_to(fingerprint.ROOT).as_posix()
+             for p in fingerprint.closure([fingerprint.ROOT / "scripts/train.py"])}
+    assert {"cnnablate/training/backend.py", "cnnablate/data/numpy_feed.py",
+            "cnnablate/data/splits.py"} <= files
+    assert "cnnablate/training/resources.py" not in files

@@ -177,18 +177,13 @@ def device_names(backend: str, tf=None) -> list[str]:
 
 
 def conda_env_by_backend(
-    run_of: Callable[[Any], Mapping], resources_cfg: Mapping | None,
-    envs: Mapping[str, tuple[str, str]],
+    run_of: Callable[[Any], Mapping], env_by_backend: Mapping[str, Callable[..., str]],
 ) -> Callable[..., str]:
-    """A function for the train rule's `conda:`: `envs[backend]` is the (CPU, GPU) pair of env
-    files of each backend; of the run's backend, the GPU one when the job gets a GPU
-    (resources.conda_env_by_gpu)."""
-    from cnnablate.training.resources import conda_env_by_gpu
-
-    by_backend = {name: conda_env_by_gpu(run_of, resources_cfg, *pair)
-                  for name, pair in envs.items()}
+    """A function for the train rule's `conda:`: the env function of the run's backend
+    (each a resources.conda_env_by_gpu: its CPU or GPU env file). Imports nothing of the
+    resource estimates, which would otherwise join every training job's code fingerprint."""
 
     def env(wildcards: Any, input: Any = None) -> str:  # noqa: A002
-        return by_backend[run_backend(run_of(wildcards))](wildcards, input)
+        return env_by_backend[run_backend(run_of(wildcards))](wildcards, input)
 
     return env
