@@ -423,3 +423,17 @@ def test_jax_run_in_mixed_precision(tmp_path, precision, compute, optimizer):
     assert trained == {"compute_dtype": compute, "optimizer": optimizer}
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["final_val_loss"] is not None
+
+
+def test_a_backup_from_another_backend_is_not_resumed(tmp_path):
+    """A killed run whose study then switches backends starts afresh on the new one."""
+    from cnnablate.training.train import BACKUP_STATE, _resume_epoch
+
+    state = tmp_path / "backup" / BACKUP_STATE
+    state.parent.mkdir()
+    np.savez(state, epoch=3, backend="tensorflow", v0=np.zeros(2))
+    assert _resume_epoch(tmp_path, "tensorflow") == 3
+    assert _resume_epoch(tmp_path, "jax") == 0
+    np.savez(state, epoch=2, v0=np.zeros(2))  # saved before backends were recorded: TF's
+    assert _resume_epoch(tmp_path, "tensorflow") == 2
+    assert _resume_epoch(tmp_path, "jax") == 0

@@ -134,13 +134,16 @@ def _read_history(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def _resume_epoch(work_dir: Path) -> int:
-    """Epochs the backup holds, read from the file that holds the state itself."""
+def _resume_epoch(work_dir: Path, backend: str = "tensorflow") -> int:
+    """Epochs the backup holds, read from the file that holds the state itself; 0 when it
+    was saved by another Keras backend (a killed run whose study then switched backends:
+    its state is no start for this one). Backups from before backends: TensorFlow's."""
     state = work_dir / "backup" / BACKUP_STATE
     if not state.exists():
         return 0
     with np.load(state) as saved:
-        return int(saved["epoch"])
+        saved_by = str(saved["backend"]) if "backend" in saved.files else "tensorflow"
+        return int(saved["epoch"]) if saved_by == backend else 0
 
 
 def _trim_history(path: Path, epochs_done: int) -> None:
@@ -167,10 +170,13 @@ def _save_backup(backup: Path, model, epochs_done: int) -> None:
     two never disagree). Replaces Keras's `BackupAndRestore`, whose .weights.h5 writer walks
     every layer in Python: 0.57 s a backup for the default study's MobileNetV2, whose epochs
     take ~1.1 s (np.savez: 0.05 s; BENCHMARKS.md, figure 2)."""
+    import keras
+
     backup.mkdir(parents=True, exist_ok=True)
     variables = _state_variables(model)
     with atomic_path(backup / BACKUP_STATE) as tmp:
-        np.savez(tmp, epoch=epochs_done, **{f"v{i}": v.numpy() for i, v in enumerate(variables)})
+        np.savez(tmp, epoch=epochs_done, backend=keras.backend.backend(),
+                 **{f"v{i}": v.numpy() for i, v in enumerate(variables)})
     # A progress marker for people (and the kill test) watching a run; resuming reads state.npz.
     write_json_atomic(backup / "training_metadata.json", {"epoch": epochs_done})
 
@@ -179,7 +185,8 @@ def _restore_backup(backup: Path, model) -> None:
     """Load `_save_backup`'s state into `model`, whose optimizer is built already."""
     variables = _state_variables(model)
     with np.load(backup / BACKUP_STATE) as saved:
-        values = [saved[f"v{i}"] for i in range(len(saved.files) - 1)]
+        count = sum(name.startswith("v") and name[1:].isdigit() for name in saved.files)
+        values = [saved[f"v{i}"] for i in range(count)]
     if [tuple(v.shape) for v in values] != [tuple(v.shape) for v in variables]:
         raise RuntimeError(f"{backup} holds the state of another model; delete {backup.parent}")
     for var, value in zip(variables, values, strict=True):
@@ -375,7 +382,7 @@ def fit_with_resume(
     bs, epochs = int(train["batch_size"]), int(train["epochs"])
     work.mkdir(parents=True, exist_ok=True)
     partial_history = work / "history.csv"
-    first_epoch = _resume_epoch(work)
+    first_epoch = _resume_epoch(work, run_backend(run))
     _trim_history(partial_history, first_epoch)
     if first_epoch:
         log(f"resuming after epoch {first_epoch} from {work}")
