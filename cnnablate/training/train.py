@@ -386,6 +386,8 @@ def fit_with_resume(
     _trim_history(partial_history, first_epoch)
     if first_epoch:
         log(f"resuming after epoch {first_epoch} from {work}")
+    elif (work / "backup" / BACKUP_STATE).exists():
+        log(f"not resuming: the backup in {work} was saved by another Keras backend")
 
     _build_before_fit(feed.model, feed.pixels("val", bs))
     if first_epoch:
