@@ -2,8 +2,11 @@
 # environment first if it is missing or older than the pins.
 # GPU=1 (e.g. `make report GPU=1`, or `make gpu-env`): requirements-gpu.txt (tensorflow[and-cuda])
 # in a venv of its own, .venv-gpu (tensorflow and tensorflow-cpu cannot share one).
+# The default venv also has requirements-jax.txt (jax on the CPU), so that `make test` runs a
+# study on Keras's JAX backend too. `make jax-gpu-env`: .venv-jax-gpu, a JAX-only GPU venv.
 PYTHON ?= python3
 REQUIREMENTS := $(if $(GPU),requirements-gpu.txt,requirements.txt)
+EXTRA_REQUIREMENTS := $(if $(GPU),,requirements-jax.txt)
 VENV ?= $(if $(GPU),.venv-gpu,.venv)
 BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
@@ -11,18 +14,27 @@ STAMP := $(VENV)/.installed
 CORES ?= 4
 export PATH := $(BIN):$(PATH)
 
-.PHONY: report test lint lock clean gpu-env gpu-requirements-check
+.PHONY: report test lint lock clean gpu-env gpu-requirements-check jax-gpu-env
 
 # Also MLflow (optional for users, requirements-mlflow.txt: `cnnablate export mlflow` and its
-# tests) and the project itself, editable, for the `cnnablate` command.
-$(STAMP): $(REQUIREMENTS) requirements.lock requirements-mlflow.txt requirements-mlflow.lock pyproject.toml
+# tests), JAX (EXTRA_REQUIREMENTS: Keras's JAX backend on the CPU, for its tests) and the project
+# itself, editable, for the `cnnablate` command.
+$(STAMP): $(REQUIREMENTS) $(EXTRA_REQUIREMENTS) requirements.lock requirements-mlflow.txt requirements-mlflow.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r $(REQUIREMENTS) -c requirements.lock
+	$(if $(EXTRA_REQUIREMENTS),$(BIN)/python -m pip install --quiet -r $(EXTRA_REQUIREMENTS) -c requirements.lock)
 	$(BIN)/python -m pip install --quiet -r requirements-mlflow.txt -c requirements.lock \
 		-c requirements-mlflow.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# Keras's JAX backend on a GPU host, no TensorFlow (requirements-jax-gpu.txt: jax[cuda12]).
+jax-gpu-env:
+	$(PYTHON) -m venv .venv-jax-gpu
+	.venv-jax-gpu/bin/python -m pip install --quiet --upgrade pip
+	.venv-jax-gpu/bin/python -m pip install --quiet -r requirements-jax-gpu.txt -c requirements.lock
+	touch .venv-jax-gpu/.installed
 
 # The GPU environment only; then e.g. `make report GPU=1` or `.venv-gpu/bin/snakemake ...`.
 gpu-env:
@@ -46,11 +58,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/snakemake --lint
 
-# Re-pin: a fresh venv from requirements.txt, frozen.
+# Re-pin: a fresh venv from requirements.txt and requirements-jax.txt, frozen.
 lock:
 	rm -rf /tmp/cnnablate-lock && $(PYTHON) -m venv /tmp/cnnablate-lock
-	/tmp/cnnablate-lock/bin/pip install --quiet -r requirements.txt
-	(echo "# pip freeze of a venv made from requirements.txt on Python 3.11 (make lock to refresh)."; \
+	/tmp/cnnablate-lock/bin/pip install --quiet -r requirements.txt -r requirements-jax.txt
+	(echo "# pip freeze of a venv made from requirements.txt and requirements-jax.txt on Python 3.11 (make lock to refresh)."; \
 	 /tmp/cnnablate-lock/bin/pip freeze) > requirements.lock
 	/tmp/cnnablate-lock/bin/pip install --quiet -r requirements-mlflow.txt -c requirements.lock
 	/tmp/cnnablate-lock/bin/pip freeze > /tmp/cnnablate-lock/all.txt

@@ -2,6 +2,8 @@
 
     python benchmarks/gpu_check.py                      # on a GPU host (make gpu-env first)
     python benchmarks/gpu_check.py --cpu                # the same checks, tiny, on a CPU (CI)
+    python benchmarks/gpu_check.py --backend jax        # Keras's JAX backend, no TensorFlow
+                                                        # (benchmarks/gpu_check_jax.py)
 
 1. What TensorFlow sees: version, CUDA build, GPUs, CUDA_VISIBLE_DEVICES, nvidia-smi.
 2. Every study file in smoke mode through the real workflow, with `resources: {gpu: 1}` (so a
@@ -199,13 +201,21 @@ def main() -> None:
     parser.add_argument("--no-studies", action="store_true", help="skip the study smoke runs")
     parser.add_argument("--no-packed", action="store_true", help="skip 1-vs-4 packed runs")
     parser.add_argument("--steps", type=int, help="timed steps per measurement")
-    parser.add_argument("--models", nargs="*", help="only these of mobilenet_v2, all_cnn_c")
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "gpu_check.md")
+    parser.add_argument("--models", nargs="*", help="only these of mobilenet_v2, all_cnn_c (nin)")
+    parser.add_argument("--out", type=Path, help="default: results/gpu_check[_jax].md")
+    parser.add_argument("--backend", choices=("tensorflow", "jax"), default="tensorflow",
+                        help="jax: benchmarks/gpu_check_jax.py (models: also nin)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return
+    suffix = "_jax" if args.backend == "jax" else ""
+    args.out = args.out or ROOT / "results" / f"gpu_check{suffix}.md"
+    if args.backend == "jax":  # no TensorFlow, no Snakemake: a JAX-only host runs this
+        import gpu_check_jax
+
+        sys.exit(gpu_check_jax.main(args))
 
     started = time.time()
     seen = what_tensorflow_sees()

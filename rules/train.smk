@@ -1,5 +1,6 @@
 # One job per (study, variant, seed). The resolved run config is a param, so editing one
 # variant reruns only that variant's jobs.
+from cnnablate.training.backend import conda_env_by_backend
 from cnnablate.training.resources import conda_env_by_gpu, rule_resources
 from cnnablate.decisions.rounds import is_adaptive
 
@@ -36,10 +37,20 @@ rule train:
     benchmark:
         LAYOUT.run_benchmark("{study}", "{variant}", "{seed}")
     conda:
-        # tensorflow[and-cuda] for runs with gpu >= 1, tensorflow-cpu for the others
-        conda_env_by_gpu(
-            lambda wc: RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))], config["resources"],
-            "../envs/train.yaml", "../envs/train-gpu.yaml",
+        # tensorflow[and-cuda] for runs with gpu >= 1, tensorflow-cpu for the others; on the
+        # JAX backend (train.backend) jax[cuda12] or jax, without TensorFlow
+        conda_env_by_backend(
+            lambda wc: RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))],
+            {
+                "tensorflow": conda_env_by_gpu(
+                    lambda wc: RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))],
+                    config["resources"], "../envs/train.yaml", "../envs/train-gpu.yaml",
+                ),
+                "jax": conda_env_by_gpu(
+                    lambda wc: RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))],
+                    config["resources"], "../envs/train-jax.yaml", "../envs/train-jax-gpu.yaml",
+                ),
+            },
         )
     script:
         "../scripts/train.py"

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from cnnablate.data.splits import subset_indices
+
 DEFAULT_CACHE_BYTES = 1 << 30
 
 
@@ -132,9 +134,8 @@ class Split:
         limit: int | None = None,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
     ) -> Split:
-        if limit is not None and limit < len(labels):
-            # A fixed, class-balanced-enough subset: the first `limit` of a seeded permutation.
-            keep = np.sort(np.random.default_rng(12345).permutation(len(labels))[:limit])
+        keep = subset_indices(len(labels), limit)
+        if keep is not None:
             images, labels = images[keep], labels[keep]
         labels = np.asarray(labels, dtype=np.int64)
         if len(labels) * image_size * image_size * channels <= cache_bytes:

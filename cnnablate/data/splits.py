@@ -55,3 +55,12 @@ def carve_validation(
     images, labels = splits["train"]
     parts = stratified_split(images, labels, {"val": fraction}, seed=seed)
     return {**splits, "train": parts["train"], "val": parts["val"]}
+
+
+def subset_indices(n: int, limit: int | None) -> np.ndarray | None:
+    """The examples a run keeps of a split of `n` under `max_*_images` = `limit` (None: all):
+    a fixed, class-balanced-enough subset, the first `limit` of a seeded permutation, in
+    order. One definition for both input feeds (pipeline.Split, numpy_feed.NumpySplit)."""
+    if limit is None or limit >= n:
+        return None
+    return np.sort(np.random.default_rng(12345).permutation(n)[:limit])

@@ -44,7 +44,10 @@ def load_runs(metrics_files: Iterable[str | Path]) -> pd.DataFrame:
         # Smoke mode's generated stand-in data, where the real data was absent.
         rows[-1]["data"] = ("SYNTHETIC" if (metrics.get("run_config") or {}).get("synthetic")
                             else "real")
-    runs = pd.DataFrame(rows, columns=[*RUN_COLUMNS, "data"])
+        # The Keras backend that trained it (runs from before backends: TensorFlow's only).
+        rows[-1]["backend"] = (metrics.get("provenance") or {}).get("keras_backend",
+                                                                     "tensorflow")
+    runs = pd.DataFrame(rows, columns=[*RUN_COLUMNS, "data", "backend"])
     # Image counts recorded through float32: on their grid before any statistic (grid.py).
     for col in ACCURACY_COLUMNS:
         runs[col] = snap_values(runs[col].tolist())

@@ -227,6 +227,7 @@ def render_report(studies: list[dict], out_html: str | Path, title: str,
             "summary": _records(summary),
             "paired": _records(paired),
             "runs": run_rows,
+            "backends": sorted({str(r.get("backend") or "tensorflow") for r in run_rows}),
             "n_diverged": len(diverged),
             "diverged_runs": [f"{r.variant} seed {r.seed}" for r in diverged.itertuples()],
             "figures": {k: rel(v) for k, v in s["figures"].items()

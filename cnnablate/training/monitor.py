@@ -9,6 +9,10 @@
   variant and seed of a study while it trains. A resumed run first drops the events of the
   epochs its backup does not hold, so a killed attempt leaves no duplicate or orphan points.
 
+On Keras's JAX backend the same scalars (same tags and folders) are written by the tensorboard
+package's numpy-only writer (`_scalar_callback`), and the events of a killed attempt are
+dropped with its record reader and writer: no TensorFlow there.
+
 Plain Python at import time (the status command imports it); TensorFlow is only touched by
 the functions a training job calls.
 """
@@ -41,20 +45,52 @@ def write_heartbeat(work_dir: Path, epoch: int | None, epochs: int) -> None:
 def _keep_saved_epochs(log_dir: Path, first_epoch: int) -> None:
     """Rewrite every event file under `log_dir` without the summaries of epochs from
     `first_epoch` on: those of a killed attempt that the backup does not hold (they are
-    trained again, and logged again)."""
-    import tensorflow as tf
+    trained again, and logged again). The tensorboard package's own record reader and writer:
+    no TensorFlow needed (the JAX backend), and a record cut short by a kill ends the file
+    instead of failing the resume."""
+    from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
     from tensorboard.compat.proto import event_pb2
+    from tensorboard.summary.writer.record_writer import RecordWriter
 
     for path in sorted(log_dir.rglob("events.out.tfevents.*")):
         kept = []
-        for record in tf.data.TFRecordDataset(str(path)):
-            raw = record.numpy()
+        for raw in RawEventFileLoader(str(path)).Load():
             event = event_pb2.Event.FromString(raw)
             if not event.HasField("summary") or event.step < first_epoch:
                 kept.append(raw)
-        with atomic_path(path) as tmp, tf.io.TFRecordWriter(str(tmp)) as writer:
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            writer = RecordWriter(fh)
             for raw in kept:
                 writer.write(raw)
+
+
+def _scalar_callback(keras, log_dir: Path):
+    """A Keras callback writing what `EpochTensorBoard` writes (the same tags, in train/ and
+    validation/) with the tensorboard package's numpy-only writer: Keras's TensorBoard
+    callback needs TensorFlow's summary ops, which the JAX backend does not have."""
+    from tensorboard.summary import Writer
+
+    class EpochScalars(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self._writers = {"train": Writer(str(log_dir / "train")),
+                             "validation": Writer(str(log_dir / "validation"))}
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = dict(logs or {})
+            optimizer = getattr(self.model.optimizer, "inner_optimizer", self.model.optimizer)
+            logs["learning_rate"] = keras.ops.convert_to_numpy(optimizer.learning_rate)
+            for name, value in logs.items():
+                where = "validation" if name.startswith("val_") else "train"
+                tag = f"epoch_{name[4:] if where == 'validation' else name}"
+                self._writers[where].add_scalar(tag, float(value), step=epoch)
+            for writer in self._writers.values():  # on disk before the epoch's backup
+                writer.flush()
+
+        def on_train_end(self, logs=None):
+            for writer in self._writers.values():
+                writer.close()
+
+    return EpochScalars()
 
 
 def watch_callbacks(keras, run: dict, work_dir: Path, first_epoch: int) -> list:
@@ -80,6 +116,9 @@ def watch_callbacks(keras, run: dict, work_dir: Path, first_epoch: int) -> list:
             shutil.rmtree(log_dir, ignore_errors=True)  # a fresh run owns no old events
         elif log_dir.exists():
             _keep_saved_epochs(log_dir, first_epoch)
+        if keras.backend.backend() != "tensorflow":
+            callbacks.insert(0, _scalar_callback(keras, log_dir))
+            return callbacks
 
         class EpochTensorBoard(keras.callbacks.TensorBoard):
             # Keras's no-op hooks in place of TensorBoard's batch hooks (which only count

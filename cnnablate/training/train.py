@@ -1,13 +1,18 @@
 """One training run: (study, variant, seed) -> history.csv, metrics.json, model.keras.
 
-`train_run` goes through the phases in order: `set_up` (threads, TensorFlow, seed), `load_data`,
-`build_and_compile`, `input_feed` (the splits on the device, or tf.data), `fit_with_resume`,
-then `summarize` (pure: best, last, diverged) and `write_outputs`.
+`train_run` goes through the phases in order: `set_up` (threads, the Keras backend, seed),
+`load_data`, `build_and_compile`, `input_feed` (the splits on the device, tf.data, or numpy
+batches on the JAX backend), `fit_with_resume`, then `summarize` (pure: best, last, diverged)
+and `write_outputs`.
 
-TensorFlow is imported inside `train_run`, after `configure_threads`, because its thread
-pools are sized when it starts. Keras callbacks do the bookkeeping: an epoch backup for
-resuming a killed job at its last finished epoch, `CSVLogger` for the per-epoch history,
-`TerminateOnNaN` for divergence.
+The run's Keras backend (`train.backend`: tensorflow, or jax: cnnablate/training/backend.py) is
+set up inside `train_run`, before Keras is imported: TensorFlow's thread pools are sized when it
+starts, and Keras picks its backend at import. A JAX run never imports TensorFlow: it is hidden
+from the process like SKIPPED_IMPORTS, its batches come from cnnablate/data/numpy_feed.py and
+its TensorBoard scalars from the tensorboard package's own writer.
+
+Keras callbacks do the bookkeeping: an epoch backup for resuming a killed job at its last
+finished epoch, `CSVLogger` for the per-epoch history, `TerminateOnNaN` for divergence.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import numpy as np
 
 from cnnablate.data.store import load_meta, load_prepared
 from cnnablate.training import monitor
+from cnnablate.training.backend import configure_jax, device_names, prepare_jax, run_backend
 from cnnablate.workflow.atomic import atomic_path, write_json_atomic
 from cnnablate.workflow.config import config_hash
 
@@ -72,34 +78,44 @@ def configure_threads(threads: int) -> None:
 # scikit-learn wrapper, matplotlib image gallery, pandas DataFrame inputs; scipy comes with
 # scikit-learn): about 2 s of every job's start-up on a 2-core CPU (benchmarks/fixed_cost.py).
 SKIPPED_IMPORTS = frozenset({"sklearn", "matplotlib", "pandas", "scipy"})
+# JAX itself imports scipy; a JAX run must not import TensorFlow (Keras would, where it is
+# installed, to seed it: keras.utils.set_random_seed).
+SKIPPED_IMPORTS_JAX = frozenset({"sklearn", "matplotlib", "pandas", "tensorflow"})
 
 
 class _SkipImports(importlib.abc.MetaPathFinder):
+    def __init__(self, names: frozenset[str] = SKIPPED_IMPORTS):
+        self.names = names
+
     def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in SKIPPED_IMPORTS:
+        if name.partition(".")[0] in self.names:
             raise ModuleNotFoundError(f"{name}: not imported by a training job", name=name)
         return None
 
 
 @contextlib.contextmanager
-def _job_imports() -> Iterator[None]:
+def _job_imports(skipped: frozenset[str] = SKIPPED_IMPORTS) -> Iterator[None]:
     """Lighter start and exit of a process that trains and ends (a Snakemake job).
 
     Only where nothing of TensorFlow, Keras or SKIPPED_IMPORTS is imported yet (a notebook
     that imported any of them is left as it is): Keras is imported with SKIPPED_IMPORTS hidden
     (so in this process Keras treats them as not installed), and the interpreter skips its
     final garbage collection at exit (`gc.freeze` at exit: ~2 s of walking TensorFlow's object
-    graph; every output is written and closed before then).
+    graph; every output is written and closed before then). With `skipped` naming tensorflow
+    (SKIPPED_IMPORTS_JAX) the names stay hidden for the rest of the process.
     """
-    fresh = not ({"keras", "tensorflow", *SKIPPED_IMPORTS} & sys.modules.keys())
-    finder = _SkipImports()
+    fresh = not ({"keras", "tensorflow", "jax", *skipped} & sys.modules.keys())
+    finder = _SkipImports(skipped)
     if fresh:
         sys.meta_path.insert(0, finder)
     try:
         yield
     finally:
         if fresh:
-            sys.meta_path.remove(finder)
+            if "tensorflow" not in skipped:
+                sys.meta_path.remove(finder)
+            # else it stays: a JAX run must not import TensorFlow later either (Keras's saving
+            # and callbacks use it when they find it)
             atexit.register(gc.freeze)
 
 
@@ -118,13 +134,16 @@ def _read_history(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def _resume_epoch(work_dir: Path) -> int:
-    """Epochs the backup holds, read from the file that holds the state itself."""
+def _resume_epoch(work_dir: Path, backend: str = "tensorflow") -> int:
+    """Epochs the backup holds, read from the file that holds the state itself; 0 when it
+    was saved by another Keras backend (a killed run whose study then switched backends:
+    its state is no start for this one). Backups from before backends: TensorFlow's."""
     state = work_dir / "backup" / BACKUP_STATE
     if not state.exists():
         return 0
     with np.load(state) as saved:
-        return int(saved["epoch"])
+        saved_by = str(saved["backend"]) if "backend" in saved.files else "tensorflow"
+        return int(saved["epoch"]) if saved_by == backend else 0
 
 
 def _trim_history(path: Path, epochs_done: int) -> None:
@@ -151,10 +170,13 @@ def _save_backup(backup: Path, model, epochs_done: int) -> None:
     two never disagree). Replaces Keras's `BackupAndRestore`, whose .weights.h5 writer walks
     every layer in Python: 0.57 s a backup for the default study's MobileNetV2, whose epochs
     take ~1.1 s (np.savez: 0.05 s; BENCHMARKS.md, figure 2)."""
+    import keras
+
     backup.mkdir(parents=True, exist_ok=True)
     variables = _state_variables(model)
     with atomic_path(backup / BACKUP_STATE) as tmp:
-        np.savez(tmp, epoch=epochs_done, **{f"v{i}": v.numpy() for i, v in enumerate(variables)})
+        np.savez(tmp, epoch=epochs_done, backend=keras.backend.backend(),
+                 **{f"v{i}": v.numpy() for i, v in enumerate(variables)})
     # A progress marker for people (and the kill test) watching a run; resuming reads state.npz.
     write_json_atomic(backup / "training_metadata.json", {"epoch": epochs_done})
 
@@ -163,7 +185,8 @@ def _restore_backup(backup: Path, model) -> None:
     """Load `_save_backup`'s state into `model`, whose optimizer is built already."""
     variables = _state_variables(model)
     with np.load(backup / BACKUP_STATE) as saved:
-        values = [saved[f"v{i}"] for i in range(len(saved.files) - 1)]
+        count = sum(name.startswith("v") and name[1:].isdigit() for name in saved.files)
+        values = [saved[f"v{i}"] for i in range(count)]
     if [tuple(v.shape) for v in values] != [tuple(v.shape) for v in variables]:
         raise RuntimeError(f"{backup} holds the state of another model; delete {backup.parent}")
     for var, value in zip(variables, values, strict=True):
@@ -206,18 +229,29 @@ def _make_optimizer(keras, train: dict, total_steps: int):
 
 def activation_curve(spec, lo: float = -4.0, hi: float = 4.0, points: int = 161) -> dict:
     """The activation and its derivative on a grid, computed by the very layer the run uses
-    (a fresh one, in inference mode), for the report's figure."""
+    (a fresh one, in inference mode), for the report's figure; the derivative by the
+    backend's own autodiff."""
+    import keras
     import numpy as np
-    import tensorflow as tf
 
     from cnnablate.zoo import activations
 
     layer = activations.get(spec)
-    x = tf.constant(np.linspace(lo, hi, points, dtype=np.float32).reshape(1, 1, 1, -1))
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        y = layer(x, training=False)
-    dy = tape.gradient(y, x)
+    grid = np.linspace(lo, hi, points, dtype=np.float32).reshape(1, 1, 1, -1)
+    if keras.backend.backend() == "jax":
+        import jax
+
+        y = layer(grid, training=False)  # builds the layer (PReLU's slope) outside the trace
+        dy = jax.grad(lambda v: layer(v, training=False).sum())(jax.numpy.asarray(grid))
+        x = grid
+    else:
+        import tensorflow as tf
+
+        x = tf.constant(grid)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=False)
+        dy = tape.gradient(y, x)
     flat = (lambda t: [round(float(v), 6) for v in np.ravel(t)])
     return {"x": flat(x), "y": flat(y), "dy": flat(dy)}
 
@@ -227,12 +261,14 @@ class RunData:
     """A run's prepared dataset: its meta.json and the three splits at the run's image size."""
 
     meta: dict
-    splits: dict  # split name -> cnnablate.data.pipeline.Split
+    splits: dict  # split name -> cnnablate.data.pipeline.Split (numpy_feed.NumpySplit: JAX)
 
 
 def set_up(run: dict, threads: int, log: Callable[[str], None] = print):
-    """Import Keras/TensorFlow with `threads` threads, deterministic ops, the run's seed and
-    dtype policy; returns (keras, tf)."""
+    """Import Keras on the run's backend with `threads` threads, deterministic ops, the run's
+    seed and dtype policy; returns (keras, tf), tf None on the JAX backend."""
+    if run_backend(run) == "jax":
+        return _set_up_jax(run, threads, log), None
     configure_threads(threads)
     with _job_imports():
         import keras
@@ -251,9 +287,28 @@ def set_up(run: dict, threads: int, log: Callable[[str], None] = print):
     return keras, tf
 
 
+def _set_up_jax(run: dict, threads: int, log: Callable[[str], None]):
+    """`set_up` on Keras's JAX backend (XLA: deterministic with backend.DETERMINISM_FLAG on a
+    GPU, and on the CPU as it is); returns keras."""
+    prepare_jax(threads, log)
+    with _job_imports(SKIPPED_IMPORTS_JAX):
+        import jax
+        import keras
+
+    configure_jax(jax, log)  # before any data: fail fast without the GPUs asked for
+    keras.utils.set_random_seed(int(run["seed"]))
+    keras.mixed_precision.set_dtype_policy(run["train"].get("precision", "float32"))
+    log(f"backend: keras {keras.__version__} on jax {jax.__version__} "
+        f"({', '.join(sorted({d.platform for d in jax.devices()}))})")
+    return keras
+
+
 def load_data(run: dict, data_dir: str | Path, log: Callable[[str], None]) -> RunData:
     """The prepared dataset at the run's image size, limited to its max_*_images."""
-    from cnnablate.data.pipeline import Split
+    if run_backend(run) == "jax":
+        from cnnablate.data.numpy_feed import NumpySplit as Split
+    else:
+        from cnnablate.data.pipeline import Split
 
     t_start = time.perf_counter()
     meta = load_meta(data_dir)
@@ -301,7 +356,13 @@ def build_and_compile(keras, run: dict, data: RunData, log: Callable[[str], None
 def input_feed(model, run: dict, data: RunData, log: Callable[[str], None]) -> Feed:
     """What `fit` runs on (a cnnablate.data.device.Feed): with `train.data_on_device` (auto:
     when the three splits fit `device_budget_bytes()`) the splits placed on the device and a
-    `DeviceTrainer` around `model` that makes every batch there; else `model` on tf.data."""
+    `DeviceTrainer` around `model` that makes every batch there; else `model` on tf.data.
+    On the JAX backend: `model` on numpy batches (cnnablate.data.numpy_feed)."""
+    if run_backend(run) == "jax":
+        from cnnablate.data.numpy_feed import NumpyFeed
+
+        log("input: numpy batches from the host (keras.utils.PyDataset; JAX backend)")
+        return NumpyFeed(model, data.splits)
     from cnnablate.data.device import make_feed, splits_nbytes
 
     setting = run["train"].get("data_on_device", "auto")
@@ -321,10 +382,12 @@ def fit_with_resume(
     bs, epochs = int(train["batch_size"]), int(train["epochs"])
     work.mkdir(parents=True, exist_ok=True)
     partial_history = work / "history.csv"
-    first_epoch = _resume_epoch(work)
+    first_epoch = _resume_epoch(work, run_backend(run))
     _trim_history(partial_history, first_epoch)
     if first_epoch:
         log(f"resuming after epoch {first_epoch} from {work}")
+    elif (work / "backup" / BACKUP_STATE).exists():
+        log(f"not resuming: the backup in {work} was saved by another Keras backend")
 
     _build_before_fit(feed.model, feed.pixels("val", bs))
     if first_epoch:
@@ -360,6 +423,9 @@ def fit_with_resume(
             epochs=epochs,
             initial_epoch=first_epoch,
             steps_per_epoch=feed.splits["train"].steps_per_epoch(bs),
+            # the feed's order is the run's (a PyDataset would otherwise be reshuffled by
+            # batch with Python's `random`, whose state a resumed run does not have)
+            shuffle=False,
             callbacks=callbacks,
             verbose=0,
         )
@@ -424,6 +490,7 @@ def train_run(
     log: Callable[[str], None] = print,
 ) -> dict:
     """Train one run as `run` (a resolved run config) says and write its three outputs."""
+    backend = run_backend(run)
     keras, tf = set_up(run, threads, log)  # may fail fast (no GPU): nothing written yet
     monitor.write_heartbeat(paths.work_dir, None, int(run["train"]["epochs"]))  # for `status`
     from cnnablate.training import actstats
@@ -437,7 +504,7 @@ def train_run(
 
     bs = int(run["train"]["batch_size"])
     test_loss, test_acc = feed.model.evaluate(feed.eval("test", bs), verbose=0)
-    stats_x = feed.pixels("val", STATS_IMAGES)[0]
+    stats_x = np.asarray(feed.pixels("val", STATS_IMAGES)[0])
     metrics = {
         "study": run["study"],
         "variant": run["variant"],
@@ -447,15 +514,12 @@ def train_run(
         "test_loss": _finite(test_loss),
         "parameters": int(model.count_params()),
         "train_seconds": round(train_seconds, 3),
-        "device": [
-            tf.config.experimental.get_device_details(d).get("device_name", d.name)
-            for d in tf.config.list_physical_devices("GPU")
-        ] or [f"CPU: {cpu_model()}"],
+        "device": device_names(backend, tf) or [f"CPU: {cpu_model()}"],
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "started_at": started_at,
         "finished_at": time.time(),
         "run_config": {**run, "threads": threads},
-        "activation_stats": actstats.activation_statistics(model, stats_x.numpy()),
+        "activation_stats": actstats.activation_statistics(model, stats_x),
         "activation_curve": activation_curve(run["activation"]),
         "provenance": {
             "packages": package_versions(),

@@ -22,6 +22,7 @@ import jsonschema
 import yaml
 
 from cnnablate.decisions import rounds
+from cnnablate.training.backend import BackendError, resolve_backend
 from cnnablate.workflow import catalog
 from cnnablate.workflow.layout import Layout
 
@@ -265,6 +266,7 @@ def _resolve(config: dict) -> _Resolved:
             _check_norm(run["norm"], f"{vwhere}.norm")
             _check_init(run["init"], f"{vwhere}.init")
             _check_section(run["train"], train_schema, f"{vwhere}.train")
+            _resolve_backend(run["train"], f"{vwhere}.train")
             _check_section(run["model"], model_schema, f"{vwhere}.model")
             model_name = run["model"]["name"]
             if model_name not in catalog.MODELS:
@@ -513,6 +515,20 @@ def planning_summary(runs: list[dict], tuning: Tuning, results: str = "results")
             f"({results}/studies/{study}/tuning/selection.json), known once the tuning runs end"
         )
     return lines
+
+
+def _resolve_backend(train: dict, where: str) -> None:
+    """Fill `train.backend` (unset: the planning environment's KERAS_BACKEND, else
+    tensorflow), so that the run config names the backend that trains it."""
+    try:
+        train["backend"] = resolve_backend(train.get("backend"))
+    except BackendError as error:
+        raise ConfigError(f"{where}.backend: {error}") from None
+    if train["backend"] == "jax" and train.get("data_on_device") is True:
+        raise ConfigError(
+            f"{where}.data_on_device: true places the splits with TensorFlow; the jax backend "
+            "feeds numpy batches from the host (leave it auto or false)"
+        )
 
 
 def _check_model_options(model: dict, overridden: Mapping, where: str, vwhere: str) -> None:

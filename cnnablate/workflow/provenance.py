@@ -7,7 +7,8 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("cnnablate", "tensorflow", "tensorflow-cpu", "keras", "numpy", "tensorflow-datasets")
+PACKAGES = ("cnnablate", "tensorflow", "tensorflow-cpu", "keras", "numpy", "tensorflow-datasets",
+            "jax", "jaxlib")
 
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
