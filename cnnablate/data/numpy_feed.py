@@ -1,12 +1,14 @@
 """The input feed without TensorFlow (Keras's JAX backend): numpy batches through
 `keras.utils.PyDataset`, the same pixels as the TensorFlow path (cnnablate/data/pipeline.py).
 
-- Resize: `resize_uint8` is TensorFlow's `tf.image.resize(method="bilinear", antialias=True)`
-  (its ScaleAndTranslate kernel, tensorflow/core/kernels/image/scale_and_translate_op.cc) in
-  numpy: the same triangle-kernel spans and normalised float32 weights, applied to the height
-  first and then the width, accumulated in the same order, then rounded half to even and
-  clipped to uint8 as the TF path does. tests/test_numpy_feed.py checks it is bit-identical to
-  TensorFlow's on the sizes the studies use.
+- Resize: `resize_uint8` is the TF path's resize in numpy. Enlarging: TensorFlow's plain
+  bilinear (ResizeBilinear, half-pixel centers: tensorflow/core/kernels/image/
+  resize_bilinear_op.cc), the same float32 weights and order of operations. Shrinking:
+  `tf.image.resize(method="bilinear", antialias=True)` (its ScaleAndTranslate kernel,
+  scale_and_translate_op.cc): the same triangle-kernel spans and normalised float32 weights,
+  applied to the height first and then the width, accumulated in the same order. Then rounded
+  half to even and clipped to uint8 as the TF path does. tests/test_jax_backend.py checks it is
+  bit-identical to TensorFlow's on the sizes the studies use.
 - Subset (`max_*_images`) and scaling: the TF path's (`Split.load`, `_scale`).
 - Order and augmentation: a pure function of (seed, epoch) as in the TF path, so a resumed run
   sees what an uninterrupted one saw, but drawn with numpy's generators: the same kind of
@@ -54,6 +56,31 @@ def _spans(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
     return starts, weights
 
 
+@functools.cache
+def _lerps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """TensorFlow's ResizeBilinear (half-pixel centers, no antialiasing: the enlarging path of
+    pipeline._resize_uint8) weights: each output pixel's lower and upper input pixel and the
+    fraction between them, in float32 as compute_interpolation_weights has them."""
+    f = np.float32
+    scale = f(f(in_size) / f(out_size))
+    lower, upper = np.zeros(out_size, np.int64), np.zeros(out_size, np.int64)
+    lerp = np.zeros(out_size, np.float32)
+    for x in range(out_size):
+        v = f(f(f(x) + f(0.5)) * scale - f(0.5))
+        floor = f(math.floor(v))
+        lower[x], upper[x] = max(int(floor), 0), min(math.ceil(v), in_size - 1)
+        lerp[x] = f(v - floor)
+    return lower, upper, lerp
+
+
+def _enlarge_axis(x: np.ndarray, axis: int, size: int) -> np.ndarray:
+    lower, upper, lerp = _lerps(x.shape[axis], size)
+    shape = [1] * x.ndim
+    shape[axis] = size
+    a, b = np.take(x, lower, axis=axis), np.take(x, upper, axis=axis)
+    return a + (b - a) * lerp.reshape(shape)
+
+
 def _resize_axis(x: np.ndarray, axis: int, size: int) -> np.ndarray:
     starts, weights = _spans(x.shape[axis], size)
     shape = [1] * x.ndim
@@ -75,6 +102,11 @@ def resize_uint8(images: np.ndarray, size: int, channels: int) -> np.ndarray:
     if images.shape[1:3] == (size, size):
         return images
     x = images.astype(np.float32)
+    if x.shape[1] <= size and x.shape[2] <= size:
+        # enlarging: plain bilinear, as the TF path (its GPU kernel); across each row first,
+        # then between rows, in TensorFlow's order (top + (bottom - top) * y_lerp)
+        return np.clip(np.round(_enlarge_axis(_enlarge_axis(x, 2, size), 1, size)),
+                       0.0, 255.0).astype(np.uint8)
     if x.shape[1] != size:
         x = _resize_axis(x, 1, size)
     if x.shape[2] != size:
