@@ -179,3 +179,16 @@ def prepare_digits(dest: Path) -> Path:
             check=True, env=child_env(), cwd=ROOT,
         )
     return dest
+
+
+def start_together(spec: dict) -> None:
+    """Packed runs start their timed steps together: each marks itself in the barrier folder
+    (`spec["barrier"]`) and waits until all `spec["parties"]` have."""
+    if not spec.get("barrier"):
+        return
+    from pathlib import Path
+
+    barrier = Path(spec["barrier"])
+    (barrier / str(os.getpid())).touch()
+    while len(list(barrier.iterdir())) < spec["parties"]:
+        time.sleep(0.01)

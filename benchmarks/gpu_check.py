@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, cpu_model, gpus, table  # noqa: E402
+from _common import ROOT, cpu_model, gpus, start_together, table  # noqa: E402
 
 # (model, width, image size, native size of the stored images, batch)
 FULL = [("mobilenet_v2", 1.0, 224, 256, 64), ("all_cnn_c", 1.0, 32, 32, 128)]
@@ -103,11 +103,7 @@ def worker(spec: dict) -> dict:
         for _ in range(3):  # trace, warm up
             logs = step(next(batches))
         float(logs["loss"])
-        if spec.get("barrier"):  # packed runs start their timed steps together
-            barrier = Path(spec["barrier"])
-            (barrier / str(os.getpid())).touch()
-            while len(list(barrier.iterdir())) < spec["parties"]:
-                time.sleep(0.01)
+        start_together(spec)  # packed runs start their timed steps together
         t0 = time.perf_counter()
         for _ in range(steps):
             logs = step(next(batches))
