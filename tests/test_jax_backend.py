@@ -19,7 +19,7 @@ import pytest
 from cnnablate.data import numpy_feed
 from cnnablate.training import backend
 from cnnablate.workflow.config import ConfigError, resolve_runs
-from tests.workflow import copy_workflow, snakemake, write_config
+from tests.workflow import copy_prepared, snakemake, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None,
@@ -393,10 +393,11 @@ def _outputs(work: Path) -> dict:
 
 @needs_jax
 @pytest.mark.workflow
-def test_study_on_jax_gives_the_files_and_columns_of_tensorflow(tmp_path):
+def test_study_on_jax_gives_the_files_and_columns_of_tensorflow(tmp_path, finished):
     outputs, backends = {}, {}
     for name in ("tensorflow", "jax"):
-        work = copy_workflow(tmp_path / name)
+        # the session's prepared digits (tests/README.md): no preparation per backend
+        work = copy_prepared(finished.work, tmp_path / name)
         write_config(work / "config.yaml", _config(backend=name))
         snakemake(work, "--cores", "2", env={"JAX_COMPILATION_CACHE_DIR":
                                              str(tmp_path / "jax-cache")})

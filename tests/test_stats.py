@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnablate.decisions.stats import paired_comparison, t_interval, tied_ranks
+from cnnablate.decisions.stats import bounded_interval, paired_comparison, t_interval, tied_ranks
 from cnnablate.reporting.aggregate import aggregate_study
 
 T975_DF1 = 12.706204736174704  # Student t quantile 0.975, 1 degree of freedom (tables)
@@ -262,3 +262,11 @@ def test_aggregate_study_ranks_by_test_accuracy_when_asked(tmp_path):
     summary = {r["variant"]: r for r in _rows(out[1])}
     assert (summary["a"]["rank"], summary["b"]["rank"]) == ("1", "2")
     assert _rows(out[2])[0]["metric"] == "test_accuracy"
+
+
+def test_bounded_interval_of_identical_values_contains_the_mean():
+    # 28/270 on both seeds (a variant stuck at chance, values on their grid): the logit round
+    # trip put both ends 1 ulp above the mean, and the final-metric figure's error bar failed.
+    mean, low, high = bounded_interval([28 / 270, 28 / 270], 0.95, (0.0, 1.0))
+    assert low <= mean <= high
+    assert mean == 28 / 270

@@ -137,4 +137,6 @@ def bounded_interval(
         z = [math.log(max(v - low, eps)) for v in x]
         _, zlo, zhi = t_interval(z, confidence)
         back = lambda t: low + math.exp(t)  # noqa: E731
-    return mean, back(zlo), back(zhi)
+    # The transform's round trip is not exact: with no spread, logit-and-back puts both ends an
+    # ulp above the mean (an error bar of -1e-17, which matplotlib refuses).
+    return mean, min(back(zlo), mean), max(back(zhi), mean)
