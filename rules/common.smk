@@ -67,7 +67,8 @@ STUDIES = list(dict.fromkeys(run["study"] for run in RUNS))
 DATASETS = list(dict.fromkeys(run["dataset"] for run in RUNS))
 # A run identical to an earlier study's (all but its names) is trained once and copied
 # (cnnablate/workflow/shared.py; the share_run job): {run id: the id of the run it copies}.
-SHARED = shared_runs(RUNS)
+# A tuned study's runs are never shared: their settings follow its selection (rules/tuning.smk).
+SHARED = shared_runs(RUNS, tuned_studies=[s for s in STUDIES if config["studies"][s].get("tune")])
 
 
 def source_file(relative):

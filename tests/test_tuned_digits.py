@@ -69,3 +69,15 @@ def test_the_measurements_trained_the_study_settings():
     tuning = set(tuned["tune"]["seeds"])
     assert tuning <= set(config["studies"]["meas_hi"]["seeds"])
     assert set(tuned["seeds"]) | tuning <= set(config["studies"]["meas"]["seeds"])
+
+
+def test_the_tuned_studys_deciding_runs_are_trained_not_copied_from_the_shared_one(tmp_path):
+    # Before its selection a tuned study's deciding runs resolve to the study's own learning
+    # rate, the shared study's: they looked identical and were copied from it (issue 22's
+    # shared runs), so the "tuned" verdict was the shared one's. They must train.
+    from tests.workflow import copy_workflow, planned_jobs
+
+    work = copy_workflow(tmp_path / "wf")
+    jobs = planned_jobs(work, "--configfile", str(STUDY_FILE))
+    assert not [job for job in jobs if job[0] == "share_run"]
+    assert ("train", SHARED, "plain", "0") in jobs

@@ -38,12 +38,18 @@ def training_key(run: Mapping) -> str:
     return config_hash(settings)
 
 
-def shared_runs(runs: Iterable[Mapping]) -> dict[tuple[str, str, int], tuple[str, str, int]]:
+def shared_runs(runs: Iterable[Mapping], tuned_studies: Iterable[str] = ()
+                ) -> dict[tuple[str, str, int], tuple[str, str, int]]:
     """{run id: id of the earlier study's identical run it is copied from}, for every run that
-    an earlier study (in config order) already trains."""
+    an earlier study (in config order) already trains. Runs of `tuned_studies` (with `tune:`)
+    are never shared either way: their settings are known only once the study's selection is
+    made, and before it they would look identical to an untuned study's runs."""
     first: dict[str, tuple[str, str, int]] = {}
     shared = {}
+    skip = set(tuned_studies)
     for run in runs:
+        if run["study"] in skip:
+            continue
         key, ident = training_key(run), run_id(run)
         source = first.get(key)
         if source is not None and source[0] != ident[0]:
