@@ -390,9 +390,8 @@ def _check_tune(tune: Mapping, run: dict, study: Mapping, overrides: Mapping, st
             f"{_seeds_text(study['seeds'])}); tuning seeds must never decide: choose seeds "
             f"outside them, e.g. [{max(deciding_seeds) + 1000}]"
         )
-    if smoke:  # the first and last candidate of each key, one tuning seed
-        keys = {k: list(dict.fromkeys([v[0], v[-1]])) for k, v in keys.items()}
-        seeds = seeds[:1]
+    if smoke:
+        keys, seeds = _smoke_grid(keys, seeds)
     candidates = [dict(zip(keys, values)) for values in itertools.product(*keys.values())]
     names = [candidate_name(values) for values in candidates]
     if len(set(names)) < len(names):
@@ -605,6 +604,11 @@ def study_settings(config: dict, study_name: str) -> dict:
     })
 
 
+def _smoke_grid(keys: Mapping[str, list], seeds: list[int]) -> tuple[dict[str, list], list[int]]:
+    """Smoke mode's tuning: the first and last candidate of each key, one tuning seed."""
+    return {k: list(dict.fromkeys([v[0], v[-1]])) for k, v in keys.items() if v}, seeds[:1]
+
+
 def _study_tune(study: Mapping, smoke: bool) -> dict | None:
     """The study-level `tune:` as the reporting steps read it (variants' own tunes: tuning.csv);
     in smoke mode the grid and seeds smoke mode runs."""
@@ -613,7 +617,6 @@ def _study_tune(study: Mapping, smoke: bool) -> dict | None:
         return None
     keys, seeds = tune_keys(tune), [int(s) for s in tune.get("seeds") or []]
     if smoke:
-        keys = {k: list(dict.fromkeys([v[0], v[-1]])) for k, v in keys.items() if v}
-        seeds = seeds[:1]
+        keys, seeds = _smoke_grid(keys, seeds)
     return {"keys": keys, "seeds": seeds, "metric": tune.get("metric") or DEFAULT_TUNE_METRIC,
             "epochs": tune.get("epochs")}
