@@ -95,12 +95,13 @@ def _export_mlflow(args: argparse.Namespace) -> int:
     if planned is None:
         return 2
     runs, smoke = planned
-    # The results folder of rules/common.smk (smoke mode's apart), and its run folders.
-    results = Path(args.directory) / "results"
-    results = results / "smoke" if smoke else results
-    uri = args.tracking_uri or mlflow_export.default_tracking_uri(results)
+    from cnnablate.workflow.layout import Layout
+
+    # The workflow's results and run folders (smoke mode's apart).
+    root, layout = Path(args.directory), Layout(smoke=smoke)
+    uri = args.tracking_uri or mlflow_export.default_tracking_uri(root / layout.results)
     # Only finished runs (metrics.json) go out.
-    folders = [results / "runs" / cnnablate_config.run_folder(r) for r in runs]
+    folders = [root / layout.run_dir(*layout.of(r)) for r in runs]
     finished = [f for f in folders if (f / "metrics.json").is_file()]
     try:
         if uri.startswith("sqlite:///"):
