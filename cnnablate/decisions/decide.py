@@ -34,6 +34,7 @@ from functools import cache
 from scipy import integrate, special
 from scipy import stats as sps
 
+from cnnablate.decisions import rounds
 from cnnablate.decisions.grid import resolution, snap
 from cnnablate.decisions.sequential import nominal_levels
 from cnnablate.decisions.stats import METRIC_BOUNDS
@@ -70,9 +71,7 @@ class Design:
         if not self.adaptive:
             return [n_fixed or 0]
         # The rounds' own schedule: one source for the rounds and their looks.
-        from cnnablate.decisions.rounds import look_sizes
-
-        return look_sizes({"initial": self.initial, "max": self.max, "step": self.step})
+        return rounds.look_sizes({"initial": self.initial, "max": self.max, "step": self.step})
 
     def nominal(self, level: float, look: int, n_fixed: int | None = None) -> float:
         """The p-value level at `look` (1-based) of a comparison tested at overall `level`."""
