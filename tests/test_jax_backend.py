@@ -19,6 +19,7 @@ import pytest
 from cnnablate.data import numpy_feed
 from cnnablate.training import backend
 from cnnablate.workflow.config import ConfigError, resolve_runs
+from tests import tiny
 from tests.workflow import copy_prepared, snakemake, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -363,24 +364,25 @@ def test_jax_run_without_tensorflow_resumes_bit_identically(tmp_path):
 # ---------------------------------------------------------------- a study end to end
 
 
-def _outputs(work: Path) -> dict:
-    """What a study leaves: the set of files (minus event file names, which hold a time and
-    a pid) and the columns or keys of each table and metrics.json."""
-    files = set()
-    for path in (work / "results").rglob("*"):
-        if path.is_file() and "benchmarks" not in path.parts:
-            rel = path.relative_to(work)
-            files.add(str(rel.parent / "events") if "tfevents" in path.name else str(rel))
-    files |= {str(p.relative_to(work)) for p in (work / "report").rglob("*.png")}
-    files.add("report/index.html" if (work / "report" / "index.html").exists() else "")
-    study = work / "results" / "studies" / "j"
-    columns = {name: next(csv.reader(open(study / name))) for name in
-               ("runs.csv", "summary.csv", "paired.csv")}
-    run = work / "results" / "runs" / "j" / "relu" / "seed0"
+def _outputs(work: Path, study: str, trained_run: str) -> dict:
+    """What a study leaves: its files (event file names, which hold a time and a pid, as
+    "events"), the columns or keys of each table, and a trained run's files, columns, metrics
+    keys and TensorBoard tags (`trained_run`: a run trained by this workflow, not copied from
+    another study's: a copied run has no TensorBoard logs)."""
+    def files(folder: Path) -> set[str]:
+        return {str(p.relative_to(folder).parent / "events") if "tfevents" in p.name
+                else str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+
+    tables = work / "results" / "studies" / study
+    run = work / "results" / "runs" / trained_run
     metrics = json.loads((run / "metrics.json").read_text())
     return {
-        "files": files,
-        "columns": columns,
+        "study files": files(tables),
+        "figures": files(work / "report" / "figures" / study),
+        "run files": files(run),
+        "report": (work / "report" / "index.html").exists(),
+        "columns": {name: next(csv.reader(open(tables / name))) for name in
+                    ("runs.csv", "summary.csv", "paired.csv")},
         "history": next(csv.reader(open(run / "history.csv"))),
         "metrics": sorted(metrics),
         "provenance": sorted(metrics["provenance"]),
@@ -391,25 +393,34 @@ def _outputs(work: Path) -> dict:
     }
 
 
+def _backends(work: Path, study: str) -> set[str]:
+    with open(work / "results" / "studies" / study / "runs.csv", newline="") as fh:
+        return {row["backend"] for row in csv.DictReader(fh)}
+
+
 @needs_jax
 @pytest.mark.workflow
 def test_study_on_jax_gives_the_files_and_columns_of_tensorflow(tmp_path, finished):
-    outputs, backends = {}, {}
-    for name in ("tensorflow", "jax"):
-        # the session's prepared digits (tests/README.md): no preparation per backend
-        work = copy_prepared(finished.work, tmp_path / name)
-        write_config(work / "config.yaml", _config(backend=name))
-        snakemake(work, "--cores", "2", env={"JAX_COMPILATION_CACHE_DIR":
-                                             str(tmp_path / "jax-cache")})
-        outputs[name] = _outputs(work)
-        with open(work / "results" / "studies" / "j" / "runs.csv", newline="") as fh:
-            backends[name] = {row["backend"] for row in csv.DictReader(fh)}
-        html = (work / "report" / "index.html").read_text()
+    """The session's finished workflow is the TensorFlow side: its study `tiny` (whose runs
+    are copied from `acts`, trained there) run again on JAX, from the same prepared digits."""
+    config = tiny.config(**{tiny.TINY_STUDY: tiny.FINISHED["studies"][tiny.TINY_STUDY]})
+    config["studies"][tiny.TINY_STUDY]["train"] = {**tiny.TRAIN, "backend": "jax"}
+    work = copy_prepared(finished.work, tmp_path / "jax")
+    write_config(work / "config.yaml", config)
+    snakemake(work, "--cores", "2", env={"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "cache")})
+
+    mine = _outputs(work, tiny.TINY_STUDY, f"{tiny.TINY_STUDY}/relu/seed0")
+    theirs = _outputs(finished.work, tiny.TINY_STUDY, "acts/relu/seed0")
+    assert "trained_as" in json.loads(  # copied: the trained one is acts's
+        (finished.work / "results/runs" / tiny.TINY_STUDY / "relu/seed0/metrics.json").read_text())
+    assert mine == theirs
+    assert _backends(work, tiny.TINY_STUDY) == {"jax"}
+    assert _backends(finished.work, tiny.TINY_STUDY) == {"tensorflow"}
+    for where, name in ((work, "jax"), (finished.work, "tensorflow")):
+        html = (where / "report" / "index.html").read_text()
         assert f"Keras's <code>{name}</code> backend" in html
-    assert outputs["jax"] == outputs["tensorflow"]
-    assert backends == {"tensorflow": {"tensorflow"}, "jax": {"jax"}}
-    assert outputs["jax"]["tags"]["train"] == ["epoch_accuracy", "epoch_learning_rate",
-                                                "epoch_loss", "epoch_seconds"]
+    assert mine["tags"]["train"] == ["epoch_accuracy", "epoch_learning_rate", "epoch_loss",
+                                     "epoch_seconds"]
 
 
 @needs_jax
