@@ -1,13 +1,15 @@
 """The README's study example, taken from README.md itself (so the two cannot drift apart), run
 exactly as written through the workflow: it must learn, clearly above chance on digits.
 
-No `--config` overrides: the example is small enough for CI as it stands
-(6 runs x 5 epochs at 24x24).
+No `--config` overrides: the example runs as written (5 epochs at 24x24). The test asks for
+each variant's seed-0 run only (three of its six runs: the other seed adds time, not
+coverage); the tables and report of a whole study are checked on the session's finished
+workflow (tests/conftest.py).
 """
 
 from __future__ import annotations
 
-import csv
+import json
 import re
 
 import pytest
@@ -41,12 +43,15 @@ def test_example_is_a_valid_study_of_its_own():
 def test_readme_example_learns(prepared_copy):
     work = prepared_copy  # the digits prepared by the session's finished workflow
     (work / "my_study.yaml").write_text(readme_example())
-    snakemake(work, "--cores", "2", "--configfile", "my_study.yaml", timeout=1800)
-    (study,) = yaml.safe_load(readme_example())["studies"]
-    with open(work / f"results/studies/{study}/runs.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    assert len(rows) == 6
-    for row in rows:
-        assert row["status"] == "completed"
-        assert float(row["best_val_accuracy"]) > 5 * CHANCE, row
-    assert (work / "report/index.html").exists()
+    example = yaml.safe_load(readme_example())
+    ((study, spec),) = example["studies"].items()
+    assert len(spec["variants"]) * len(spec["seeds"]) == 6  # what the README says it trains
+    runs = [f"results/runs/{study}/{variant}/seed{spec['seeds'][0]}" for variant in
+            spec["variants"]]
+    # the targets before --configfile, which takes every word after it
+    snakemake(work, *(f"{run}/metrics.json" for run in runs), "--cores", "2",
+              "--configfile", "my_study.yaml", timeout=1800)
+    for run in runs:
+        metrics = json.loads((work / run / "metrics.json").read_text())
+        assert metrics["status"] == "completed", run
+        assert metrics["best_val_accuracy"] > 5 * CHANCE, (run, metrics["best_val_accuracy"])
