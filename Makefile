@@ -12,6 +12,10 @@ BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
 # 4 on 2 cores is deliberate (BENCHMARKS.md, figure 1).
 CORES ?= 4
+# pytest-xdist workers: a whole test file to one worker, end-to-end files first
+# (tests/conftest.py); `make test TEST_WORKERS=0` runs the suite in one process.
+TEST_WORKERS ?= 2
+PYTEST_WORKERS := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 export PATH := $(BIN):$(PATH)
 
 .PHONY: report test lint lock clean gpu-env gpu-requirements-check jax-gpu-env
@@ -52,7 +56,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/snakemake --lint
 	$(BIN)/snakemake -n --quiet
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_WORKERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

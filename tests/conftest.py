@@ -11,6 +11,9 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +33,27 @@ class Finished:
 @pytest.fixture(scope="session")
 def finished(tmp_path_factory) -> Finished:
     """FINISHED run to the report once per session, as `make report` runs it (4 jobs at a time
-    on 2 cores: a job's start-up waits on imports more than on the CPU; BENCHMARKS.md)."""
-    work = copy_workflow(tmp_path_factory.mktemp("finished") / "wf")
+    on 2 cores: a job's start-up waits on imports more than on the CPU; BENCHMARKS.md).
+
+    Under pytest-xdist (`make test` runs two workers) the workers share one: the first to need
+    it builds it under a lock in their common temporary folder, the others wait and read it."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return _build_finished(tmp_path_factory.mktemp("finished"))
+    shared = tmp_path_factory.getbasetemp().parent  # the workers' common base
+    with open(shared / "finished.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        record = shared / "finished" / "finished.json"
+        if record.exists():
+            saved = json.loads(record.read_text())
+            return Finished(Path(saved["work"]), saved["stdout"], saved["stderr"])
+        built = _build_finished(shared / "finished")
+        record.write_text(json.dumps({"work": str(built.work), "stdout": built.stdout,
+                                      "stderr": built.stderr}))
+        return built
+
+
+def _build_finished(where: Path) -> Finished:
+    work = copy_workflow(where / "wf")
     write_config(work / "config.yaml", FINISHED)
     proc = snakemake(work, "--cores", "4", "report/index.html")
     return Finished(work, proc.stdout, proc.stderr)
@@ -45,3 +67,12 @@ def finished_copy(finished, tmp_path) -> Path:
 @pytest.fixture
 def prepared_copy(finished, tmp_path) -> Path:
     return copy_prepared(finished.work, tmp_path / "wf")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Files with end-to-end tests first, in their order; then the rest. Under pytest-xdist
+    (`make test`: `--dist loadfile --no-loadscope-reorder`, a whole file to one worker) the long
+    files start at once and the short unit files fill in at the end, instead of one worker
+    finishing a long file alone (xdist's own reordering puts files with many tests first)."""
+    end_to_end = {item.path for item in items if item.get_closest_marker("workflow")}
+    items.sort(key=lambda item: item.path not in end_to_end)  # stable: files stay together
