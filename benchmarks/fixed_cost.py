@@ -41,8 +41,8 @@ from pathlib import Path  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 STUDY_OF_MODEL = {"all_cnn_c": ("activations", "relu"), "mobilenet_v2": ("bn_placement", "before")}
-HEAVY = ("tensorflow_datasets", "sklearn", "scipy", "pandas", "matplotlib", "jsonschema", "yaml",
-         "PIL", "h5py", "snakemake")
+HEAVY = ("tensorflow_datasets", "jax", "sklearn", "scipy", "pandas", "matplotlib", "jsonschema",
+         "yaml", "PIL", "h5py", "snakemake")
 
 
 def default_run(model: str, epochs: int) -> dict:

@@ -77,7 +77,9 @@ def configure_threads(threads: int) -> None:
 # Keras imports these when they are installed, for integrations a training job never uses (its
 # scikit-learn wrapper, matplotlib image gallery, pandas DataFrame inputs; scipy comes with
 # scikit-learn): about 2 s of every job's start-up on a 2-core CPU (benchmarks/fixed_cost.py).
-SKIPPED_IMPORTS = frozenset({"sklearn", "matplotlib", "pandas", "scipy"})
+# TensorFlow's tf.lite imports JAX where it is installed (`make`'s venv has it, for the JAX
+# backend): another 0.5 s of a TensorFlow job's `import tensorflow` (BENCHMARKS.md §3).
+SKIPPED_IMPORTS = frozenset({"sklearn", "matplotlib", "pandas", "scipy", "jax"})
 # JAX itself imports scipy; a JAX run must not import TensorFlow (Keras would, where it is
 # installed, to seed it: keras.utils.set_random_seed).
 SKIPPED_IMPORTS_JAX = frozenset({"sklearn", "matplotlib", "pandas", "tensorflow"})
