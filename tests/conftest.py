@@ -11,8 +11,6 @@
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +18,15 @@ from pathlib import Path
 import pytest
 
 from tests.tiny import FINISHED
-from tests.workflow import copy_finished, copy_prepared, copy_workflow, snakemake, write_config
+from tests.workflow import (
+    SharedBuildError,
+    build_once,
+    copy_finished,
+    copy_prepared,
+    copy_workflow,
+    snakemake,
+    write_config,
+)
 
 
 @dataclass(frozen=True)
@@ -40,16 +46,16 @@ def finished(tmp_path_factory) -> Finished:
     if os.environ.get("PYTEST_XDIST_WORKER") is None:
         return _build_finished(tmp_path_factory.mktemp("finished"))
     shared = tmp_path_factory.getbasetemp().parent  # the workers' common base
-    with open(shared / "finished.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        record = shared / "finished" / "finished.json"
-        if record.exists():
-            saved = json.loads(record.read_text())
-            return Finished(Path(saved["work"]), saved["stdout"], saved["stderr"])
+
+    def build() -> dict:
         built = _build_finished(shared / "finished")
-        record.write_text(json.dumps({"work": str(built.work), "stdout": built.stdout,
-                                      "stderr": built.stderr}))
-        return built
+        return {"work": str(built.work), "stdout": built.stdout, "stderr": built.stderr}
+
+    try:
+        saved = build_once(shared, "finished", build)
+    except SharedBuildError as error:
+        pytest.fail(str(error))
+    return Finished(Path(saved["work"]), saved["stdout"], saved["stderr"])
 
 
 def _build_finished(where: Path) -> Finished:

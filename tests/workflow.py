@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -116,3 +119,29 @@ def jobs_in(output: str) -> list[tuple]:
 def write_config(path: Path, config: dict) -> Path:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+class SharedBuildError(RuntimeError):
+    """Another process's build of a shared result failed."""
+
+
+def build_once(shared: Path, name: str, build: Callable[[], dict]) -> dict:
+    """`build()`'s result (a JSON-able dict), built by the first of several processes to ask
+    and read by the others: pytest-xdist workers sharing a session result in their common
+    folder `shared`. A failed build is recorded, and the others fail at once with its error
+    instead of building again."""
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # held until the first one has built or failed
+        record = shared / f"{name}.json"
+        if record.exists():
+            saved = json.loads(record.read_text())
+            if "error" in saved:
+                raise SharedBuildError(f"the shared {name} failed to build:\n{saved['error']}")
+            return saved
+        try:
+            result = build()
+        except BaseException as error:
+            record.write_text(json.dumps({"error": f"{type(error).__name__}: {error}"[-8000:]}))
+            raise
+        record.write_text(json.dumps(result))
+        return result
