@@ -4,17 +4,23 @@ the train rule's conda env per (backend, GPU)."""
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
-import sys
 from types import SimpleNamespace
 
 import pytest
 
 from cnnablate.training.backend import conda_env_by_backend
 from cnnablate.training.resources import conda_env_by_gpu
-from tests.test_gpu_setup import REPO, conda_pip_pins, lock, pins, requirement_lines, run_of
+from tests.test_gpu_setup import (
+    REPO,
+    conda_pip_pins,
+    index_versions,
+    lock,
+    pins,
+    requirement_lines,
+    run_of,
+)
 
 JAX_GPU = "jax[cuda12]"
 
@@ -88,21 +94,7 @@ def test_train_rule_picks_the_env_files_per_backend():
 def test_jax_cuda_plugin_pin_resolves_on_the_package_index():
     """jax[cuda12] at the pinned version pulls jax-cuda12-plugin of that version: it exists on
     the index (the index page only; the wheels are hundreds of MB)."""
-    version = lock()["jax"]
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "pip", "index", "versions", "jax-cuda12-plugin"],
-            capture_output=True, text=True, timeout=120,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.skip("package index did not answer within 120 s")
-    if proc.returncode != 0:
-        pytest.skip(f"no package index reachable: {proc.stderr.strip().splitlines()[-1:]}")
-    available = re.search(r"\((.*)\)", proc.stdout.splitlines()[0]) if proc.stdout else None
-    listed = re.search(r"Available versions: (.*)", proc.stdout)
-    versions = ([v.strip() for v in listed.group(1).split(",")] if listed
-                else [available.group(1)] if available else [])
-    assert version in versions, proc.stdout
+    assert lock()["jax"] in index_versions("jax-cuda12-plugin")
 
 
 def test_training_fingerprint_covers_the_jax_path_but_not_resource_estimates():
