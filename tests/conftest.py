@@ -43,9 +43,9 @@ def finished(tmp_path_factory) -> Finished:
 
     Under pytest-xdist (`make test` runs two workers) the workers share one: the first to need
     it builds it under a lock in their common temporary folder, the others wait and read it."""
-    if os.environ.get("PYTEST_XDIST_WORKER") is None:
-        return _build_finished(tmp_path_factory.mktemp("finished"))
-    shared = tmp_path_factory.getbasetemp().parent  # the workers' common base
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the workers' common base
 
     def build() -> dict:
         built = _build_finished(shared / "finished")
