@@ -280,7 +280,7 @@ def test_write_selection_table_and_edges(tmp_path):
         rows = list(csv.DictReader(fh))
         header = list(rows[0])
     assert header == ["variant", "train.learning_rate", "seed", "metric", "value", "status",
-                      "selected", "at_edge"]
+                      "selected", "at_edge", "at_edge_reason"]
     assert [(r["variant"], float(r["train.learning_rate"]), int(r["seed"])) for r in rows] == [
         (v, lr, s) for (v, lr) in values for s in (1000, 1001)]
     diverged = [r for r in rows if r["status"] == "diverged"]
@@ -290,6 +290,8 @@ def test_write_selection_table_and_edges(tmp_path):
                 if r["selected"] == "True"}
     assert selected == {("relu", 0.1), ("selu", 0.01)}
     assert {r["at_edge"] for r in rows} == {"True"}
+    # both picks are an end of the grid while other candidates trained
+    assert {r["at_edge_reason"] for r in rows} == {"edge"}
     assert {r["metric"] for r in rows} == {"best_val_accuracy"}
 
 

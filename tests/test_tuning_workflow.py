@@ -117,7 +117,7 @@ def test_tuning_csv_has_one_row_per_tuning_run(done):
     work, _ = done
     rows = _rows(work / f"{TABLES}/tuning.csv")
     assert list(rows[0]) == ["variant", "train.learning_rate", "seed", "metric", "value",
-                             "status", "selected", "at_edge"]
+                             "status", "selected", "at_edge", "at_edge_reason"]
     assert [(r["variant"], float(r["train.learning_rate"]), r["seed"]) for r in rows] == [
         ("relu", 0.003, "1000"), ("relu", 0.1, "1000"), ("tanh", 0.00001, "1000")]
     for row in rows:  # each value is that run's own best validation accuracy

@@ -14,11 +14,14 @@ from typing import Any
 
 import pandas as pd
 
+from cnnablate.decisions.halving import ONLY_SURVIVOR, edge_reason
 from cnnablate.decisions.tuning import select
 from cnnablate.workflow.atomic import atomic_path, write_json_atomic
 from cnnablate.workflow.errors import UserError
 
-TABLE_TAIL = ("seed", "metric", "value", "status", "selected", "at_edge")
+# `at_edge_reason` (issue #31): why the pick may not be the best, `edge` or `only_survivor`
+# (cnnablate.decisions.halving.edge_reason); empty otherwise.
+TABLE_TAIL = ("seed", "metric", "value", "status", "selected", "at_edge", "at_edge_reason")
 
 
 class NoCandidateTrained(Exception):
@@ -64,12 +67,17 @@ def select_variant(spec: Mapping, found: Mapping[tuple[str, int], float | None])
     if best is None:
         raise NoCandidateTrained(", ".join(names))
     chosen = spec["candidates"][best]
+    scores = {name: (None if any(v is None or math.isnan(v) for v in row)
+                     else math.fsum(row) / len(row)) for name, row in zip(names, table)}
     return {
         "candidate": chosen["name"],
         "values": dict(chosen["values"]),
         "metric": spec["metric"],
         "mean": sum(table[best]) / len(table[best]),
         "at_edge": at_edge(spec["keys"], chosen["values"]),
+        "at_edge_reason": edge_reason(
+            spec["keys"], {c["name"]: c["values"] for c in spec["candidates"]},
+            chosen["name"], scores),
     }
 
 
@@ -92,6 +100,7 @@ def tuning_table(specs: Mapping[str, Mapping], found: Mapping[tuple[str, str, in
                     "status": "ok" if value is not None else "diverged",
                     "selected": candidate["name"] == chosen.get("candidate"),
                     "at_edge": bool(chosen.get("at_edge", False)),
+                    "at_edge_reason": chosen.get("at_edge_reason") or "",
                 })
     columns = ["variant", *keys, *TABLE_TAIL]
     table = pd.DataFrame(rows, columns=columns)
@@ -137,7 +146,10 @@ def write_selection(metrics_files: Iterable[str | Path], study: str,
             "(e.g. a smaller learning rate)"
         )
     for variant, chosen in selection.items():
-        if chosen and chosen["at_edge"]:
+        if chosen and chosen.get("at_edge_reason") == ONLY_SURVIVOR:
+            log(f"{variant}: selected {chosen['candidate']} is the only candidate that did not "
+                "diverge: add gentler values (e.g. smaller learning rates)")
+        elif chosen and chosen["at_edge"]:
             log(f"{variant}: selected {chosen['candidate']} is at the edge of the grid: "
                 "widen it")
     with atomic_path(out_table) as tmp:
