@@ -155,33 +155,37 @@ def learning_fraction(x: np.ndarray, peak: float, gamma: float) -> np.ndarray:
 class Runs:
     """The tuning runs of one arm in one study, made on demand per lr (the grid's, then any
     zoom candidates'): per candidate, (T seeds, R epochs) of best-so-far recorded values, NaN
-    from the epoch a run diverged, and the epoch it diverged (R + 1: never)."""
+    from the epoch a run diverged, and the epoch it diverged (R + 1: never). Each candidate's
+    runs come from a random stream of its own (study, arm, lr): the same runs whatever the
+    schedule asks for, so schedules compare study by study."""
 
-    def __init__(self, cell: Cell, arm: Arm, peak: float, rng: np.random.Generator):
-        self.cell, self.arm, self.peak, self.rng = cell, arm, peak, rng
+    def __init__(self, cell: Cell, arm: Arm, peak: float, stream: tuple[int, int]):
+        self.cell, self.arm, self.peak, self.stream = cell, arm, peak, stream
         self.cache: dict[float, tuple[np.ndarray, np.ndarray]] = {}
 
     def of(self, lrs: list[float]) -> None:
-        new = [lr for lr in lrs if lr not in self.cache]
-        if not new:
-            return
+        for lr in lrs:
+            if lr not in self.cache:
+                self.cache[lr] = self._make(lr)
+
+    def _make(self, lr: float) -> tuple[np.ndarray, np.ndarray]:
         c, n = self.cell, self.cell.n_images
-        x = np.log10(np.asarray(new))
+        rng = np.random.default_rng([*self.stream, int(round(lr * 1e12))])
+        x = np.log10(np.asarray([lr]))
         f = self.arm.final(x, self.peak, n)
         mean = CHANCE + (f - CHANCE)[:, None] * learning_fraction(x, self.peak, c.gamma)
-        shape = (len(new), c.tuning_seeds, EPOCHS)
-        z = (math.sqrt(RHO) * self.rng.standard_normal(shape[:2])[..., None]
-             + math.sqrt(1 - RHO) * self.rng.standard_normal(shape))
-        counts = np.clip(np.rint(mean[:, None, :] * n + self.cell.shape.sd * z), 0, n)
-        best = np.maximum.accumulate(counts, axis=2)
+        shape = (c.tuning_seeds, EPOCHS)
+        z = (math.sqrt(RHO) * rng.standard_normal(shape[:1])[:, None]
+             + math.sqrt(1 - RHO) * rng.standard_normal(shape))
+        counts = np.clip(np.rint(mean * n + c.shape.sd * z), 0, n)
+        best = np.maximum.accumulate(counts, axis=1)
         values = (best / n).astype(np.float32).astype(np.float64)
         # a run beyond the cliff diverges with probability `diverge` at a uniform epoch
-        collapsed = self.arm.collapsed(x, self.peak)
-        div = self.rng.random(shape[:2]) < self.arm.diverge * collapsed[:, None]
-        when = np.where(div, self.rng.integers(1, EPOCHS + 1, shape[:2]), EPOCHS + 1)
-        values = np.where(np.arange(1, EPOCHS + 1) >= when[..., None], np.nan, values)
-        for i, lr in enumerate(new):
-            self.cache[lr] = (values[i], when[i])
+        collapsed = bool(self.arm.collapsed(x, self.peak)[0])
+        div = rng.random(shape[:1]) < self.arm.diverge * collapsed
+        when = np.where(div, rng.integers(1, EPOCHS + 1, shape[:1]), EPOCHS + 1)
+        values = np.where(np.arange(1, EPOCHS + 1) >= when[:, None], np.nan, values)
+        return values, when
 
     def at(self, lr: float, epoch: int) -> list[float | None]:
         """Each tuning seed's metric at `epoch` (None: diverged by then)."""
@@ -243,6 +247,7 @@ def simulate(cell: Cell, studies: int) -> dict:
     out = {w: {"error": [], "fwer": [], "stopped": [], "epochs": [], "v1_better": [],
                "picks": []} for w in WAYS}
     for _ in range(studies):
+        study_seed = int(rng.integers(2**62))
         peaks = [rng.uniform(*a.peak) for a in cell.shape.arms]
         # one deciding noise per (arm, seed), shared by the three ways: paired comparisons
         z_dec = rng.standard_normal((arms, n))
@@ -250,7 +255,7 @@ def simulate(cell: Cell, studies: int) -> dict:
         picks = {w: [] for w in WAYS}
         spent = dict.fromkeys(WAYS, 0)
         for a, arm in enumerate(cell.shape.arms):
-            runs = Runs(cell, arm, peaks[a], rng)
+            runs = Runs(cell, arm, peaks[a], (study_seed, a))
             g, e_g = tune_grid(runs)
             h, e_h = tune_halving(runs)
             z, e_z = tune_zoom(runs, h, e_h)

@@ -47,7 +47,7 @@ def test_learning_curves_end_at_the_response_curve_and_rise():
 
 def test_halving_reads_a_prefix_of_the_grids_runs():
     cell = Cell(BY_NAME["between"], gamma=0.5)
-    runs = Runs(cell, cell.shape.arms[0], -2.0, np.random.default_rng(1))
+    runs = Runs(cell, cell.shape.arms[0], -2.0, (1, 0))
     pick_grid, spent_grid = tune_grid(runs)
     pick_halving, spent_halving = tune_halving(runs)
     assert spent_grid == len(GRID_LR) * cell.tuning_seeds * EPOCHS
@@ -58,6 +58,10 @@ def test_halving_reads_a_prefix_of_the_grids_runs():
         values = [runs.at(lr, e) for e in range(1, EPOCHS + 1)]
         assert all(a <= b for a, b in zip(values, values[1:]))
     assert pick_grid in GRID_LR and pick_halving in GRID_LR
+    # a candidate's runs are its own: the same asked for alone, later, or in another order
+    again = Runs(cell, cell.shape.arms[0], -2.0, (1, 0))
+    again.of([0.1, 0.017])
+    assert np.array_equal(again.cache[0.1][0], runs.cache[0.1][0], equal_nan=True)
 
 
 @pytest.fixture(scope="module")
