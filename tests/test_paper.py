@@ -175,6 +175,19 @@ def test_every_figure_is_also_a_pdf(tmp_path):
         assert first[name].startswith(b"%PDF-")
     figures.study_figures(*args, out)  # the same figure gives the same PDF (no date in it)
     assert {n: Path(p).with_suffix(".pdf").read_bytes() for n, p in out.items()} == first
+    for name, pdf in first.items():
+        # Type 42: TrueType outlines (/FontFile2), as a simple /TrueType font or a CID-keyed
+        # /Type0 font over a /CIDFontType2; never matplotlib's default, /Type3
+        assert pdf_font_types(pdf) <= {"TrueType", "Type0", "CIDFontType2"}, name
+        assert b"/FontFile2" in pdf, name
+
+
+def pdf_font_types(pdf: bytes) -> set[str]:
+    """The /Subtype of every font object in a PDF (matplotlib writes font dictionaries
+    uncompressed)."""
+    fonts = re.findall(rb"/Type\s*/Font\b(.*?)>>", pdf, re.S)
+    assert fonts, "no font in the PDF"
+    return {re.search(rb"/Subtype\s*/(\w+)", f).group(1).decode() for f in fonts}
 
 
 def png_only(data, path):
