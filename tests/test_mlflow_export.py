@@ -306,12 +306,13 @@ def test_tuning_runs_are_named_by_their_candidate_and_tagged_by_role(tmp_path, c
     assert "6 new" in capsys.readouterr().out
     found = {r.info.run_name: r.data.tags for r in active(uri)}
     # expected names, written out: variant / the candidate's value / seed
+    # (`lr`: MLflow's run list shows about 20 characters of a name, the value among them)
     assert sorted(found) == sorted([
-        "relu/learning_rate=0.01/seed1000", "relu/learning_rate=0.1/seed1000",
-        "elu/learning_rate=0.01/seed1000", "elu/learning_rate=0.1/seed1000",
+        "relu/lr=0.01/seed1000", "relu/lr=0.1/seed1000",
+        "elu/lr=0.01/seed1000", "elu/lr=0.1/seed1000",
         "relu/seed0", "elu/seed0"])
-    assert found["relu/learning_rate=0.1/seed1000"]["role"] == "tuning"
-    assert found["relu/learning_rate=0.1/seed1000"]["candidate"] == "learning_rate-0.1"
+    assert found["relu/lr=0.1/seed1000"]["role"] == "tuning"
+    assert found["relu/lr=0.1/seed1000"]["candidate"] == "learning_rate-0.1"
     assert found["relu/seed0"]["role"] == "deciding" and "candidate" not in found["relu/seed0"]
 
 

@@ -2,7 +2,7 @@
 
 One MLflow experiment per study, one MLflow run per (variant, seed), named `variant/seedN`; a
 tuned study's tuning runs per (variant, candidate, seed), named by the candidate's values
-(`variant/learning_rate=0.1/seed1000`). Each has the resolved run config (metrics.json's
+(`variant/lr=0.1/seed1000`). Each has the resolved run config (metrics.json's
 `run_config`) flattened as params, the per-epoch history as metrics with the epoch as step, the
 run's result numbers as metrics, tags study/variant/seed/status/commit and `role` (`deciding`
 or `tuning`), the run's metrics.json and history.csv as artifacts (model.keras too with
@@ -303,16 +303,24 @@ def _setting_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
+# Short names of common tuned keys in run names: MLflow's run list shows about 20 characters of
+# a name, and `relu/learning_rate=0.` would hide the value that tells two candidates apart.
+NAME_ABBREVIATIONS = {"learning_rate": "lr", "batch_size": "bs", "weight_decay": "wd"}
+
+
 def candidate_label(values: Mapping[str, Any]) -> str:
-    """A tuning candidate's values as a run name reads them: `learning_rate=0.1`, several
-    joined by `,` (each key's last part: `train.` and `model.` add nothing in a name)."""
-    return ",".join(f"{key.rsplit('.', 1)[-1]}={_setting_text(value)}"
-                    for key, value in values.items())
+    """A tuning candidate's values as a run name reads them: `lr=0.1`, several joined by `,`
+    (each key's last part, common ones abbreviated: `train.` and `model.` add nothing)."""
+    def short(key: str) -> str:
+        leaf = key.rsplit(".", 1)[-1]
+        return NAME_ABBREVIATIONS.get(leaf, leaf)
+
+    return ",".join(f"{short(key)}={_setting_text(value)}" for key, value in values.items())
 
 
 def run_name(metrics: Mapping) -> str:
-    """`variant/seedN`; a tuning run's `variant/learning_rate=0.1/seedN` (its candidate's
-    values), so that a variant's candidates are told apart in MLflow's run list."""
+    """`variant/seedN`; a tuning run's `variant/lr=0.1/seedN` (its candidate's values), so
+    that a variant's candidates are told apart in MLflow's run list."""
     tuning = (metrics.get("run_config") or {}).get("tuning") or {}
     middle = ""
     if tuning:
