@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from cnnablate.base import catalog
 from cnnablate.reporting import figures
 from cnnablate.reporting.paper import (
     PaperTable,
@@ -22,7 +23,6 @@ from cnnablate.reporting.paper import (
     to_latex,
     write_paper_tables,
 )
-from cnnablate.workflow import catalog
 from cnnablate.workflow.config import expand_variants
 from tests.test_report import make_study, render
 

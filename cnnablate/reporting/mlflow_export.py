@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from cnnablate.workflow.config import config_hash
+from cnnablate.base.ids import config_hash
 
 INSTALL = "pip install -r requirements-mlflow.txt"
 HASH_TAG = "cnnablate.config_hash"
