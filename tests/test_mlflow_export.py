@@ -289,23 +289,26 @@ def test_the_command_and_paper_modules_load_neither_keras_nor_mlflow():
 
 TUNED = {
     "datasets": CONFIG["datasets"],
-    "studies": {"acts": {**CONFIG["studies"]["acts"], "seeds": [0],
-                         "tune": {"train.learning_rate": [0.01, 0.1], "seeds": [1000]}}},
+    "studies": {"tuned": {**CONFIG["studies"]["acts"], "seeds": [0],
+                          "tune": {"train.learning_rate": [0.01, 0.1], "seeds": [1000]}}},
 }
 
 
 @needs_mlflow
-def test_tuning_runs_are_named_by_their_candidate_and_tagged_by_role(tmp_path, capsys):
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(TUNED))
+def test_tuning_runs_are_named_by_their_candidate_and_tagged_by_role(store, tmp_path, capsys):
+    # the module's store, copied (a new SQLite store costs seconds of migrations); a study of
+    # its own, so its own experiment
+    root = Path(shutil.copytree(store[0], tmp_path / "wf"))
+    (root / "config.yaml").write_text(yaml.safe_dump(TUNED))
     tuning = cnnablate_config.resolve_tuning(TUNED).runs
     deciding = cnnablate_config.resolve_runs(TUNED)
     for i, run in enumerate(tuning + deciding):
-        write_run(tmp_path, run, [0.5, 0.6], started=1.8e9 + 100 * i)
-    uri = f"sqlite:///{tmp_path / 'store.db'}"
-    assert main(["export", "mlflow", "--tracking-uri", uri, "--create",
-                 "-d", str(tmp_path)]) == 0
-    assert "6 new" in capsys.readouterr().out
-    found = {r.info.run_name: r.data.tags for r in active(uri)}
+        write_run(root, run, [0.5, 0.6], started=1.8e9 + 100 * i)
+    uri = f"sqlite:///{root / 'results' / 'mlflow.db'}"
+    assert "6 new" in export(root, uri, capsys)
+    mlflow.set_tracking_uri(uri)
+    found = {r.info.run_name: r.data.tags
+             for r in mlflow.search_runs(experiment_names=["tuned"], output_format="list")}
     # expected names, written out: variant / the candidate's value / seed
     # (`lr`: MLflow's run list shows about 20 characters of a name, the value among them)
     assert sorted(found) == sorted([
