@@ -39,7 +39,7 @@ from cnnablate.decisions import sentences
 from cnnablate.decisions.decide import design_from_settings
 from cnnablate.decisions.sentences import compact, key_label
 from cnnablate.reporting.aggregate import decide_study, headline_metric
-from cnnablate.reporting.tuning import read_tuning
+from cnnablate.reporting.tuning import effort_sentence, read_tuning
 
 # LaTeX's ten special characters, each as text-mode LaTeX (the order of the keys does not
 # matter: the replacement is one pass over the text).
@@ -166,14 +166,12 @@ def tuning_effort(tuning_csv: str | Path, study: Mapping, runs: pd.DataFrame,
     """A tuned study's effort sentence from its tuning.csv, variants in the study's `order`:
     each variant's tuning runs and epochs, a variant given a larger grid flagged
     (cnnablate.reporting.tuning.effort)."""
-    from cnnablate.reporting import tuning
-
-    per_variant = tuning.read_tuning(tuning_csv, order)
+    per_variant = read_tuning(tuning_csv, order)
     # each variant's deciding runs' budget, for tuning runs trained to it (no tune.epochs)
     done = runs.dropna(subset=["epochs_completed"])
     deciding = {v: [int(e) for e in rows["epochs_completed"]]
                 for v, rows in done.groupby("variant", sort=False)}
-    return tuning.effort_sentence(per_variant, study.get("tune") or {}, deciding)
+    return effort_sentence(per_variant, study.get("tune") or {}, deciding)
 
 
 def _by_variant(label: str, values: Mapping[str, str]) -> str:
