@@ -129,6 +129,23 @@ def test_a_run_shared_between_studies_is_trained_once_and_copied(done, finished)
                                                                 abs=1e-7)
 
 
+def test_a_copied_run_carries_its_tensorboard_events(done):
+    """`tensorboard --logdir results/runs/<study>` shows a copied run as well: its folder holds
+    the trained run's event files, byte for byte."""
+    from cnnablate.training.monitor import TENSORBOARD_DIR
+    from cnnablate.workflow.shared import EVENTS
+
+    assert EVENTS == TENSORBOARD_DIR
+    for (study, variant, seed), source in FINISHED_SHARED.items():
+        copied = done / f"results/runs/{study}/{variant}/seed{seed}/tensorboard"
+        trained = done / "results/runs/{}/{}/seed{}/tensorboard".format(*source)
+        events = sorted(p.relative_to(trained) for p in trained.rglob("*") if p.is_file())
+        assert any("tfevents" in p.name for p in events), events
+        assert sorted(p.relative_to(copied) for p in copied.rglob("*") if p.is_file()) == events
+        for rel in events:
+            assert (copied / rel).read_bytes() == (trained / rel).read_bytes()
+
+
 def test_report_shows_tables_figures_and_escapes_user_text(done):
     html = (done / "report/index.html").read_text()
     assert "Tiny &lt;b&gt;activation&lt;/b&gt; study" in html
