@@ -23,16 +23,16 @@ import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from cnnablate.workflow.atomic import atomic_path, write_json_atomic
-from cnnablate.workflow.config import config_hash, run_id
+from cnnablate.base.atomic import atomic_path, write_json_atomic
+from cnnablate.base.ids import config_hash, run_id
+from cnnablate.training.monitor import TENSORBOARD_DIR  # plain Python at import
 from cnnablate.zoo.initializers import auto_initializer
 
 NAMING_KEYS = frozenset({"study", "variant", "baseline"})  # labels, not training settings
 COPIED = ("history.csv", "model.keras")  # copied as they are; metrics.json is relabelled
-# The run's TensorBoard events (cnnablate.training.monitor.TENSORBOARD_DIR; not imported: that
-# module needs Keras), copied as they are: TensorBoard names a run by its folder, so the copy
-# shows under the study that copied it.
-EVENTS = "tensorboard"
+# The run's TensorBoard events, copied as they are: TensorBoard names a run by its folder, so
+# the copy shows under the study that copied it.
+EVENTS = TENSORBOARD_DIR
 
 
 def training_key(run: Mapping) -> str:
