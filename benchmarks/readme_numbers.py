@@ -284,8 +284,9 @@ def tuned_block(record: dict) -> str:
                               for k, v in t["candidates"].items())
             chosen = ", ".join(f"`{v}` selects {_values(values)}"
                                for v, values in t["selected"].items())
-            seeds = ", ".join(str(x) for x in t["seeds"])
-            setting = f"tuned on seed{'s' if len(t['seeds']) > 1 else ''} {seeds}, {grids}: {chosen}"
+            seeds = ("seeds " if len(t["seeds"]) > 1 else "seed ") + ", ".join(
+                str(x) for x in t["seeds"])
+            setting = f"tuned on {seeds}, {grids}: {chosen}"
         else:
             setting = f"every variant at learning rate {s['learning_rate']}"
         sentences.append(f"`{study}` ({setting}), against `{s['baseline']}`: {comparisons}.")

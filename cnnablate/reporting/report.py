@@ -24,6 +24,7 @@ import pandas as pd
 
 from cnnablate.base import catalog
 from cnnablate.base.atomic import atomic_path, write_text_atomic
+from cnnablate.base.layout import REPORT_BUNDLE
 from cnnablate.decisions import sentences
 from cnnablate.decisions.decide import design_from_settings
 from cnnablate.decisions.stats import METRIC_BOUNDS
@@ -32,7 +33,7 @@ from cnnablate.reporting.aggregate import decide_study, headline_metric
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "report" / "templates"
 ALPHA = 0.05
-BUNDLE = "results"  # the report folder's copies of the files it links from elsewhere
+BUNDLE = REPORT_BUNDLE  # the report folder's copies of the files it links from elsewhere
 DECIDED = ("better", "worse", "equivalent")
 
 
