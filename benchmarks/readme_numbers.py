@@ -48,10 +48,16 @@ sys.path.insert(0, str(ROOT))  # this tree's cnnablate, also where another one i
 
 RECORD = ROOT / "benchmarks" / "readme_numbers.json"
 README = ROOT / "README.md"
-# name -> (config file, what README calls the command); both run to their report
+# name -> its config file; each runs to its report
 CONFIGS = {
     "default": "config.yaml",
     "tuned_digits": "studies/tuned_digits.yaml",
+}
+# name -> the snakemake arguments README gives for it (`make report`'s; the tuned example's,
+# whose default target, rule all, is the report), `{cores}` to fill in
+COMMANDS = {
+    "default": "--cores {cores} report/index.html",
+    "tuned_digits": "--cores {cores} --configfile studies/tuned_digits.yaml",
 }
 # Packages whose version can change a number (requirements.lock pins them).
 NUMBER_PACKAGES = ("keras", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "numpy", "scipy",
@@ -128,7 +134,7 @@ def run_study(name: str, workdir: Path, cores: int) -> float:
         shutil.rmtree(workdir)
     copy_workflow(workdir)
     exe = Path(sys.executable).with_name("snakemake")
-    cmd = [str(exe), "--cores", str(cores), "--configfile", CONFIGS[name], "report/index.html"]
+    cmd = [str(exe), *COMMANDS[name].format(cores=cores).split()]
     env = {**os.environ, "PATH": f"{exe.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     print(f"  {name}: {' '.join(cmd[1:])} in {workdir}", flush=True)
     start = time.monotonic()
@@ -185,7 +191,7 @@ def read_results(name: str, workdir: Path, seconds: float) -> dict:
             }
         studies[study] = entry
     return {
-        "command": f"snakemake --cores {{cores}} --configfile {CONFIGS[name]} report/index.html",
+        "command": f"snakemake {COMMANDS[name]}",
         "seconds": round(seconds, 1),
         "run_folders": len(metrics),
         "copied": copied,

@@ -118,7 +118,7 @@ HAND = {
     "cores": 4,
     "measurements": {
         "default": {
-            "command": "snakemake --cores {cores} --configfile config.yaml report/index.html",
+            "command": "snakemake --cores {cores} report/index.html",
             "seconds": 167.2, "run_folders": 24, "copied": 2, "trained": 22,
             "studies": {
                 "bn_placement": {"baseline": "before", "metric": "best_val_accuracy",
@@ -132,8 +132,7 @@ HAND = {
             },
         },
         "tuned_digits": {
-            "command": "snakemake --cores {cores} --configfile studies/tuned_digits.yaml "
-                       "report/index.html",
+            "command": "snakemake --cores {cores} --configfile studies/tuned_digits.yaml",
             "seconds": 145.0, "run_folders": 20, "copied": 0, "trained": 20,
             "studies": {
                 "shared": {"baseline": "momentum", "metric": "test_accuracy", "adaptive": False,
@@ -162,13 +161,13 @@ def test_blocks_of_a_hand_made_record():
             "`0123456789ab`, numbers fingerprint `feedbeef0042`; 2 cores, load average 0.3 at "
             "the start; ")
     assert blocks["default"] == (
-        head + "`snakemake --cores 4 --configfile config.yaml report/index.html` from nothing): "
+        head + "`snakemake --cores 4 report/index.html` from nothing): "
         "**2 min 47 s** end to end, 22 runs trained (24 run folders, 2 of them copied from "
         "another study's identical run). Verdicts: `bn_placement` (against before, 1 round of "
         "adaptive seeds): after `worse`, none `worse`.")
     assert blocks["tuned_digits"] == (
-        head + "`snakemake --cores 4 --configfile studies/tuned_digits.yaml report/index.html` "
-        "from nothing): **2 min 25 s** end to end, 20 runs trained. `shared` (every variant at "
+        head + "`snakemake --cores 4 --configfile studies/tuned_digits.yaml` from nothing): "
+        "**2 min 25 s** end to end, 20 runs trained. `shared` (every variant at "
         "learning rate 0.1), against `momentum`: `plain` is **`worse`**, −4.2 test-accuracy "
         "points (95% interval −4.9 to −3.5, Holm p 0.0015). `tuned` (tuned on seed 1000, "
         "train.learning_rate over 0.01, 0.1, 1.0: `momentum` selects 0.1, `plain` selects 1.0), "
