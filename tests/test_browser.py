@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from cnnablate.base import catalog
-from tests.browser import chromium_or_skip, report_page
+from tests.browser import chromium_or_skip, open_page, report_page
 from tests.tiny import FINISHED, MARKUP, TINY_STUDY, TINY_VARIANTS
 from tests.workflow import ROOT
 
@@ -68,12 +68,14 @@ def opened(report):
 
 
 @pytest.fixture(scope="module")
-def phone(report):
-    with report_page(report.resolve().as_uri(), **PHONE) as opened:
-        opened.page.evaluate(WAIT_FOR_IMAGES)
-        PHONE_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        opened.page.screenshot(path=str(PHONE_SCREENSHOT), full_page=True)
-        yield opened
+def phone(opened, report):
+    """The same report at a phone's width, in the same browser."""
+    on_phone = open_page(opened.browser, report.resolve().as_uri(), **PHONE)
+    on_phone.page.evaluate(WAIT_FOR_IMAGES)
+    PHONE_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    on_phone.page.screenshot(path=str(PHONE_SCREENSHOT), full_page=True)
+    yield on_phone
+    on_phone.page.close()
 
 
 @pytest.fixture(scope="module")

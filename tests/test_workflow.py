@@ -153,8 +153,16 @@ def test_report_shows_tables_figures_and_escapes_user_text(done):
                     "activation_statistics"):
             png = done / f"report/figures/{study}/{fig}.png"
             assert png.stat().st_size > 5000
-            assert f'src="figures/{study}/{fig}.png"' in html
-    assert 'href="../results/runs/acts/relu/seed0/history.csv"' in html
+        # drawn on the page, so linked; the rest shown (the activation figure only where the
+        # variants' activations differ: `other` has one variant)
+        for fig in ("learning_curves", "final_metric"):
+            assert f'href="figures/{study}/{fig}.png"' in html
+        assert f'src="figures/{study}/activation_statistics.png"' in html
+        assert (f'src="figures/{study}/activation_functions.png"' in html) == (study != "other")
+    # inside the report's folder: a copy of the run's history
+    assert 'href="results/runs/acts/relu/seed0/history.csv"' in html
+    assert ((done / "report/results/runs/acts/relu/seed0/history.csv").read_bytes()
+            == (done / "results/runs/acts/relu/seed0/history.csv").read_bytes())
 
 
 def test_each_job_is_a_line_or_two_without_its_code_inputs(finished):

@@ -91,7 +91,9 @@ def verdict(
     with: a non-baseline variant significantly better than the baseline while each other tied
     variant is the baseline or significantly worse than it; the baseline when every variant
     tied with it is significantly worse. Otherwise there is no winner and the text names the
-    tied variants. Returns {"winner": name or None, "text": str}.
+    tied variants. Then every decided comparison (better / worse / equivalent in `paired`) the
+    text has not named yet: "; decided against before: none worse". Returns {"winner": name or
+    None, "text": str}.
     """
     level = f"{round(100 * confidence)}%"
     result = _verdict(summary, paired, baseline, metric, level, alpha)
