@@ -29,6 +29,9 @@ RERUN = "rerun `python benchmarks/readme_numbers.py --write` (see its docstring)
 
 
 def record() -> dict:
+    if not numbers.RECORD.is_file():
+        pytest.fail(f"{numbers.RECORD.relative_to(ROOT)} is missing: README's numbers were "
+                    f"never measured: {RERUN}")
     return json.loads(numbers.RECORD.read_text())
 
 
