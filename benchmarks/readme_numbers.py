@@ -182,17 +182,21 @@ def read_results(name: str, workdir: Path, seconds: float) -> dict:
         selection = folder / "tuning" / "selection.json"
         if selection.is_file():
             tune = settings["tune"]
+            chosen = json.loads(selection.read_text())["variants"]
+            order = [v for v in settings.get("variants") or {} if v in chosen]
             entry["tuning"] = {
                 "seeds": list(tune["seeds"]),
                 "candidates": {k: v for k, v in tune.items()
                                if k not in ("seeds", "metric", "epochs")},
-                "selected": {v: (s or {}).get("values") for v, s in
-                             json.loads(selection.read_text())["variants"].items()},
+                # in the study's variant order (the file's is alphabetical)
+                "selected": {v: (chosen[v] or {}).get("values")
+                             for v in [*order, *sorted(set(chosen) - set(order))]},
             }
         studies[study] = entry
     return {
         "command": f"snakemake {COMMANDS[name]}",
         "seconds": round(seconds, 1),
+        "confidence": (config.get("report") or {}).get("confidence", 0.95),
         "run_folders": len(metrics),
         "copied": copied,
         "trained": len(metrics) - copied,
@@ -235,7 +239,7 @@ def _signed(value: float, scale: float) -> str:
     return f"{value * scale:+.1f}".replace("-", "−")
 
 
-def _difference(c: dict, metric: str, with_p: bool) -> str:
+def _difference(c: dict, metric: str, with_p: bool, confidence: float = 0.95) -> str:
     """'−4.2 test-accuracy points (95% interval −4.9 to −3.5, Holm p 0.0015)'."""
     if c["diff"] is None:
         return ""
@@ -245,7 +249,8 @@ def _difference(c: dict, metric: str, with_p: bool) -> str:
     text = f"{_signed(c['diff'], scale)}{unit}"
     inside = []
     if c["low"] is not None:
-        inside.append(f"95% interval {_signed(c['low'], scale)} to {_signed(c['high'], scale)}")
+        inside.append(f"{round(100 * confidence)}% interval {_signed(c['low'], scale)} to "
+                      f"{_signed(c['high'], scale)}")
     if with_p and c["p_holm"] is not None:
         inside.append(f"Holm p {c['p_holm']:.2g}")
     return text + (f" ({', '.join(inside)})" if inside else "")
@@ -282,7 +287,8 @@ def tuned_block(record: dict) -> str:
     for study, s in m["studies"].items():
         comparisons = "; ".join(
             f"`{c['variant']}` is **`{c['verdict']}`**"
-            + (f", {d}" if (d := _difference(c, s["metric"], not s["adaptive"])) else "")
+            + (f", {d}" if (d := _difference(c, s["metric"], not s["adaptive"],
+                                             m.get("confidence", 0.95))) else "")
             for c in s["comparisons"])
         if "tuning" in s:
             t = s["tuning"]
