@@ -127,7 +127,9 @@ def test_report_states_effort_budget_curves_and_reasons(tmp_path):
     assert budget["equal_budget"] == 3
     assert [v["name"] for v in budget["variants"]] == ["relu", "selu", "elu"]
     assert html.count('data-kind="budget"') == 1
-    assert html.count('src="figures/tuned/budget_curves.png"') == 1
+    # drawn in the page (interactive.DRAWN): its PNG and PDF linked, not shown a second time
+    assert html.count('href="figures/tuned/budget_curves.png"') == 1
+    assert 'src="figures/tuned/budget_curves.png"' not in html
 
 
 def test_paper_caption_states_each_variants_tuning_effort(tmp_path):
