@@ -64,6 +64,13 @@ def data_dir(dataset):
 
 
 RUN_BY_ID = {run_id(run): run for run in RUNS}
+
+
+def job_run(wildcards):
+    """The resolved run a train job's wildcards (study, variant, seed) name."""
+    return RUN_BY_ID[(wildcards.study, wildcards.variant, int(wildcards.seed))]
+
+
 STUDIES = list(dict.fromkeys(run["study"] for run in RUNS))
 DATASETS = list(dict.fromkeys(run["dataset"] for run in RUNS))
 # A run identical to an earlier study's (all but its names) is trained once and copied

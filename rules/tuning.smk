@@ -28,9 +28,8 @@ use rule train as train_tuning with:
     benchmark:
         LAYOUT.run_benchmark("{study}", "{variant}", "{seed}", "{candidate}")
     conda:
-        conda_env_by_gpu(
-            tuning_run, config["resources"], "../envs/train.yaml", "../envs/train-gpu.yaml",
-        )
+        # the train rule's choice, by the tuning run's own backend and GPU
+        train_conda_env(tuning_run, config["resources"])
 
 
 checkpoint select_tuning:

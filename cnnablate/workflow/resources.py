@@ -240,3 +240,23 @@ def conda_env_by_backend(
         return env_by_backend[run_backend(run_of(wildcards))](wildcards, input)
 
     return env
+
+
+# The env file of a training job (relative to rules/), by backend: (CPU, GPU). tensorflow-cpu or
+# tensorflow[and-cuda]; jax or jax[cuda12], without TensorFlow.
+TRAIN_ENVS = {
+    "tensorflow": ("../envs/train.yaml", "../envs/train-gpu.yaml"),
+    "jax": ("../envs/train-jax.yaml", "../envs/train-jax-gpu.yaml"),
+}
+
+
+def train_conda_env(
+    run_of: Callable[[Any], Mapping], resources_cfg: Mapping | None
+) -> Callable[..., str]:
+    """The `conda:` of every rule that trains (train, train_tuning): the env of the run's
+    backend, its GPU env where the job gets a GPU. One definition, so that no training rule
+    can pick TensorFlow's env for a JAX run."""
+    return conda_env_by_backend(run_of, {
+        backend: conda_env_by_gpu(run_of, resources_cfg, cpu_env, gpu_env)
+        for backend, (cpu_env, gpu_env) in TRAIN_ENVS.items()
+    })
