@@ -21,12 +21,11 @@ import pandas as pd
 from cnnablate.base import catalog
 from cnnablate.base.atomic import write_text_atomic
 from cnnablate.decisions import sentences
-from cnnablate.decisions.decide import design_from_settings
+from cnnablate.decisions.decide import Design, design_from_settings
 from cnnablate.reporting import interactive, tuning
 from cnnablate.reporting.aggregate import decide_study, headline_metric
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "report" / "templates"
-ALPHA = 0.05
 
 
 def _missing(value) -> bool:
@@ -64,7 +63,7 @@ def _names(names: list[str]) -> str:
 
 def verdict(
     summary: pd.DataFrame, paired: pd.DataFrame, baseline: str, metric: str,
-    confidence: float = 0.95, alpha: float = ALPHA,
+    confidence: float = 0.95, alpha: float = Design.alpha,
 ) -> dict:
     """Winner, or 'no significant difference', from the intervals and the paired tests.
 
@@ -215,6 +214,7 @@ def render_report(studies: list[dict], out_html: str | Path, title: str,
         reference = dict(settings.get("reference") or {})
         diverged = runs[runs["status"] != "completed"]
         tuned = _tuning_section(s, settings, list(position), runs, metric, epochs_of, rel)
+        alpha = design_from_settings(settings.get("decisions") or {}).alpha  # report.alpha
         sections.append({
             "name": settings["name"],
             "description": settings.get("description", ""),
@@ -223,7 +223,8 @@ def render_report(studies: list[dict], out_html: str | Path, title: str,
             "baseline": settings["baseline"],
             "metric": metric,
             "eval_split": settings["eval_split"],
-            "verdict": verdict(summary, paired, settings["baseline"], metric, confidence),
+            "verdict": verdict(summary, paired, settings["baseline"], metric, confidence, alpha),
+            "alpha": alpha,
             "summary": _records(summary),
             "paired": _records(paired),
             "runs": run_rows,
@@ -261,7 +262,7 @@ def render_report(studies: list[dict], out_html: str | Path, title: str,
     env.filters["seeds"] = lambda v: sentences.seeds_text(v) if not _missing(v) else "–"
     html = env.get_template("index.html.j2").render(
         title=title, studies=sections, provenance=collect_provenance(all_metrics),
-        config_hash=config_hash, confidence=confidence, alpha=ALPHA,
+        config_hash=config_hash, confidence=confidence,
         figure_titles=FIGURE_TITLES, interactive_assets=interactive.assets(),
         cross_study=sentences.cross_study(sections),
     )
@@ -286,7 +287,7 @@ def _tuning_section(s: dict, settings: dict, order: list[str], runs: pd.DataFram
             tuning.all_keys(per_variant), seeds, tuning_metric, runs["seed"], metric,
             settings["eval_split"]),
         "scope": sentences.tuned_guarantee(
-            (settings.get("decisions") or {}).get("alpha", ALPHA)),
+            design_from_settings(settings.get("decisions") or {}).alpha),
         "cost": tuning.cost_sentence(per_variant, tune, epochs_of),
         "figures": {k: rel(v) for k, v in s["figures"].items() if k in catalog.TUNING_FIGURES},
         "chart": tuning.chart(per_variant, tuning_metric, colours),
