@@ -13,7 +13,10 @@ from pathlib import Path
 
 import yaml
 
+from cnnablate.base.layout import METRICS, MLFLOW_DB, MODEL, Layout
 from cnnablate.workflow import config as cnnablate_config
+
+REAL = Layout()  # the folders of real (not smoke) runs, as the help names them
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +26,8 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE",
                         help="top-level overrides, as for Snakemake (e.g. smoke=true)")
     parser.add_argument("--directory", "-d", default=".",
-                        help="the workflow folder holding results/ and logs/ (default: .)")
+                        help=f"the workflow folder holding {REAL.results}/ and {REAL.logs}/ "
+                             "(default: .)")
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -42,10 +46,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "mlflow", help="one MLflow experiment per study, one run per (variant, seed); "
         "exporting again updates, never duplicates (needs requirements-mlflow.txt)")
     mlflow.add_argument("--tracking-uri", default=None, metavar="URI",
-                        help="any URI MLflow takes (default: sqlite:///results/mlflow.db, "
-                             "in --directory)")
+                        help="any URI MLflow takes (default: "
+                             f"sqlite:///{REAL.results}/{MLFLOW_DB}, in --directory)")
     mlflow.add_argument("--copy-models", action="store_true",
-                        help="also copy each run's model.keras into the store's artifacts "
+                        help=f"also copy each run's {MODEL} into the store's artifacts "
                              "(default: a tag with its path)")
     _add_config_args(mlflow)
     return parser.parse_args(argv)
@@ -95,14 +99,13 @@ def _export_mlflow(args: argparse.Namespace) -> int:
     if planned is None:
         return 2
     runs, smoke = planned
-    from cnnablate.base.layout import Layout
 
     # The workflow's results and run folders (smoke mode's apart).
     root, layout = Path(args.directory), Layout(smoke=smoke)
     uri = args.tracking_uri or mlflow_export.default_tracking_uri(root / layout.results)
     # Only finished runs (metrics.json) go out.
     folders = [root / layout.run_dir(*layout.of(r)) for r in runs]
-    finished = [f for f in folders if (f / "metrics.json").is_file()]
+    finished = [f for f in folders if (f / METRICS).is_file()]
     try:
         if uri.startswith("sqlite:///"):
             Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnablate.base.ids import config_hash
+from cnnablate.base.layout import HISTORY, METRICS, MLFLOW_DB, MODEL, tensorboard_dir
 
 INSTALL = "pip install -r requirements-mlflow.txt"
 HASH_TAG = "cnnablate.config_hash"
@@ -107,8 +108,8 @@ def _number(text: str | float | None) -> float | None:
 def read_run(run_dir: Path) -> tuple[dict, list[dict], str]:
     """(metrics.json, history rows, sha256 of both files) of a finished run folder."""
     try:
-        metrics_bytes = (run_dir / "metrics.json").read_bytes()
-        history_bytes = (run_dir / "history.csv").read_bytes()
+        metrics_bytes = (run_dir / METRICS).read_bytes()
+        history_bytes = (run_dir / HISTORY).read_bytes()
     except OSError as error:
         raise ExportError(f"{run_dir}: cannot read the run's files ({error})") from None
     metrics = json.loads(metrics_bytes)
@@ -153,8 +154,8 @@ def _tags(metrics: Mapping, run_dir: Path, digest: str) -> dict[str, str]:
         CONTENT_TAG: digest,
         CURRENT_TAG: "true",
         "cnnablate.run_dir": str(run_dir.resolve()),
-        "cnnablate.model": str((run_dir / "model.keras").resolve()),
-        "cnnablate.tensorboard": str((run_dir / "tensorboard").resolve()),
+        "cnnablate.model": str((run_dir / MODEL).resolve()),
+        "cnnablate.tensorboard": str(tensorboard_dir(run_dir).resolve()),
         # What MLflow's UI shows as the run's source version (without the "+dirty" mark).
         "mlflow.source.git.commit": commit.removesuffix("+dirty"),
     }
@@ -214,7 +215,7 @@ def _create_run(mlflow, client, experiment_id: str, run_dir: Path, metrics: dict
         client.log_batch(run_id, params=batch)
     for batch in _chunks(_metrics(mlflow, metrics, history), BATCH_METRICS):
         client.log_batch(run_id, metrics=batch)
-    for name in ("metrics.json", "history.csv", *(("model.keras",) if copy_models else ())):
+    for name in (METRICS, HISTORY, *((MODEL,) if copy_models else ())):
         if (run_dir / name).is_file():
             client.log_artifact(run_id, str(run_dir / name))
     finished = metrics.get("status") == "completed"
@@ -265,7 +266,7 @@ def export_runs(run_dirs: Iterable[str | Path], tracking_uri: str, *,
 def default_tracking_uri(results: Path) -> str:
     """`sqlite:///results/mlflow.db` (the results folder's own store, a relative path as
     given: SQLAlchemy reads `sqlite:///x` relative to the working directory)."""
-    return f"sqlite:///{(results / 'mlflow.db').as_posix()}"
+    return f"sqlite:///{(results / MLFLOW_DB).as_posix()}"
 
 
 def summary_line(outcomes: list[Outcome], tracking_uri: str) -> str:

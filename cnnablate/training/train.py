@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from cnnablate.base import layout
 from cnnablate.base.atomic import atomic_path, write_json_atomic
 from cnnablate.base.backends import run_backend
 from cnnablate.base.ids import config_hash
@@ -59,12 +60,12 @@ class RunPaths:
     @property
     def work_dir(self) -> Path:
         """Resume state that survives a kill (Snakemake deletes a failed job's outputs)."""
-        return self.metrics.parent / ".resume"
+        return layout.resume_dir(self.metrics.parent)
 
     @classmethod
     def in_dir(cls, run_dir: str | Path) -> RunPaths:
         run_dir = Path(run_dir)
-        return cls(run_dir / "history.csv", run_dir / "metrics.json", run_dir / "model.keras")
+        return cls(run_dir / layout.HISTORY, run_dir / layout.METRICS, run_dir / layout.MODEL)
 
 
 def configure_threads(threads: int) -> None:
@@ -384,7 +385,7 @@ def fit_with_resume(
     train, seed = run["train"], int(run["seed"])
     bs, epochs = int(train["batch_size"]), int(train["epochs"])
     work.mkdir(parents=True, exist_ok=True)
-    partial_history = work / "history.csv"
+    partial_history = work / layout.HISTORY
     first_epoch = _resume_epoch(work, run_backend(run))
     _trim_history(partial_history, first_epoch)
     if first_epoch:

@@ -23,10 +23,11 @@ from pathlib import Path
 
 from cnnablate.base.atomic import atomic_path, write_json_atomic
 from cnnablate.base.ids import config_hash, run_id
+from cnnablate.base.layout import HISTORY, METRICS, MODEL
 from cnnablate.zoo.initializers import auto_initializer
 
 NAMING_KEYS = frozenset({"study", "variant", "baseline"})  # labels, not training settings
-COPIED = ("history.csv", "model.keras")  # copied as they are; metrics.json is relabelled
+COPIED = (HISTORY, MODEL)  # copied as they are; METRICS is relabelled
 
 
 def training_key(run: Mapping) -> str:
@@ -68,8 +69,8 @@ def copy_shared_run(source_dir: str | Path, dest_dir: str | Path, run: Mapping,
     for name in COPIED:
         with atomic_path(dest_dir / name) as tmp:
             shutil.copyfile(source_dir / name, tmp)
-    metrics = json.loads((source_dir / "metrics.json").read_text())
+    metrics = json.loads((source_dir / METRICS).read_text())
     labels = {key: run[key] for key in NAMING_KEYS}
     metrics.update(study=run["study"], variant=run["variant"], trained_as=trained_as)
     metrics["run_config"] = {**metrics.get("run_config", {}), **labels}
-    write_json_atomic(dest_dir / "metrics.json", metrics)
+    write_json_atomic(dest_dir / METRICS, metrics)
