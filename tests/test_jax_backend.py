@@ -25,19 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None,
                                reason="jax is not installed (requirements-jax.txt)")
 
-TINY = {
-    "datasets": {"digits": {"source": "sklearn_digits"}},
-    "studies": {
-        "j": {
-            "dataset": "digits",
-            "image_size": 12,
-            "model": {"name": "all_cnn_c", "width": 0.25, "bn_momentum": 0.9, "dropout": False},
-            "train": {"epochs": 2, "batch_size": 64, "backend": "jax"},
-            "seeds": [0],
-            "variants": {"relu": {"activation": "relu"}, "elu": {"activation": "elu"}},
-        }
-    },
-}
+TINY = tiny.config(j=tiny.study(
+    {"epochs": 2, "batch_size": 64, "backend": "jax"}, image_size=12,
+    model={"width": 0.25, "bn_momentum": 0.9, "dropout": False},
+    variants={"relu": {"activation": "relu"}, "elu": {"activation": "elu"}},
+))
 
 
 def _config(**train) -> dict:
