@@ -3,8 +3,7 @@ headless Chromium (Playwright, tests/browser.py): every figure loads, the tables
 rows, user markup shows as text, nothing comes from the network.
 
 A full-page screenshot is kept as a CI artifact: artifacts/report.png at the repo root.
-Skips (with the reason) where Chromium is missing and cannot be installed (not root, apt-get
-failing or offline).
+Skips where Chromium is missing, naming the command that installs it (tests install nothing).
 """
 
 from __future__ import annotations
@@ -122,3 +121,15 @@ def test_screenshot_saved(page):
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", data[16:24])
     assert width == 1280 and height > 1500
+
+
+def test_a_missing_chromium_skips_with_the_install_command_and_installs_nothing(monkeypatch):
+    import subprocess
+
+    import tests.browser as browser
+
+    monkeypatch.setattr(browser.shutil, "which", lambda name: None)
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail(f"ran {a}"))
+    with pytest.raises(pytest.skip.Exception, match="apt-get install --no-install-recommends "
+                                                    "chromium"):
+        browser.chromium_or_skip()
