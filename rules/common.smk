@@ -19,9 +19,8 @@ from cnnablate.workflow import plan  # noqa: E402
 from cnnablate.workflow.shared import shared_runs  # noqa: E402
 
 try:
-    RUNS = cnnablate_config.resolve_runs(config)
-    # the tuning runs of studies with `tune:` (rules/tuning.smk); none without
-    TUNING = cnnablate_config.resolve_tuning(config)
+    # the deciding runs, and the tuning runs of studies with `tune:` (rules/tuning.smk)
+    RUNS, TUNING = cnnablate_config.resolve(config)
 except cnnablate_config.ConfigError as error:
     raise WorkflowError(f"config error: {error}") from None
 

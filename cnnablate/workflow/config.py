@@ -207,6 +207,12 @@ def resolve_tuning(config: dict) -> Tuning:
     return _resolve(config).tuning
 
 
+def resolve(config: dict) -> tuple[list[dict], Tuning]:
+    """`resolve_runs` and `resolve_tuning` of `config`, resolved once (what planning needs)."""
+    resolved = _resolve(config)
+    return resolved.runs, resolved.tuning
+
+
 def _resolve(config: dict) -> _Resolved:
     schema = load_schema()
     config = validate(copy.deepcopy(config), schema)
