@@ -25,9 +25,8 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from cnnablate.data.splits import subset_indices
+from cnnablate.training.held_split import HeldSplit
 
-CACHE_BYTES = 1 << 30  # presize a split when it fits, as Split.load does
 CROP_PAD = 4
 
 
@@ -119,34 +118,18 @@ def scale(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
 
 
-@dataclass(frozen=True)
-class NumpySplit:
-    """One split held for a training job: uint8 pixels resized once (when they fit
-    CACHE_BYTES) or native (resized per batch), and labels."""
+def resize_split(images: np.ndarray, size: int, channels: int) -> np.ndarray:
+    """A whole split resized (`resize_uint8`), 512 images at a time to bound memory."""
+    if not len(images):
+        return np.zeros((0, size, size, channels), np.uint8)
+    return np.concatenate([resize_uint8(images[i:i + 512], size, channels)
+                           for i in range(0, len(images), 512)])
 
-    images: np.ndarray
-    labels: np.ndarray
-    image_size: int
-    channels: int
-    presized: bool
 
-    @classmethod
-    def load(cls, images: np.ndarray, labels: np.ndarray, image_size: int, channels: int = 3,
-             limit: int | None = None, cache_bytes: int = CACHE_BYTES) -> NumpySplit:
-        keep = subset_indices(len(labels), limit)
-        if keep is not None:
-            images, labels = images[keep], labels[keep]
-        labels = np.asarray(labels, dtype=np.int64)
-        if len(labels) * image_size * image_size * channels <= cache_bytes:
-            resized = np.concatenate([
-                resize_uint8(images[i:i + 512], image_size, channels)
-                for i in range(0, len(images), 512)
-            ]) if len(images) else np.zeros((0, image_size, image_size, channels), np.uint8)
-            return cls(resized, labels, image_size, channels, True)
-        return cls(np.asarray(images), labels, image_size, channels, False)
+class NumpySplit(HeldSplit):
+    """One split held for a training job (HeldSplit), resized with numpy."""
 
-    def __len__(self) -> int:
-        return len(self.labels)
+    resize = staticmethod(resize_split)
 
     def steps_per_epoch(self, batch_size: int) -> int:
         return math.ceil(len(self) / batch_size)

@@ -48,7 +48,7 @@ UNKNOWN_MODEL_KB_PER_PIXEL = 8.0
 
 MEM_FLOOR_MB = {"cpu": 2048, "gpu": 4096}  # measured RSS of a CPU run: ~0.8 GB
 GPU_HOST_ACTIVATION_SHARE = 0.25
-CACHE_BYTES_PER_SPLIT = 1 << 30  # cnnablate.training.pipeline.DEFAULT_CACHE_BYTES
+CACHE_BYTES_PER_SPLIT = 1 << 30  # cnnablate.training.held_split.CACHE_BYTES
 MEM_SAFETY = 1.5
 STARTUP_S = {"cpu": 60.0, "gpu": 180.0}
 RUNTIME_SAFETY = 1.5
