@@ -29,7 +29,6 @@ except cnnablate_config.ConfigError as error:
 # Every path comes from cnnablate/base/layout.py (also what `status` and the report read).
 SMOKE = any(run.get("smoke") for run in RUNS)
 LAYOUT = Layout(smoke=SMOKE)
-RESULTS, LOGS, REPORT = LAYOUT.results, LAYOUT.logs, LAYOUT.report_dir
 
 # A user's archive path that does not exist is a config mistake: say so before any job.
 _missing = plan.missing_archive(config["datasets"], plan.datasets_of(RUNS))
@@ -158,7 +157,7 @@ def failure_advice(snakemake_log):
     """The Snakefile's onerror line (cnnablate.workflow.plan.failure_advice): a job of this
     invocation that ended on Ctrl-C means interrupted, else failed."""
     return plan.failure_advice(plan.runs_done(run_dir(run) for run in RUNS), len(RUNS),
-                               plan.interrupted(LOGS, _PLANNED_AT))
+                               plan.interrupted(LAYOUT.logs, _PLANNED_AT))
 
 
 _PLANNED_AT = time.time()
