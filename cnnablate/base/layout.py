@@ -116,6 +116,11 @@ class Layout:
     def report_log(self) -> str:
         return f"{self.logs}/report.log"
 
+    @property
+    def export_log(self) -> str:
+        """What made `cnnablate export mlflow` fail, traceback and all."""
+        return f"{self.logs}/export_mlflow.log"
+
     def run_key(self, study: str, variant: str, seed: int | str,
                 candidate: str | None = None) -> str:
         """`study/variant/seed{seed}`: a run's folder below results/runs and logs/train; a
