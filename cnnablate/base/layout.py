@@ -24,6 +24,7 @@ RESUME_DIR = ".resume"
 HEARTBEAT = "heartbeat.json"
 TENSORBOARD_DIR = "tensorboard"
 
+REPORT_BUNDLE = "results"  # the report folder's copies: report/results/studies/..., runs/...
 TABLES = ("runs", "summary", "paired")  # a study's tables, results/studies/{study}/{name}.csv
 PAPER_TABLES = {"tex": "table.tex", "md": "table.md"}  # a study's paper tables, by format
 TUNING_SELECTION = "tuning/selection.json"  # a tuned study's selection, in its study folder
@@ -82,6 +83,12 @@ class Layout:
     @property
     def report(self) -> str:
         return f"{self.report_dir}/index.html"
+
+    @property
+    def report_bundle(self) -> str:
+        """Copies of the files the report links from elsewhere (tables, paper tables, run
+        histories), so that the report's folder works on its own (zipped, moved, shared)."""
+        return f"{self.report_dir}/{REPORT_BUNDLE}"
 
     def data_dir(self, dataset: str, synthetic: bool = False) -> str:
         """A dataset's prepared arrays: the real ones, or smoke mode's SYNTHETIC stand-in."""
