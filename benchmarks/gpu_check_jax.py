@@ -146,7 +146,12 @@ def _command(spec: dict) -> list[str]:
 
 
 def _env() -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    """The workers' environment: the repository first on PYTHONPATH, the caller's entries kept
+    after it (a JAX-only host may hold keras and the other few pure-Python packages the check
+    needs in a `pip install --target` folder on PYTHONPATH: docs/cluster.md, "Keras on JAX")."""
+    path = [str(ROOT), *(os.path.abspath(p) for p in
+                          os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
     env.pop("KERAS_BACKEND", None)  # prepare_jax sets it
     return env
 
