@@ -18,9 +18,10 @@ that the host's drift hits all alike:
 - `jax-cold`: `jax` with an empty compilation cache (a fresh folder each time): the first
   epoch and the process's wall time without the persistent compilation cache.
 
-Per arm: the steady epoch (median of epochs 2..), the first epoch, and the job's wall time
-(process start to exit). Prints a Markdown table of medians over the repeats and the JAX/TF
-ratios; writes every measurement to --out.
+With `--cache DIR` the warm arms use that cache, as filled by an earlier run (the untimed
+warm-up jobs are skipped). Per arm: the steady epoch (median of epochs 2..), the first epoch,
+and the job's wall time (process start to exit). Prints a Markdown table of medians over the
+repeats and the JAX/TF ratios; writes every measurement to --out.
 """
 
 from __future__ import annotations
@@ -50,17 +51,24 @@ def child(run_file: Path, data_dir: Path, out_dir: Path, arm: str) -> None:
             import tensorflow as tf
         if arm == "tf-nondet":
             tf.config.experimental.enable_op_determinism = lambda: None
-    elif arm == "jax-w1":
-        from cnnablate.data import numpy_feed
+    elif arm == "jax-w1":  # once Keras is imported on JAX, just before the feed is made
+        make_feed = train.input_feed
 
-        numpy_feed.FEED_WORKERS = 1
+        def input_feed(*args, **kwargs):
+            from cnnablate.data import numpy_feed
+
+            numpy_feed.FEED_WORKERS = 1
+            return make_feed(*args, **kwargs)
+
+        train.input_feed = input_feed
     t0 = time.perf_counter()
     train.train_run(run, data_dir, train.RunPaths.in_dir(out_dir), threads=1,
                     log=lambda message: None)
     print(json.dumps({"train_run_s": time.perf_counter() - t0}))
 
 
-def measure(model: str, arm: str, tmp: Path, data: Path, run_file: Path, rep: int) -> dict:
+def measure(model: str, arm: str, tmp: Path, data: Path, run_file: Path, rep: int,
+            warm: Path) -> dict:
     from benchmarks._common import child_env
 
     out_dir = tmp / f"run-{model}-{arm}-{rep}"
@@ -68,7 +76,7 @@ def measure(model: str, arm: str, tmp: Path, data: Path, run_file: Path, rep: in
     for name in [k for k in env if k.startswith(("XLA_", "JAX_", "KERAS_"))]:
         env.pop(name)
     env["JAX_COMPILATION_CACHE_DIR"] = str(
-        tmp / f"cache-cold-{model}-{rep}" if arm == "jax-cold" else tmp / "cache-warm")
+        tmp / f"cache-cold-{model}-{rep}" if arm == "jax-cold" else warm)
     if arm == "jax-nondet":
         env["XLA_FLAGS"] = "--xla_gpu_deterministic_ops=false"
     cmd = [sys.executable, __file__, "--child", str(run_file), str(data), str(out_dir), arm]
@@ -91,6 +99,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4, help="epochs per job (>= 2)")
     parser.add_argument("--arms", default=",".join(ARMS))
     parser.add_argument("--out", type=Path, default=Path("results/backend_compare.json"))
+    parser.add_argument("--cache", type=Path,
+                        help="the warm arms' compilation cache (default: a fresh one, filled "
+                             "by untimed JAX jobs first)")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -117,14 +128,17 @@ def main() -> None:
             print(f"{model}: {run['study']}/{run['variant']} at {run['image_size']} px, width "
                   f"{run['model']['width']}, batch {run['train']['batch_size']}, "
                   f"{run['train']['epochs']} epochs, 1 thread", flush=True)
-        for model in models:  # the warm arms start warm: one untimed JAX job first
-            measure(model, "jax", tmp, data, files[model, "jax"], -1)
+        warm = args.cache or tmp / "cache-warm"
+        for model in models:  # the warm arms start warm: untimed JAX jobs first (the XLA
+            for arm in sorted({"jax", "jax-nondet"} & set(arms)):  # flags are in the key)
+                if args.cache is None:
+                    measure(model, arm, tmp, data, files[model, "jax"], -1, warm)
         for rep in range(args.repeats):
             for model in models:
                 order = arms if rep % 2 == 0 else arms[::-1]  # alternate the order too
                 for arm in order:
                     backend = "tensorflow" if arm.startswith("tf") else "jax"
-                    row = measure(model, arm, tmp, data, files[model, backend], rep)
+                    row = measure(model, arm, tmp, data, files[model, backend], rep, warm)
                     rows.append(row)
                     print(f"  {rep + 1} {model:13s} {arm:10s} steady {row['steady_epoch_s']:.2f} s"
                           f"  first {row['first_epoch_s']:.2f} s  wall {row['wall_s']:.1f} s"

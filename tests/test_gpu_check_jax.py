@@ -85,12 +85,16 @@ def test_gpu_check_jax_cpu_mode_runs_from_the_offline_kit(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     text = out.read_text()
     assert '"backend": "jax"' in text and '"devices": ["cpu: cpu"]' in text
-    rows = [line.split("|") for line in text.splitlines() if line.startswith("| all_cnn_c")]
-    throughput = [row for row in rows if row[4].strip() in ("float32", "mixed_bfloat16")]
+    tables = [[line.split("|") for line in part.splitlines() if line.startswith("| all_cnn_c")]
+              for part in text.split("\n\n")]
+    throughput, compiled, determinism = [rows for rows in tables if rows]
     assert [row[4].strip() for row in throughput] == ["float32", "mixed_bfloat16"]
     for row in throughput:
-        assert float(row[5]) > 0 and float(row[6]) > 0  # feed, bound
-    (compile_row,) = [row for row in rows if row not in throughput]
-    cold, warm = float(compile_row[4]), float(compile_row[5])
+        assert float(row[5]) > 0 and float(row[7]) > 0  # feed, bound
+    assert float(throughput[0][6]) > 0 and throughput[1][6].strip() == "—"  # the job's fit
+    ((cold, warm, same),) = [(float(r[4]), float(r[5]), r[6].strip()) for r in compiled]
     assert cold > 0 and warm > 0
-    assert compile_row[6].strip() == "yes"  # the rerun's weights are bit-identical
+    assert same == "yes"  # the rerun's weights are bit-identical
+    ((on, off),) = [(float(r[4]), float(r[5])) for r in determinism]
+    assert on > 0 and off > 0
+    assert "gpu: " not in proc.stderr or "ran a test conv" in proc.stderr  # no GPU: no probe
