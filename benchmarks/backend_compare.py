@@ -55,7 +55,7 @@ def child(run_file: Path, data_dir: Path, out_dir: Path, arm: str) -> None:
         make_feed = train.input_feed
 
         def input_feed(*args, **kwargs):
-            from cnnablate.data import numpy_feed
+            from cnnablate.training import numpy_feed
 
             numpy_feed.FEED_WORKERS = 1
             return make_feed(*args, **kwargs)

@@ -7,7 +7,7 @@ Per model (MobileNetV2 at 224 px, All-CNN-C and NIN at 32 px; tiny sizes with --
 - each worker first runs the training job's device probe (a conv and a gather per GPU,
   cnnablate.training.backend.check_jax_kernels: a driver that cannot run the plugin's kernels
   fails here, in one line);
-- training images/s of the run's input feed (cnnablate.data.numpy_feed: numpy batches, resized
+- training images/s of the run's input feed (cnnablate.training.numpy_feed: numpy batches, resized
   and augmented on the host, copied to the device every step) against the same model's
   in-memory compute bound (the same compiled train step on a batch already on the device), in
   float32 and in mixed_bfloat16 (JAX's natural lower precision: no loss scaling); and, float32,
@@ -81,7 +81,7 @@ def worker(spec: dict) -> dict:
     # the training job's device probe (configure_jax): a conv and a gather on each GPU
     check_jax_kernels(jax, jax_gpus(jax)[0], log=lambda m: print(m, file=sys.stderr))
 
-    from cnnablate.data.numpy_feed import NumpySplit, TrainBatches
+    from cnnablate.training.numpy_feed import NumpySplit, TrainBatches
     from cnnablate.zoo.models import build_model
 
     keras.mixed_precision.set_dtype_policy(spec["precision"])
@@ -157,10 +157,10 @@ def worker(spec: dict) -> dict:
 
 def _fit_throughput(keras, model, split, spec: dict) -> float:
     """Images/s of what a training job runs: Keras's `fit` on the job's numpy feed
-    (cnnablate.data.numpy_feed, its prefetching threads) with the job's per-epoch NaN check
+    (cnnablate.training.numpy_feed, its prefetching threads) with the job's per-epoch NaN check
     (no per-batch hook: Keras's callbacks stay asynchronous), timed over the second of two
     epochs of `steps` steps (the first traces and compiles)."""
-    from cnnablate.data.numpy_feed import TrainBatches
+    from cnnablate.training.numpy_feed import TrainBatches
     from cnnablate.training.train import stop_on_non_finite_loss
 
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
@@ -301,7 +301,7 @@ def main(args) -> int:
     text = [f"## gpu_check --backend jax ({'CPU mode' if args.cpu else 'GPU'}), {when}", "",
             "```", seen, "```", "",
             f"Training images/s on Keras's JAX backend, {steps} timed steps after 3 warm-up "
-            "steps (feed: numpy batches from the host, cnnablate.data.numpy_feed; fit: what a "
+            "steps (feed: numpy batches from the host, cnnablate.training.numpy_feed; fit: what a "
             "training job runs, Keras's fit on that feed with the job's per-epoch NaN check; "
             "bound: the same step as feed on a batch already on the device):", "",
             table(["model", "px", "batch", "precision", "feed", "fit", "bound", "feed / bound"],
