@@ -61,10 +61,27 @@ def child(run_file: Path, data_dir: Path, out_dir: Path, arm: str) -> None:
             return make_feed(*args, **kwargs)
 
         train.input_feed = input_feed
+    # CPU seconds of the whole process per epoch (every thread: the step's, the feed's), next
+    # to the wall seconds history.csv records: on a host shared with other work, wall time
+    # measures the load as much as the backend; CPU time measures the work each epoch takes.
+    cpu: list[float] = []
+    watch = train.monitor.watch_callbacks
+
+    def watch_with_cpu_clock(keras, *args, **kwargs):
+        class CPUClock(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.t0 = time.process_time()
+
+            def on_epoch_end(self, epoch, logs=None):
+                cpu.append(time.process_time() - self.t0)
+
+        return [CPUClock(), *watch(keras, *args, **kwargs)]
+
+    train.monitor.watch_callbacks = watch_with_cpu_clock
     t0 = time.perf_counter()
     train.train_run(run, data_dir, train.RunPaths.in_dir(out_dir), threads=1,
                     log=lambda message: None)
-    print(json.dumps({"train_run_s": time.perf_counter() - t0}))
+    print(json.dumps({"train_run_s": time.perf_counter() - t0, "epoch_cpu_s": cpu}))
 
 
 def measure(model: str, arm: str, tmp: Path, data: Path, run_file: Path, rep: int,
@@ -87,9 +104,11 @@ def measure(model: str, arm: str, tmp: Path, data: Path, run_file: Path, rep: in
         sys.exit(f"{model} {arm} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
     with open(out_dir / "history.csv") as fh:
         seconds = [float(line.split(",")[-1]) for line in fh.read().splitlines()[1:]]
+    cpu = json.loads(proc.stdout.strip().splitlines()[-1])["epoch_cpu_s"]
     return {"model": model, "arm": arm, "repeat": rep, "wall_s": wall,
             "first_epoch_s": seconds[0], "steady_epoch_s": statistics.median(seconds[1:]),
-            "epoch_s": seconds, "load1": os.getloadavg()[0]}
+            "steady_epoch_cpu_s": statistics.median(cpu[1:]), "first_epoch_cpu_s": cpu[0],
+            "epoch_s": seconds, "epoch_cpu_s": cpu, "load1": os.getloadavg()[0]}
 
 
 def main() -> None:
@@ -141,8 +160,9 @@ def main() -> None:
                     row = measure(model, arm, tmp, data, files[model, backend], rep, warm)
                     rows.append(row)
                     print(f"  {rep + 1} {model:13s} {arm:10s} steady {row['steady_epoch_s']:.2f} s"
-                          f"  first {row['first_epoch_s']:.2f} s  wall {row['wall_s']:.1f} s"
-                          f"  (load {row['load1']:.1f})", flush=True)
+                          f" (CPU {row['steady_epoch_cpu_s']:.2f} s)  first "
+                          f"{row['first_epoch_s']:.2f} s (CPU {row['first_epoch_cpu_s']:.2f} s)"
+                          f"  wall {row['wall_s']:.1f} s  (load {row['load1']:.1f})", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=1))
 
@@ -150,17 +170,21 @@ def main() -> None:
         return median([r[key] for r in rows if r["model"] == model and r["arm"] == arm])
 
     print(f"\nmedian of {args.repeats} fresh processes per arm, seconds")
-    print(table(["model", "arm", "steady epoch", "first epoch", "job wall"],
-                [[m, a, f"{med(m, a, 'steady_epoch_s'):.2f}", f"{med(m, a, 'first_epoch_s'):.2f}",
-                  f"{med(m, a, 'wall_s'):.1f}"] for m in models for a in arms]))
-    if {"tf", "jax"} <= set(arms):
+    print(table(["model", "arm", "steady epoch", "its CPU", "first epoch", "its CPU", "job wall"],
+                [[m, a, f"{med(m, a, 'steady_epoch_s'):.2f}",
+                  f"{med(m, a, 'steady_epoch_cpu_s'):.2f}", f"{med(m, a, 'first_epoch_s'):.2f}",
+                  f"{med(m, a, 'first_epoch_cpu_s'):.2f}", f"{med(m, a, 'wall_s'):.1f}"]
+                 for m in models for a in arms]))
+    jax_arm = next((a for a in ("jax", "jax-nondet") if a in arms), None)
+    if "tf" in arms and jax_arm:
         print()
         for m in models:
-            ratios = [j["steady_epoch_s"] / t["steady_epoch_s"] for j, t in zip(
-                [r for r in rows if r["model"] == m and r["arm"] == "jax"],
-                [r for r in rows if r["model"] == m and r["arm"] == "tf"], strict=True)]
-            print(f"{m}: JAX / TF steady epoch per repeat {', '.join(f'{x:.2f}' for x in ratios)}"
-                  f"; median {median(ratios):.2f}")
+            for key in ("steady_epoch_s", "steady_epoch_cpu_s"):
+                ratios = [j[key] / t[key] for j, t in zip(
+                    [r for r in rows if r["model"] == m and r["arm"] == jax_arm],
+                    [r for r in rows if r["model"] == m and r["arm"] == "tf"], strict=True)]
+                print(f"{m}: {jax_arm} / tf, {key}, per repeat "
+                      f"{', '.join(f'{x:.2f}' for x in ratios)}; median {median(ratios):.2f}")
 
 
 if __name__ == "__main__":
