@@ -12,7 +12,8 @@ from the process like SKIPPED_IMPORTS, its batches come from cnnablate/training/
 its TensorBoard scalars from the tensorboard package's own writer.
 
 Keras callbacks do the bookkeeping: an epoch backup for resuming a killed job at its last
-finished epoch, `CSVLogger` for the per-epoch history, `TerminateOnNaN` for divergence.
+finished epoch, `CSVLogger` for the per-epoch history, `stop_on_non_finite_loss` for
+divergence (per epoch: no per-batch hook, so Keras's callbacks stay asynchronous on JAX).
 """
 
 from __future__ import annotations
@@ -413,7 +414,7 @@ def fit_with_resume(
             log(f"epoch {epoch + 1}/{epochs} {shown}")
 
     callbacks = [
-        keras.callbacks.TerminateOnNaN(),
+        stop_on_non_finite_loss(keras),
         EpochClock(),
         keras.callbacks.CSVLogger(str(partial_history), append=True),
         *monitor.watch_callbacks(keras, run, work, first_epoch),  # heartbeat, TensorBoard
@@ -436,6 +437,24 @@ def fit_with_resume(
     return history_rows(_read_history(partial_history)), time.perf_counter() - t_fit
 
 
+def stop_on_non_finite_loss(keras):
+    """A callback that stops training after an epoch whose mean loss is NaN or infinite (the
+    run diverged: `summarize`). Keras's `TerminateOnNaN` checks every batch, and a callback
+    with a per-batch hook makes Keras's callbacks synchronous on JAX (CallbackList: async
+    dispatch only where no callback overrides the batch-end hooks): the host would wait for
+    every step's loss before dispatching the next step. A NaN batch makes the epoch's mean
+    loss NaN, so the run stops after the same epoch and writes the same history rows; the
+    rest of that epoch trains on already non-finite weights."""
+
+    class StopOnNonFiniteLoss(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                self.model.stop_training = True
+
+    return StopOnNonFiniteLoss()
+
+
 def history_rows(csv_rows: list[dict]) -> list[dict]:
     """CSVLogger's rows (0-based epochs, text) as 1-based epochs and floats (None: not finite)."""
     return [
@@ -447,7 +466,8 @@ def history_rows(csv_rows: list[dict]) -> list[dict]:
 def summarize(history: list[dict], epochs: int) -> dict:
     """What a run's history says: completed or diverged, the best and the last epoch.
 
-    A run diverged when a loss is not finite or it stopped before `epochs` (TerminateOnNaN);
+    A run diverged when a loss is not finite or it stopped before `epochs`
+    (`stop_on_non_finite_loss`);
     the best epoch is the one of highest validation accuracy (the first on ties)."""
     diverged = len(history) < epochs or any(
         h["loss"] is None or h["val_loss"] is None for h in history
