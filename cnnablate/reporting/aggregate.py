@@ -48,9 +48,11 @@ def load_runs(metrics_files: Iterable[str | Path]) -> pd.DataFrame:
         rows[-1]["backend"] = (metrics.get("provenance") or {}).get("keras_backend",
                                                                      "tensorflow")
     runs = pd.DataFrame(rows, columns=[*RUN_COLUMNS, "data", "backend"])
-    # Image counts recorded through float32: on their grid before any statistic (grid.py).
+    # Image counts recorded through float32: on their grid before any statistic (grid.py),
+    # each variant on its own (a variant may be evaluated on fewer images: issue #30).
     for col in ACCURACY_COLUMNS:
-        runs[col] = snap_values(runs[col].tolist())
+        for _, index in runs.groupby("variant", sort=False).groups.items():
+            runs.loc[index, col] = snap_values(runs.loc[index, col].tolist())
     return runs.sort_values(["variant", "seed"], kind="stable").reset_index(drop=True)
 
 
