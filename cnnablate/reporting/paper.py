@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cnnablate.decisions import sentences
+from cnnablate.decisions import scope, sentences
 from cnnablate.decisions.decide import design_from_settings
 from cnnablate.reporting.aggregate import decide_study, headline_metric
 from cnnablate.workflow.atomic import write_text_atomic
@@ -85,6 +85,7 @@ class PaperTable:
     seeds: str  # which seeds, in words
     guarantee: str  # sentences.guarantee
     min_effect: float | None
+    scope: str = ""  # what the verdicts are about (cnnablate.decisions.scope.verdict_scope)
 
     @property
     def digits(self) -> int:
@@ -161,8 +162,11 @@ def paper_table(runs: pd.DataFrame, summary: pd.DataFrame, paired: pd.DataFrame,
         rows=table_rows(summary, paired, baseline, metric, 100.0 if percent else 1.0,
                         DIGITS[percent]),
         seeds=seeds_in_words(runs),
-        guarantee=sentences.guarantee(design, len(paired), decisions.n_looks),
+        guarantee=sentences.guarantee(design, len(paired), decisions.n_looks,
+                                      bool(study.get("tuned")), runs["seed"].nunique()),
         min_effect=design.min_effect,
+        scope=scope.verdict_scope(study, metric,
+                                  list(paired["test"]) if "test" in paired.columns else []),
     )
 
 
@@ -195,6 +199,8 @@ def _caption(table: PaperTable, latex: bool) -> str:
         f"equivalent{within}, no mark: undecided.",
         esc(table.guarantee),
     ]
+    if table.scope:
+        text.append(esc(table.scope))
     if diverged:
         text.append(f"Diverged runs, left out of every number: {', '.join(diverged)}.")
     return " ".join(text)

@@ -599,9 +599,26 @@ def study_settings(config: dict, study_name: str) -> dict:
             "min_effect": study.get("min_effect"),
             "seeds": (rounds.smoke_seeds(study["seeds"], config["smoke_settings"]["seeds"])
                       if config.get("smoke") else study["seeds"]),
+            "test": (study.get("decisions") or {}).get("test", "t"),
         },
+        # What the verdicts are about (cnnablate.decisions.scope): the dataset's source and
+        # partitioning, and the augmentations the variants train with.
+        "data": _data_scope(config, study, variants),
+        # a study-level `tune:` or a variant's own: its verdicts are at the selected settings
+        "tuned": bool(study.get("tune")) or any(
+            isinstance(v, Mapping) and v.get("tune")
+            for v in (study.get("variants") or {}).values()),
         "tune": _study_tune(study, bool(config.get("smoke"))),
     })
+
+
+def _data_scope(config: Mapping, study: Mapping, variants: Mapping[str, Mapping]) -> dict:
+    spec = (config.get("datasets") or {}).get(study["dataset"]) or {}
+    augments = {str((study.get("train") or {}).get("augment") or "none")}
+    augments |= {str(v["train"]["augment"]) for v in variants.values()
+                 if isinstance(v.get("train"), Mapping) and v["train"].get("augment")}
+    return {"source": spec.get("source"), "split": spec.get("split", "per_seed"),
+            "augment": sorted(augments)}
 
 
 def _smoke_grid(keys: Mapping[str, list], seeds: list[int]) -> tuple[dict[str, list], list[int]]:
