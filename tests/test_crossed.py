@@ -34,16 +34,6 @@ def test_without_an_image_effect_it_is_the_paired_t_test_over_seeds():
     assert stats.pvalue() == pytest.approx(sps.ttest_1samp(c, 0).pvalue, rel=1e-9)
 
 
-def test_satterthwaite_degrees_of_freedom():
-    rng = np.random.default_rng(1)
-    d = rng.integers(-1, 2, (4, 50)).astype(float)
-    s = crossed(d)
-    total = s.ms_seed + s.ms_image - s.ms_error
-    expected = total**2 / (s.ms_seed**2 / 3 + s.ms_image**2 / 49 + s.ms_error**2 / (3 * 49))
-    if s.ms_image > s.ms_error:
-        assert s.df == pytest.approx(max(3, expected))
-
-
 def _correct(rng, strengths, seeds):
     """Per-seed correctness on fixed images: image i right with probability strengths[i]."""
     return {s: rng.random(len(strengths)) < strengths for s in seeds}
@@ -63,18 +53,20 @@ def test_decide_counts_the_images_where_both_arms_have_them():
     d = (np.stack([correct["v"][s] for s in range(4)]).astype(int)
          - np.stack([correct["base"][s] for s in range(4)]).astype(int))
     assert rows["v"]["diff_mean"] == pytest.approx(d.mean(), abs=1e-12)
-    # the interval is mean -+ t(df) * se from the mean squares, computed here by hand
+    # the interval is mean -+ sqrt(t^2 V_seed + z^2 V_image) from the mean squares, by hand
     rows_m, cols_m, g = d.mean(1), d.mean(0), d.mean()
     ms_s = n * ((rows_m - g) ** 2).sum() / 3
     ms_i = 4 * ((cols_m - g) ** 2).sum() / (n - 1)
     ms_e = ((d - rows_m[:, None] - cols_m[None, :] + g) ** 2).sum() / (3 * (n - 1))
-    var = (ms_s + max(ms_i - ms_e, 0)) / (4 * n)
-    df = max(3, (ms_s + ms_i - ms_e) ** 2 / (ms_s**2 / 3 + ms_i**2 / (n - 1)
-                                             + ms_e**2 / (3 * (n - 1))))
-    half = sps.t.ppf(0.975, df) * math.sqrt(var)
-    assert rows["v"]["diff_ci_low"] == pytest.approx(d.mean() - half, rel=1e-9)
-    assert rows["v"]["p_value"] == pytest.approx(2 * sps.t.sf(abs(d.mean()) / math.sqrt(var),
-                                                              df), rel=1e-9)
+    v_seed, v_image = ms_s / (4 * n), max(ms_i - ms_e, 0) / (4 * n)
+
+    def critical(level):
+        return math.sqrt(sps.t.ppf(1 - level / 2, 3) ** 2 * v_seed
+                         + sps.norm.ppf(1 - level / 2) ** 2 * v_image)
+
+    assert rows["v"]["diff_ci_low"] == pytest.approx(d.mean() - critical(0.05), rel=1e-9)
+    # the p-value is the level whose critical value is |mean|
+    assert critical(rows["v"]["p_value"]) == pytest.approx(abs(d.mean()), rel=1e-6)
 
 
 def test_seeds_needed_counts_the_images_share_that_no_seed_removes():

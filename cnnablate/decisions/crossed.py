@@ -21,9 +21,15 @@ which is the two-way clustered variance (Cameron, Gelbach & Miller 2011; Miller 
 Error Bars to Evals", for evaluation items): seed-clustered plus image-clustered minus their
 intersection. The image component is estimated as max(MS_image - MS_error, 0), so the variance is
 never below the paired t-test's over seeds (MS_seed / (S N) is exactly its squared standard
-error), and it is tested against Student's t with Satterthwaite's degrees of freedom (never fewer
-than S - 1): the paired t-test over seeds when the images add nothing, the normal when they
-dominate. Checked by simulation of the population null (benchmarks/population_sim.py).
+error). The test rejects where |mean| > sqrt(t^2 V_seed + z^2 V_image): each part of the variance
+with its own quantile, Student's t with S - 1 degrees of freedom for the seeds' part (estimated
+from S seeds) and the normal for the images' (from N images), the Cochran-Cox weighting of a
+Behrens-Fisher problem taken in squares (more conservative still). It is the paired t-test
+over seeds when the images add nothing. Satterthwaite's degrees of freedom for the sum (3.1
+for the seeds' 2, typically) were too light in the far tail that Holm tests at: a family-wise
+0.119 over 5 comparisons at 3 seeds where 0.05 is promised; t with S - 1 df for the whole
+variance held it but at 12 seeds kept half the power of per-seed partitions
+(benchmarks/population_sim.py, BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
+from scipy import optimize, special
 from scipy import stats as sps
 
 
@@ -64,26 +70,51 @@ class Crossed:
 
     @property
     def df(self) -> float:
-        """Satterthwaite's degrees of freedom of the variance, at least S - 1."""
-        s, n = self.n_seeds, self.n_images
-        if self.image_component <= 0:
-            return float(s - 1)
-        total = self.ms_seed + self.ms_image - self.ms_error
-        denom = (self.ms_seed**2 / (s - 1) + self.ms_image**2 / (n - 1)
-                 + self.ms_error**2 / ((s - 1) * (n - 1)))
-        return max(float(s - 1), total * total / denom) if denom > 0 else float(s - 1)
+        """The seed part's degrees of freedom, S - 1."""
+        return float(self.n_seeds - 1)
+
+    @property
+    def seed_part(self) -> float:
+        """MS_seed / (S N): the paired t-test's squared standard error over seeds."""
+        return self.ms_seed / (self.n_seeds * self.n_images)
+
+    @property
+    def image_part(self) -> float:
+        """The images' share of the variance of the mean, estimated with N - 1 df or more."""
+        return self.image_component / (self.n_seeds * self.n_images)
+
+    def critical(self, level: float) -> float:
+        """The |mean difference| beyond which the test rejects at two-sided `level`: each part
+        of the variance with its own quantile, t with S - 1 df for the seeds' (few df), the
+        normal for the images' (Cochran & Cox's weighting of the two, in squares)."""
+        t = float(special.stdtrit(self.df, 1 - level / 2))
+        z = float(special.ndtri(1 - level / 2))
+        return math.sqrt(t * t * self.seed_part + z * z * self.image_part)
 
     def pvalue(self) -> float:
-        """Two-sided p-value of mean 0."""
+        """Two-sided p-value of mean 0: the level at which `critical` is |mean|."""
         if self.mean == 0:
             return 1.0
         if self.variance <= 0:
             return 0.0  # the same nonzero difference on every image of every seed
-        t = self.mean / self.se
-        return float(2 * special.stdtr(self.df, -abs(t)))
+        x = abs(self.mean)
+        if self.image_part <= 0:
+            return float(2 * special.stdtr(self.df, -x / math.sqrt(self.seed_part)))
+        if self.seed_part <= 0:
+            return float(2 * special.ndtr(-x / math.sqrt(self.image_part)))
+        # critical() falls as the level grows: between the two parts' own p-values (each
+        # part alone at the whole variance bounds it on either side)
+        low = float(2 * special.ndtr(-x / math.sqrt(self.variance))) * 0.5
+        high = 1.0
+        if self.critical(low) < x:
+            low = 1e-300
+        if self.critical(low) < x:
+            return 0.0
+        return float(optimize.brentq(lambda a: self.critical(a) - x, low, high,
+                                     xtol=1e-14, rtol=1e-10))
 
     def interval(self, confidence: float) -> tuple[float, float]:
-        half = float(special.stdtrit(self.df, 0.5 + confidence / 2)) * self.se
+        half = self.critical(1 - confidence)
         return self.mean - half, self.mean + half
 
     def image_shift(self, tail: float) -> float:
@@ -91,6 +122,20 @@ class Crossed:
         (SD sqrt(s_b^2 / N) = sqrt(image_component / (S N)))."""
         return float(sps.norm.ppf(1 - tail)) * math.sqrt(
             self.image_component / (self.n_seeds * self.n_images))
+
+    def power_at(self, n_seeds: int, effect: float, level: float) -> float:
+        """Approximate power with `n_seeds` seeds on these images against a true difference
+        `effect`: the mean normal with the predicted variance, the critical value at the
+        predicted parts (the seeds' estimate's own noise ignored)."""
+        n = self.n_images
+        seed_part = (self.ms_error + max(self.ms_seed - self.ms_error, 0.0)) / (n_seeds * n)
+        t = float(special.stdtrit(n_seeds - 1, 1 - level / 2))
+        z = float(special.ndtri(1 - level / 2))
+        crit = math.sqrt(t * t * seed_part + z * z * self.image_part)
+        sd = math.sqrt(self.variance_at(n_seeds))
+        if sd <= 0:
+            return 1.0 if effect > crit else 0.0
+        return float(special.ndtr((effect - crit) / sd) + special.ndtr((-effect - crit) / sd))
 
     def variance_at(self, n_seeds: int) -> float:
         """Predicted variance of the mean difference with `n_seeds` seeds on these images."""

@@ -384,14 +384,14 @@ class CrossedT(PairedT):
 def crossed_seeds_needed(stats: crossed_test.Crossed, effect: float, level: float,
                          power: float) -> int | None:
     """Seeds per arm on the same fixed images for the crossed test at two-sided `level` to
-    detect `effect` with `power`, from the observed variance components (t with n - 1 degrees
-    of freedom: conservative); MAX_SEEDS_NEEDED + 1 when no number of seeds would do (the
-    images' own share of the variance stays whatever the seeds)."""
+    detect `effect` with `power`, from the observed variance components (`Crossed.power_at`);
+    MAX_SEEDS_NEEDED + 1 when no number of seeds would do (the images' own share of the
+    variance stays whatever the seeds)."""
     if not _finite(effect) or effect <= 0 or stats.variance_at(2) <= 0:
         return None
 
     def enough(n: int) -> bool:
-        return _t_power(n, effect / math.sqrt(stats.variance_at(n) * n), level) >= power
+        return stats.power_at(n, effect, level) >= power
 
     if not enough(MAX_SEEDS_NEEDED):
         return MAX_SEEDS_NEEDED + 1
