@@ -40,7 +40,7 @@ from scipy import special
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cnnablate.decisions.decide import Design, decide  # noqa: E402
-from cnnablate.decisions.scope import failure_modes  # noqa: E402
+from cnnablate.decisions.scope import failure_modes, pooled_scale  # noqa: E402
 
 N_IMAGES = 270
 MU = 2.2  # logit of ~0.90: digits-like accuracies
@@ -172,7 +172,8 @@ def skew_cell(q: float, seeds: int, n_studies: int, alpha: float, seed: int,
         results = {"base": dict(enumerate((base / 270).astype(np.float32).astype(float).tolist())),
                    "v": dict(enumerate((v / 270).astype(np.float32).astype(float).tolist()))}
         row = decide(results, "base", design, extras=False).rows[0]
-        flag = bool(failure_modes(results["v"], chance=chance, step=1 / 270))
+        flag = bool(failure_modes(results["v"], chance=chance, step=1 / 270,
+                                  scale=pooled_scale(results.values())))
         hit = row["verdict"] == "better"
         better += hit
         flagged += flag
@@ -182,6 +183,21 @@ def skew_cell(q: float, seeds: int, n_studies: int, alpha: float, seed: int,
             "flagged": flagged / n_studies, "better_and_flagged": better_flagged / n_studies,
             "better_unflagged": (better - better_flagged) / n_studies,
             "p_no_failure_seen": (1 - q) ** seeds}
+
+
+def false_flag_cell(seeds: int, n_studies: int, seed: int, variants: int = 5,
+                    spread: float = 3.0) -> dict:
+    """How often the robust-outlier rule flags a variant whose seeds are plain normal noise
+    (one variant of a study of `variants`, counts k/270 with SD `spread` images)."""
+    rng = np.random.default_rng(seed)
+    flagged = 0
+    for _ in range(n_studies):
+        k = np.clip(np.rint(0.9 * 270 + rng.normal(0, spread, (variants, seeds))), 0, 270)
+        values = [dict(enumerate((row / 270).tolist())) for row in k]
+        flagged += bool(failure_modes(values[0], chance=0.1, step=1 / 270,
+                                      scale=pooled_scale(values)))
+    return {"kind": "false_flag", "seeds": seeds, "variants": variants, "studies": n_studies,
+            "flagged": flagged / n_studies}
 
 
 def run(n_studies: int, alpha: float, quick: bool = False) -> list[dict]:
@@ -214,6 +230,10 @@ def run(n_studies: int, alpha: float, quick: bool = False) -> list[dict]:
             cell += 1
             out.append(skew_cell(q, seeds, max(n_studies // 2, 100), alpha, 1000 + cell))
             print(json.dumps(out[-1]), flush=True)
+    for seeds in (3, 5, 12):
+        cell += 1
+        out.append(false_flag_cell(seeds, 2 * n_studies, 1000 + cell))
+        print(json.dumps(out[-1]), flush=True)
     return out
 
 

@@ -23,10 +23,15 @@ from collections.abc import Iterable, Mapping, Sequence
 # image_folder, carve theirs from the data, per seed unless the dataset says `split: fixed`).
 OFFICIAL_TEST_SOURCES = frozenset({"cifar10_binary", "cifar100_binary", "tfds"})
 LEARNED_MARGIN = 0.05  # as cnnablate.decisions.sentences: within this of 1/classes is chance
-# A robust outlier: |x - median| > OUTLIER_Z * 1.4826 * MAD (Iglewicz & Hoaglin 1993's
-# modified z-score; 1.4826 * MAD estimates the SD of normal data), from 3 values on, the MAD
-# floored at the values' rounding step (ties of counts would otherwise flag one image).
-OUTLIER_Z = 3.5
+# A robust outlier: |x - median| > OUTLIER_Z * 1.4826 * MAD (a modified z-score, Iglewicz &
+# Hoaglin 1993; 1.4826 * MAD estimates the SD of normal data), from 3 values on. The MAD of 3-5
+# values is itself noisy, so the scale is the larger of the variant's own and the study's pooled
+# one (every variant's deviations from its own median), floored at the values' rounding step
+# (ties of counts would otherwise flag one image). Their 3.5 flagged 12-16 % of variants whose
+# seeds were plain normal noise at 3-12 seeds; 5 with the pooled scale flags 3.5 % at 3 seeds,
+# 1.8 % at 5 and 0.3 % at 12 (5 variants, BENCHMARKS.md section 11), and a run at chance lies
+# tens of scales away.
+OUTLIER_Z = 5.0
 MAD_SCALE = 1.4826
 
 
@@ -90,11 +95,25 @@ def verdict_scope(settings: Mapping, metric: str, tests: Iterable[str] = ()) -> 
             "completed (a diverged run leaves its seed out of its comparisons).")
 
 
+def pooled_scale(values_by_variant: Iterable[Mapping[int, float | None]]) -> float:
+    """1.4826 x the median absolute deviation of every value from its own variant's median
+    (variants with 3 values or more): the study's robust SD of a run about its variant."""
+    deviations = []
+    for values in values_by_variant:
+        finite = [float(v) for v in values.values() if _ok(v)]
+        if len(finite) >= 3:
+            median = statistics.median(finite)
+            deviations += [abs(v - median) for v in finite]
+    return MAD_SCALE * statistics.median(deviations) if deviations else 0.0
+
+
 def failure_modes(values: Mapping[int, float | None], statuses: Mapping[int, str] | None = None,
-                  chance: float | None = None, step: float = 0.0) -> list[str]:
+                  chance: float | None = None, step: float = 0.0,
+                  scale: float = 0.0) -> list[str]:
     """One variant's runs in a failure mode, in words: diverged, at chance (within
-    LEARNED_MARGIN of `chance`), or a robust outlier (OUTLIER_Z modified z-score; MAD floored
-    at `step`, the values' rounding step). `values`: seed -> headline value (None: no value)."""
+    LEARNED_MARGIN of `chance`), or a robust outlier (more than OUTLIER_Z robust SDs from the
+    variant's median; the SD the larger of its own 1.4826 x MAD, `scale` (`pooled_scale`) and
+    `step`, the values' rounding step). `values`: seed -> headline value (None: no value)."""
     statuses = statuses or {}
     out = []
     for seed in sorted(values):
@@ -108,7 +127,7 @@ def failure_modes(values: Mapping[int, float | None], statuses: Mapping[int, str
     if len(finite) >= 3:
         median = statistics.median(finite.values())
         mad = statistics.median(abs(v - median) for v in finite.values())
-        scale = max(MAD_SCALE * mad, step)
+        scale = max(MAD_SCALE * mad, scale, step)
         if scale > 0:
             out += [f"seed {s} a robust outlier ({v:.3g} against a median of {median:.3g})"
                     for s, v in sorted(finite.items())

@@ -327,15 +327,19 @@ def _decisions_in_words(runs: pd.DataFrame, settings: dict, summary: pd.DataFram
 def failure_flags(runs: pd.DataFrame, metric: str, n_classes: int) -> dict[str, list[str]]:
     """variant -> its runs in a failure mode, in words (cnnablate.decisions.scope)."""
     chance = 1.0 / n_classes if n_classes and "accuracy" in metric else None
-    out = {}
+    values_of, statuses_of = {}, {}
     for variant, group in runs.groupby("variant", sort=False):
-        values = {int(r.seed): (None if pd.isna(getattr(r, metric)) else float(getattr(r, metric)))
-                  for r in group.itertuples()}
-        statuses = {int(r.seed): str(r.status) for r in group.itertuples()}
+        values_of[str(variant)] = {
+            int(r.seed): (None if pd.isna(getattr(r, metric)) or r.status != "completed"
+                          else float(getattr(r, metric))) for r in group.itertuples()}
+        statuses_of[str(variant)] = {int(r.seed): str(r.status) for r in group.itertuples()}
+    pooled = scope.pooled_scale(values_of.values())
+    out = {}
+    for variant, values in values_of.items():
         step = resolution({"arm": values}) if "accuracy" in metric else 0.0
-        modes = scope.failure_modes(values, statuses, chance, step)
+        modes = scope.failure_modes(values, statuses_of[variant], chance, step, pooled)
         if modes:
-            out[str(variant)] = modes
+            out[variant] = modes
     return out
 
 
