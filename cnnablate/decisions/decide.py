@@ -43,8 +43,9 @@ import numpy as np
 from scipy import integrate, special
 from scipy import stats as sps
 
+from cnnablate.base import rounds
 from cnnablate.decisions import crossed as crossed_test
-from cnnablate.decisions import permutation, rounds
+from cnnablate.decisions import permutation
 from cnnablate.decisions.grid import pair_floors, snap_arms
 from cnnablate.decisions.sequential import nominal_levels, spend
 from cnnablate.decisions.stats import METRIC_BOUNDS
