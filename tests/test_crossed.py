@@ -125,3 +125,25 @@ def test_aggregate_reads_predictions_where_every_run_has_them(tmp_path):
     assert paired.loc["v", "test"] == "crossed_t" and paired.loc["w", "test"] == "paired_t"
     aggregate_study(files, study, out["runs"], out["summary"], out["paired"])  # no labels
     assert set(pd.read_csv(out["paired"])["test"]) == {"paired_t"}
+
+
+def test_prob_improvement_widens_by_the_images_shift_only():
+    from cnnablate.decisions.crossed import prob_improvement as crossed_pi
+    from cnnablate.decisions.decide import prob_improvement
+
+    # no image effect: the shift is 0 and the bounds are Clopper-Pearson at a quarter of
+    # 1 - confidence per side (the other half is the shift's), i.e. the paired bounds at
+    # confidence 1 - (1 - 0.95) / 2
+    c = np.array([0.02, -0.01, 0.04, 0.03, 0.01])
+    flat = crossed(np.repeat(c[:, None], 30, axis=1))
+    assert crossed_pi(flat, c.tolist(), 0.95) == pytest.approx(prob_improvement(c.tolist(),
+                                                                                 0.975))
+    # an image effect: the lower bound counts only the wins by more than the shift
+    rng = np.random.default_rng(6)
+    d = np.clip(np.rint(rng.normal(0, 0.6, 60)[None, :] + rng.normal(0.05, 0.4, (5, 60))), -1, 1)
+    stats = crossed(d)
+    rows = d.mean(axis=1).tolist()
+    shift = sps.norm.ppf(1 - 0.05 / 4) * math.sqrt(stats.image_component / (5 * 60))
+    wins = sum(x > shift for x in rows)
+    low = 0.0 if wins == 0 else sps.beta.ppf(0.05 / 4, wins, 5 - wins + 1)
+    assert crossed_pi(stats, rows, 0.95)[1] == pytest.approx(low)

@@ -114,3 +114,31 @@ def test_config_refuses_an_unknown_test_in_one_line():
     assert settings["decisions"]["test"] == "permutation" and not settings["tuned"]
     assert settings["data"] == {"source": "sklearn_digits", "split": "per_seed",
                                 "augment": ["none"]}
+
+
+def test_report_and_paper_say_what_the_verdicts_are_about_and_flag_failures(tmp_path):
+    import html as entities
+    import re
+
+    from cnnablate.reporting.paper import write_paper_tables
+    from tests.test_report import make_study, render, text
+
+    # "bad" diverged on seed 2 and stays at chance (0.1 of 10 classes) on seed 0
+    values = {"relu": [0.80, 0.81, 0.82, 0.80], "bad": [0.10, 0.79, None, 0.80]}
+    made = make_study(tmp_path, "acts", values, baseline="relu")
+    made["settings"].update(tuned=True, data={"source": "sklearn_digits", "split": "fixed",
+                                              "augment": ["none"]})
+    page = entities.unescape(text(render(tmp_path, [made])))
+    assert ("What the verdicts are about: the mean difference over seeds of best val accuracy, "
+            "each variant at the selected settings") in page
+    assert "validation set: fixed, its sampling not counted (no per-image predictions)" in page
+    assert "conditional on the runs that completed" in page
+    assert ("Flag: bad has runs in a failure mode (seed 2 diverged; seed 0 at chance (0.1))"
+            in page)
+    assert "Flagged: bad has runs in a failure mode (below)." in page
+    tex, md = tmp_path / "table.tex", tmp_path / "table.md"
+    write_paper_tables(made["runs"], made["summary"], made["paired"], made["settings"], tex, md)
+    caption = md.read_text().split("\n\n", 1)[1]
+    assert "false about the selected settings is at most 5%" in caption
+    assert re.search(r"What the verdicts are about: .* each variant at the selected settings",
+                     caption)
