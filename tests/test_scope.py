@@ -142,3 +142,17 @@ def test_report_and_paper_say_what_the_verdicts_are_about_and_flag_failures(tmp_
     assert "false about the selected settings is at most 5%" in caption
     assert re.search(r"What the verdicts are about: .* each variant at the selected settings",
                      caption)
+
+
+def test_planning_says_when_the_permutation_test_cannot_decide():
+    from test_config import base_config
+
+    from cnnablate.workflow import config as cfg
+
+    config = base_config()
+    config["studies"]["acts"]["decisions"] = {"test": "permutation"}
+    config["studies"]["acts"]["seeds"] = [0, 1, 2, 3]
+    text = sentences.configured_reach(cfg.study_settings(cfg.validate(config), "acts"))
+    assert text.startswith("study acts: With the permutation test and 4 seeds no comparison")
+    config["studies"]["acts"]["seeds"] = list(range(6))
+    assert sentences.configured_reach(cfg.study_settings(cfg.validate(config), "acts")) is None

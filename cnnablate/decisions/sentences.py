@@ -108,6 +108,23 @@ def guarantee(design: Design, n_comparisons: int, n_looks: int, tuned: bool = Fa
     return f"{text} {reach}" if reach else text
 
 
+def configured_reach(settings: Mapping) -> str | None:
+    """`permutation_reach` for a study as configured (`study_settings`): said when the runs
+    are planned, before any seed is paid for."""
+    from cnnablate.decisions.decide import comparisons, design_from_settings
+
+    decisions = settings.get("decisions") or {}
+    design = design_from_settings(decisions)
+    if design.test != "permutation":
+        return None
+    variants = list(settings.get("variant_descriptions") or {})
+    m = len(comparisons(variants, settings.get("baseline") or variants[0], design.all_pairs))
+    seeds = decisions.get("seeds")
+    n = None if design.adaptive else len(list(seeds or []))
+    reach = permutation_reach(design, m, n)
+    return f"study {settings.get('name')}: {reach}" if reach else None
+
+
 def permutation_reach(design: Design, n_comparisons: int, n_seeds: int | None = None) -> str | None:
     """With the sign-flip test: a sentence when no comparison can ever be decided with the
     seeds configured (its smallest p-value with n seeds is 2/2^n, and Holm's first step needs
