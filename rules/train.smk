@@ -1,23 +1,23 @@
 # One job per (study, variant, seed). The resolved run config is a param, so editing one
 # variant reruns only that variant's jobs.
-from cnnablate.workflow.resources import conda_env_by_backend, conda_env_by_gpu, rule_resources
+from cnnablate.workflow.resources import rule_resources, train_conda_env
 from cnnablate.base.rounds import is_adaptive
 
 
 rule train:
     input:
-        meta=lambda wc: f"{data_dir(RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))]['dataset'])}/meta.json",
+        meta=lambda wc: data_file(job_run(wc)["dataset"], META),
         # a tuned variant's deciding runs wait for its selection (rules/tuning_plan.smk)
         selection=lambda wc: selection_input(wc),
     output:
         **{
-            name.split(".")[0]: LAYOUT.run_file("{study}", "{variant}", "{seed}", name)
-            for name in RUN_FILES
+            key: LAYOUT.run_file("{study}", "{variant}", "{seed}", name)
+            for key, name in RUN_OUTPUTS.items()
         },
     params:
         # a tuned variant's at its selected candidate (rules/tuning_plan.smk)
         run=lambda wc: deciding_run(wc),
-        code=lambda wc: CODE.train(RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))]),
+        code=lambda wc: CODE.train(job_run(wc)),
     threads: config["resources"]["train_threads"]
     # Runs of adaptive-seed studies first: their next round waits on this round's runs, so
     # starting them early lets the next round overlap other studies' runs instead of trailing
@@ -26,9 +26,7 @@ rule train:
     resources:
         # mem_mb, runtime, gpu (+ cpus_per_gpu on GPU jobs): the config's `resources:` where
         # set, else estimated per run from image size, epochs, images and model
-        **rule_resources(
-            lambda wc: RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))], config["resources"]
-        ),
+        **rule_resources(job_run, config["resources"]),
     message:
         "train study={wildcards.study} variant={wildcards.variant} seed={wildcards.seed} (log: {log})"
     log:
@@ -38,19 +36,7 @@ rule train:
     conda:
         # tensorflow[and-cuda] for runs with gpu >= 1, tensorflow-cpu for the others; on the
         # JAX backend (train.backend) jax[cuda12] or jax, without TensorFlow
-        conda_env_by_backend(
-            lambda wc: RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))],
-            {
-                "tensorflow": conda_env_by_gpu(
-                    lambda wc: RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))],
-                    config["resources"], "../envs/train.yaml", "../envs/train-gpu.yaml",
-                ),
-                "jax": conda_env_by_gpu(
-                    lambda wc: RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))],
-                    config["resources"], "../envs/train-jax.yaml", "../envs/train-jax-gpu.yaml",
-                ),
-            },
-        )
+        train_conda_env(job_run, config["resources"])
     script:
         "../scripts/train.py"
 
@@ -60,14 +46,11 @@ rule train:
 rule share_run:
     input:
         **{
-            name.split(".")[0]: lambda wc, name=name: f"{run_dir(shared_source(wc))}/{name}"
-            for name in RUN_FILES
+            key: lambda wc, name=name: f"{run_dir(shared_source(wc))}/{name}"
+            for key, name in RUN_OUTPUTS.items()
         },
     output:
-        **{
-            name.split(".")[0]: f"{LAYOUT.runs}/{{run}}/{name}"
-            for name in RUN_FILES
-        },
+        **{key: f"{LAYOUT.runs}/{{run}}/{name}" for key, name in RUN_OUTPUTS.items()},
     wildcard_constraints:
         run="|".join(re.escape(LAYOUT.run_key(*ident)) for ident in SHARED) or "(?!)",
     params:
@@ -77,7 +60,7 @@ rule share_run:
     message:
         "share_run run={wildcards.run} (trained once, as {params.trained_as})"
     log:
-        f"{LOGS}/share/{{run}}.log",
+        LAYOUT.log("share", "{run}"),
     conda:
         "../envs/report.yaml"
     script:

@@ -4,12 +4,11 @@
 
 use rule train as train_tuning with:
     input:
-        meta=lambda wc: f"{data_dir(tuning_run(wc)['dataset'])}/meta.json",
+        meta=lambda wc: data_file(tuning_run(wc)["dataset"], META),
     output:
         **{
-            name: LAYOUT.run_file("{study}", "{variant}", "{seed}", file, "{candidate}")
-            for name, file in (("history", "history.csv"), ("metrics", "metrics.json"),
-                               ("model", "model.keras"))
+            key: LAYOUT.run_file("{study}", "{variant}", "{seed}", name, "{candidate}")
+            for key, name in RUN_OUTPUTS.items()
         },
     params:
         run=tuning_run,
@@ -28,27 +27,26 @@ use rule train as train_tuning with:
     benchmark:
         LAYOUT.run_benchmark("{study}", "{variant}", "{seed}", "{candidate}")
     conda:
-        conda_env_by_gpu(
-            tuning_run, config["resources"], "../envs/train.yaml", "../envs/train-gpu.yaml",
-        )
+        # the train rule's choice, by the tuning run's own backend and GPU
+        train_conda_env(tuning_run, config["resources"])
 
 
 checkpoint select_tuning:
     input:
         metrics=lambda wc: [
-            f"{tuning_run_dir(run)}/metrics.json"
+            f"{tuning_run_dir(run)}/{METRICS}"
             for run in TUNING.runs if run["study"] == wc.study
         ],
     output:
-        selection=LAYOUT.study_file("{study}", "tuning/selection.json"),
-        table=LAYOUT.study_file("{study}", "tuning.csv"),
+        selection=LAYOUT.tuning_selection("{study}"),
+        table=LAYOUT.tuning_table("{study}"),
     params:
         specs=lambda wc: TUNING.specs[wc.study],
         code=CODE.select_tuning(),
     message:
         "select_tuning study={wildcards.study} (log: {log})"
     log:
-        f"{LOGS}/tuning/{{study}}.log",
+        LAYOUT.log("tuning", "{study}"),
     conda:
         "../envs/report.yaml"
     script:

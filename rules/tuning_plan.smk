@@ -12,9 +12,6 @@ TUNING_RUN_BY_ID = {
     (run["study"], run["variant"], run["tuning"]["candidate"], int(run["seed"])): run
     for run in TUNING.runs
 }
-for _run in TUNING.runs:
-    if _run["dataset"] in SYNTHETIC:
-        _run["synthetic"] = True
 
 
 def tuning_run_dir(run):
@@ -28,7 +25,7 @@ def tuning_run(wildcards):
 
 
 def selection_path(study):
-    return LAYOUT.study_file(study, "tuning/selection.json")
+    return LAYOUT.tuning_selection(study)
 
 
 def tuning_files(study):
@@ -62,7 +59,7 @@ def _chosen(study, variant):
 
 def deciding_run(wildcards):
     """A deciding run's resolved config: a tuned variant's at its selected candidate."""
-    run = RUN_BY_ID[(wildcards.study, wildcards.variant, int(wildcards.seed))]
+    run = job_run(wildcards)
     if not is_tuned(wildcards.study, wildcards.variant):
         return run
     chosen = _chosen(wildcards.study, wildcards.variant)
@@ -80,5 +77,5 @@ def selection_input(wildcards):
 # The cost before it is spent (the planning summary; `snakemake -n` shows it too): per tuned
 # study its tuning runs, their share of its training epochs, and that the deciding runs follow.
 if workflow.is_main_process:
-    for _line in cnnablate_config.planning_summary(RUNS, TUNING, RESULTS):
+    for _line in cnnablate_config.planning_summary(RUNS, TUNING, LAYOUT):
         print(_line, file=sys.stderr)

@@ -17,9 +17,10 @@ from pathlib import Path
 import pandas as pd
 
 from cnnablate.decisions import sentences
+from cnnablate.decisions.selection import TABLE_TAIL
 from cnnablate.decisions.sentences import compact, key_label
 
-RESERVED = ("variant", "seed", "metric", "value", "status", "selected", "at_edge")
+RESERVED = ("variant", *TABLE_TAIL)  # the columns of tuning.csv besides the tuned keys
 LOG_SPAN = 10.0  # positive candidates spanning this factor or more get a log axis
 
 
