@@ -29,7 +29,7 @@ rule prepare_dataset:
         },
         meta="results/data/{dataset}/meta.json",
     params:
-        spec=lambda wc: config["datasets"][wc.dataset],
+        spec=lambda wc: cnnablate_config.prepared_spec(config["datasets"][wc.dataset]),
         code=lambda wc: CODE.prepare(config["datasets"][wc.dataset]["source"]),
     message:
         "prepare_dataset dataset={wildcards.dataset} (log: {log})"
@@ -53,7 +53,7 @@ rule prepare_synthetic:
         },
         meta=f"{LAYOUT.data_dir('{dataset}', synthetic=True)}/meta.json",
     params:
-        spec=lambda wc: config["datasets"][wc.dataset],
+        spec=lambda wc: cnnablate_config.prepared_spec(config["datasets"][wc.dataset]),
         code=lambda wc: CODE.prepare_synthetic(config["datasets"][wc.dataset]["source"]),
     message:
         "prepare_synthetic dataset={wildcards.dataset} (SYNTHETIC; log: {log})"

@@ -8,8 +8,7 @@ use rule train as train_tuning with:
     output:
         **{
             name: LAYOUT.run_file("{study}", "{variant}", "{seed}", file, "{candidate}")
-            for name, file in (("history", "history.csv"), ("metrics", "metrics.json"),
-                               ("model", "model.keras"))
+            for name, file in ((f.split(".")[0], f) for f in RUN_FILES)
         },
     params:
         run=tuning_run,

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-RUN_FILES = ("history.csv", "metrics.json", "model.keras")  # a finished run's files
+# A finished run's files. predictions.npy: the predicted class (int16) of every image of the
+# prepared test split, in its order, -1 where the run evaluated a subset; for runs whose
+# headline is on a fixed test set (cnnablate.data.partition.saves_predictions), else empty.
+RUN_FILES = ("history.csv", "metrics.json", "model.keras", "predictions.npy")
 TABLES = ("runs", "summary", "paired")  # a study's tables, results/studies/{study}/{name}.csv
 
 

@@ -23,10 +23,12 @@ from pathlib import Path
 
 from cnnablate.workflow.atomic import atomic_path, write_json_atomic
 from cnnablate.workflow.config import config_hash, run_id
+from cnnablate.workflow.layout import RUN_FILES
 from cnnablate.zoo.initializers import auto_initializer
 
 NAMING_KEYS = frozenset({"study", "variant", "baseline"})  # labels, not training settings
-COPIED = ("history.csv", "model.keras")  # copied as they are; metrics.json is relabelled
+# copied as they are; metrics.json is relabelled
+COPIED = tuple(name for name in RUN_FILES if name != "metrics.json")
 
 
 def training_key(run: Mapping) -> str:

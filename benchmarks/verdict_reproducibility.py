@@ -1,0 +1,206 @@
+"""Verdict reproducibility on real data: does a study's verdict survive a repetition?
+
+    python benchmarks/verdict_reproducibility.py --workdir /tmp/verdict-repro   # train, print
+    python benchmarks/verdict_reproducibility.py --workdir DIR --analyze-only    # print only
+
+A small digits study (All-CNN-C at 16x16, 3 epochs; relu as the baseline against elu, selu and
+tanh; test accuracy as the headline) is repeated on REPETITIONS disjoint sets of SEEDS_PER_SET
+seeds, twice:
+
+- `fixed`: each repetition on a split of its own, fixed for all its seeds and variants
+  (`split: fixed`, `split_seed` = the repetition's number): what a study was before per-seed
+  partitions, run by six independent groups each with their own split;
+- `per_seed`: the default, a partition drawn per seed from (dataset, seed), shared by the
+  variants at that seed (`split: per_seed`).
+
+Every repetition is decided as the aggregate step decides it (`cnnablate.decisions.decide.decide`,
+the study's min_effect, alpha 0.05, Holm over the three comparisons). For every comparison and
+every pair of repetitions: do they contradict (`better` in one, `worse` in the other), agree
+(the same verdict), or does one say something the other leaves `undecided`?
+Runs are trained by the ordinary workflow in a copy of this repository (`--cores 2`); no run is
+shared between the two arms (their partitions differ).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from cnnablate.decisions.decide import Design, decide  # noqa: E402
+
+REPETITIONS = 6
+SEEDS_PER_SET = 3
+BASELINE = "relu"
+VARIANTS = {"relu": {"activation": "relu"}, "elu": {"activation": "elu"},
+            "selu": {"activation": "selu", "init": "lecun_normal"},
+            }
+MIN_EFFECT = 0.02
+METRIC = "test_accuracy"
+ARMS = ("fixed", "per_seed")
+STUDY = {
+    "image_size": 16,
+    "eval_split": "test",
+    "model": {"name": "all_cnn_c", "width": 0.25, "bn_momentum": 0.9, "dropout": False},
+    "train": {"epochs": 3, "batch_size": 64, "optimizer": "sgd", "learning_rate": 0.05,
+              "momentum": 0.9, "tensorboard": False},
+    "norm": "before",
+    "min_effect": MIN_EFFECT,
+    "baseline": BASELINE,
+}
+
+
+def seed_set(rep: int) -> list[int]:
+    """The repetition's seeds: disjoint from every other repetition's."""
+    return [rep * SEEDS_PER_SET + i for i in range(SEEDS_PER_SET)]
+
+
+def study_name(arm: str, rep: int) -> str:
+    return f"{arm}_r{rep}"
+
+
+def measurement_config() -> dict:
+    """Both arms' studies: `fixed` on one dataset per repetition (its own fixed split),
+    `per_seed` on one dataset whose partition is drawn per seed."""
+    datasets = {f"digits_r{rep}": {"source": "sklearn_digits", "split": "fixed",
+                                   "split_seed": rep} for rep in range(REPETITIONS)}
+    datasets["digits"] = {"source": "sklearn_digits", "split": "per_seed"}
+    studies = {}
+    for arm in ARMS:
+        for rep in range(REPETITIONS):
+            studies[study_name(arm, rep)] = {
+                **STUDY, "dataset": f"digits_r{rep}" if arm == "fixed" else "digits",
+                "seeds": seed_set(rep), "variants": VARIANTS,
+            }
+    return {"datasets": datasets, "studies": studies,
+            "resources": {"train_threads": 1}}
+
+
+def run_files(config: dict) -> list[str]:
+    return [f"results/runs/{name}/{variant}/seed{seed}/metrics.json"
+            for name, study in config["studies"].items()
+            for variant in study["variants"] for seed in study["seeds"]]
+
+
+def run_measurements(workdir: Path) -> float:
+    """Train every run not yet there in `workdir` (a copy of the repository); wall seconds."""
+    if not (workdir / "Snakefile").exists():
+        ignore = shutil.ignore_patterns(".git", ".venv", "results", "logs", ".snakemake",
+                                        "__pycache__", "report")
+        shutil.copytree(ROOT, workdir, ignore=ignore, dirs_exist_ok=True)
+    config = measurement_config()
+    (workdir / "measure.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    exe = Path(sys.executable).with_name("snakemake")
+    start = time.monotonic()
+    subprocess.run([str(exe), "--cores", "2", "--configfile", "measure.yaml", "--directory",
+                    str(workdir), "--keep-going", *run_files(config)], cwd=workdir, check=True)
+    return time.monotonic() - start
+
+
+def load(workdir: Path) -> dict[str, dict[str, dict[int, float | None]]]:
+    """{study: {variant: {seed: headline value}}} of every finished run; per study also
+    the partition ids its runs record (`_partitions`)."""
+    out: dict = {}
+    for name, study in measurement_config()["studies"].items():
+        values: dict = {v: {} for v in study["variants"]}
+        partitions = {}
+        for variant in study["variants"]:
+            for seed in study["seeds"]:
+                path = workdir / f"results/runs/{name}/{variant}/seed{seed}/metrics.json"
+                if not path.exists():
+                    continue
+                metrics = json.loads(path.read_text())
+                ok = metrics["status"] == "completed"
+                values[variant][seed] = metrics.get(METRIC) if ok else None
+                partition = metrics.get("partition") or {}
+                partitions.setdefault(seed, set()).add(partition.get("id"))
+        out[name] = {"values": values, "partitions": partitions}
+    return out
+
+
+def verdicts(values: dict) -> dict[str, str]:
+    """{variant: verdict against the baseline} as the aggregate step decides the study."""
+    rows = decide(values, BASELINE, Design(min_effect=MIN_EFFECT), list(VARIANTS), METRIC).rows
+    return {r["variant"]: r["verdict"] for r in rows}
+
+
+def pair_outcome(a: str, b: str) -> str:
+    if {a, b} == {"better", "worse"}:
+        return "contradict"
+    if a == b:
+        return "agree" if a != "undecided" else "both undecided"
+    if "undecided" in (a, b):
+        return "one undecided"
+    return "differ"  # e.g. equivalent in one, better in the other
+
+
+def report(data: dict) -> str:
+    out = []
+    summary = []
+    for arm in ARMS:
+        per_rep = {rep: verdicts(data[study_name(arm, rep)]["values"])
+                   for rep in range(REPETITIONS)}
+        out += [f"### {arm}", "", "| repetition | seeds | " + " | ".join(
+            f"{v} vs {BASELINE}" for v in VARIANTS if v != BASELINE) + " | diffs (mean) |",
+            "|---|---|" + "---|" * (len(VARIANTS) - 1) + "---|"]
+        for rep, verdict in per_rep.items():
+            values = data[study_name(arm, rep)]["values"]
+            diffs = []
+            for v in VARIANTS:
+                if v == BASELINE:
+                    continue
+                pairs = [values[v][s] - values[BASELINE][s] for s in seed_set(rep)
+                         if values[v].get(s) is not None and values[BASELINE].get(s) is not None]
+                diffs.append(f"{v} {sum(pairs) / len(pairs):+.3f}" if pairs else f"{v} —")
+            out.append(f"| {rep} | {seed_set(rep)} | " + " | ".join(
+                verdict[v] for v in VARIANTS if v != BASELINE) + f" | {', '.join(diffs)} |")
+        counts: Counter = Counter()
+        for v in VARIANTS:
+            if v == BASELINE:
+                continue
+            for r1, r2 in itertools.combinations(range(REPETITIONS), 2):
+                counts[pair_outcome(per_rep[r1][v], per_rep[r2][v])] += 1
+        decided = sum(per_rep[r][v] in ("better", "worse") for r in per_rep for v in VARIANTS
+                      if v != BASELINE)
+        total = sum(counts.values())
+        partitions_per_seed = {len(ids) for study in (data[study_name(arm, r)]
+                                                      for r in range(REPETITIONS))
+                               for ids in study["partitions"].values()}
+        distinct = len({pid for r in range(REPETITIONS)
+                        for ids in data[study_name(arm, r)]["partitions"].values()
+                        for pid in ids})
+        summary.append(
+            f"| {arm} | {decided} of {REPETITIONS * (len(VARIANTS) - 1)} | "
+            f"{counts['contradict']} of {total} ({counts['contradict'] / total:.2f}) | "
+            f"{counts['agree']} ({counts['agree'] / total:.2f}) | {counts['one undecided']} | "
+            f"{counts['both undecided']} | {counts['differ']} | {distinct} "
+            f"(per seed: {sorted(partitions_per_seed)}) |")
+        out.append("")
+    head = ["| arm | better/worse verdicts | repetition pairs that contradict | agree | one "
+            "undecided | both undecided | other | distinct partitions (ids per seed) |",
+            "|---|---|---|---|---|---|---|---|"]
+    return "\n".join(head + summary + ["", *out])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--analyze-only", action="store_true")
+    args = parser.parse_args()
+    if not args.analyze_only:
+        print(f"training: {run_measurements(args.workdir):.0f} s wall", file=sys.stderr)
+    print(report(load(args.workdir)))
+
+
+if __name__ == "__main__":
+    main()
