@@ -40,7 +40,8 @@ sys.path.insert(0, str(ROOT))
 from cnnablate.decisions.decide import Design, decide  # noqa: E402
 
 REPETITIONS = 6
-SEEDS_PER_SET = 3
+SEEDS_PER_SET = 2
+SEED_STRIDE = 3  # repetition r's seeds: 3r, 3r+1 (room for a third seed per set)
 BASELINE = "relu"
 VARIANTS = {"relu": {"activation": "relu"}, "elu": {"activation": "elu"},
             "selu": {"activation": "selu", "init": "lecun_normal"},
@@ -62,7 +63,7 @@ STUDY = {
 
 def seed_set(rep: int) -> list[int]:
     """The repetition's seeds: disjoint from every other repetition's."""
-    return [rep * SEEDS_PER_SET + i for i in range(SEEDS_PER_SET)]
+    return [rep * SEED_STRIDE + i for i in range(SEEDS_PER_SET)]
 
 
 def study_name(arm: str, rep: int) -> str:
@@ -86,10 +87,12 @@ def measurement_config() -> dict:
             "resources": {"train_threads": 1}}
 
 
-def run_files(config: dict) -> list[str]:
+def run_files(config: dict, rep: int | None = None) -> list[str]:
+    """The metrics.json of every run (of repetition `rep`'s studies in both arms)."""
+    names = [study_name(arm, rep) for arm in ARMS] if rep is not None else config["studies"]
     return [f"results/runs/{name}/{variant}/seed{seed}/metrics.json"
-            for name, study in config["studies"].items()
-            for variant in study["variants"] for seed in study["seeds"]]
+            for name in names for variant in config["studies"][name]["variants"]
+            for seed in config["studies"][name]["seeds"]]
 
 
 def run_measurements(workdir: Path) -> float:
@@ -102,8 +105,11 @@ def run_measurements(workdir: Path) -> float:
     (workdir / "measure.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     exe = Path(sys.executable).with_name("snakemake")
     start = time.monotonic()
-    subprocess.run([str(exe), "--cores", "2", "--configfile", "measure.yaml", "--directory",
-                    str(workdir), "--keep-going", *run_files(config)], cwd=workdir, check=True)
+    # one repetition (both arms) at a time: an interrupted measurement has whole repetitions
+    for rep in range(REPETITIONS):
+        subprocess.run([str(exe), "--cores", "2", "--configfile", "measure.yaml",
+                        "--directory", str(workdir), "--keep-going", *run_files(config, rep)],
+                       cwd=workdir, check=True)
     return time.monotonic() - start
 
 
