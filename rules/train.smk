@@ -1,8 +1,7 @@
 # One job per (study, variant, seed). The resolved run config is a param, so editing one
 # variant reruns only that variant's jobs.
-from cnnablate.training.backend import conda_env_by_backend
-from cnnablate.training.resources import conda_env_by_gpu, rule_resources
-from cnnablate.decisions.rounds import is_adaptive
+from cnnablate.workflow.resources import conda_env_by_backend, conda_env_by_gpu, rule_resources
+from cnnablate.base.rounds import is_adaptive
 
 
 rule train:

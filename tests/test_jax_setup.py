@@ -10,8 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from cnnablate.training.backend import conda_env_by_backend
-from cnnablate.training.resources import conda_env_by_gpu
+from cnnablate.workflow.resources import conda_env_by_backend, conda_env_by_gpu
 from tests.test_gpu_setup import (
     REPO,
     conda_pip_pins,
@@ -104,6 +103,6 @@ def test_training_fingerprint_covers_the_jax_path_but_not_resource_estimates():
 
     files = {p.relative_to(fingerprint.ROOT).as_posix()
              for p in fingerprint.closure([fingerprint.ROOT / "scripts/train.py"])}
-    assert {"cnnablate/training/backend.py", "cnnablate/data/numpy_feed.py",
+    assert {"cnnablate/training/backend.py", "cnnablate/training/numpy_feed.py",
             "cnnablate/data/splits.py"} <= files
-    assert "cnnablate/training/resources.py" not in files
+    assert "cnnablate/workflow/resources.py" not in files

@@ -14,9 +14,9 @@ from typing import Any
 
 import pandas as pd
 
+from cnnablate.base.atomic import atomic_path, write_json_atomic
+from cnnablate.base.errors import UserError
 from cnnablate.decisions.tuning import select
-from cnnablate.workflow.atomic import atomic_path, write_json_atomic
-from cnnablate.workflow.errors import UserError
 
 TABLE_TAIL = ("seed", "metric", "value", "status", "selected", "at_edge")
 
