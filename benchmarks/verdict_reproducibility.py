@@ -150,51 +150,58 @@ def pair_outcome(a: str, b: str) -> str:
     return "differ"  # e.g. equivalent in one, better in the other
 
 
+def complete(data: dict, rep: int) -> bool:
+    """Whether both arms of repetition `rep` have every run (an interrupted measurement is
+    analysed on its complete repetitions only, the same ones in both arms)."""
+    return all(s in data[study_name(arm, rep)]["values"][v]
+               for arm in ARMS for v in VARIANTS for s in seed_set(rep))
+
+
+def mean_diff(values: dict, variant: str, rep: int) -> float | None:
+    pairs = [values[variant][s] - values[BASELINE][s] for s in seed_set(rep)
+             if values[variant].get(s) is not None and values[BASELINE].get(s) is not None]
+    return sum(pairs) / len(pairs) if pairs else None
+
+
 def report(data: dict) -> str:
-    out = []
-    summary = []
+    reps = [rep for rep in range(REPETITIONS) if complete(data, rep)]
+    others = [v for v in VARIANTS if v != BASELINE]
+    out, summary = [], []
     for arm in ARMS:
-        per_rep = {rep: verdicts(data[study_name(arm, rep)]["values"])
-                   for rep in range(REPETITIONS)}
+        per_rep = {rep: verdicts(data[study_name(arm, rep)]["values"]) for rep in reps}
         out += [f"### {arm}", "", "| repetition | seeds | " + " | ".join(
-            f"{v} vs {BASELINE}" for v in VARIANTS if v != BASELINE) + " | diffs (mean) |",
-            "|---|---|" + "---|" * (len(VARIANTS) - 1) + "---|"]
-        for rep, verdict in per_rep.items():
+            f"{v} vs {BASELINE}" for v in others) + " | mean difference (test accuracy) |",
+            "|---|---|" + "---|" * len(others) + "---|"]
+        for rep in reps:
             values = data[study_name(arm, rep)]["values"]
-            diffs = []
-            for v in VARIANTS:
-                if v == BASELINE:
-                    continue
-                pairs = [values[v][s] - values[BASELINE][s] for s in seed_set(rep)
-                         if values[v].get(s) is not None and values[BASELINE].get(s) is not None]
-                diffs.append(f"{v} {sum(pairs) / len(pairs):+.3f}" if pairs else f"{v} —")
+            diffs = ", ".join(f"{v} {mean_diff(values, v, rep):+.4f}" for v in others)
             out.append(f"| {rep} | {seed_set(rep)} | " + " | ".join(
-                verdict[v] for v in VARIANTS if v != BASELINE) + f" | {', '.join(diffs)} |")
-        counts: Counter = Counter()
-        for v in VARIANTS:
-            if v == BASELINE:
-                continue
-            for r1, r2 in itertools.combinations(range(REPETITIONS), 2):
-                counts[pair_outcome(per_rep[r1][v], per_rep[r2][v])] += 1
-        decided = sum(per_rep[r][v] in ("better", "worse") for r in per_rep for v in VARIANTS
-                      if v != BASELINE)
-        total = sum(counts.values())
-        partitions_per_seed = {len(ids) for study in (data[study_name(arm, r)]
-                                                      for r in range(REPETITIONS))
-                               for ids in study["partitions"].values()}
-        distinct = len({pid for r in range(REPETITIONS)
-                        for ids in data[study_name(arm, r)]["partitions"].values()
-                        for pid in ids})
-        summary.append(
-            f"| {arm} | {decided} of {REPETITIONS * (len(VARIANTS) - 1)} | "
-            f"{counts['contradict']} of {total} ({counts['contradict'] / total:.2f}) | "
-            f"{counts['agree']} ({counts['agree'] / total:.2f}) | {counts['one undecided']} | "
-            f"{counts['both undecided']} | {counts['differ']} | {distinct} "
-            f"(per seed: {sorted(partitions_per_seed)}) |")
+                per_rep[rep][v] for v in others) + f" | {diffs} |")
         out.append("")
-    head = ["| arm | better/worse verdicts | repetition pairs that contradict | agree | one "
-            "undecided | both undecided | other | distinct partitions (ids per seed) |",
-            "|---|---|---|---|---|---|---|---|"]
+        counts: Counter = Counter()
+        signs = 0
+        for v in others:
+            for r1, r2 in itertools.combinations(reps, 2):
+                counts[pair_outcome(per_rep[r1][v], per_rep[r2][v])] += 1
+                d1 = mean_diff(data[study_name(arm, r1)]["values"], v, r1)
+                d2 = mean_diff(data[study_name(arm, r2)]["values"], v, r2)
+                signs += d1 is not None and d2 is not None and d1 * d2 < 0
+        decided = sum(per_rep[r][v] in ("better", "worse") for r in reps for v in others)
+        total = max(1, sum(counts.values()))
+        ids = [pid for r in reps for pids in data[study_name(arm, r)]["partitions"].values()
+               for pid in pids if pid is not None]
+        summary.append(
+            f"| {arm} | {decided} of {len(reps) * len(others)} | "
+            f"{counts['contradict']} ({counts['contradict'] / total:.2f}) | "
+            f"{counts['agree']} ({counts['agree'] / total:.2f}) | {counts['one undecided']} | "
+            f"{counts['both undecided']} | {counts['differ']} | {signs} ({signs / total:.2f}) | "
+            f"{len(set(ids))} |")
+    head = [f"{len(reps)} complete repetitions ({', '.join(map(str, reps))}) of {REPETITIONS}; "
+            f"{len(others)} comparisons each, so {len(others) * len(reps) * (len(reps) - 1) // 2}"
+            " pairs of repetitions per arm.", "",
+            "| arm | better/worse verdicts | pairs that contradict | agree (same verdict) | "
+            "one undecided | both undecided | other | mean differences of opposite sign | "
+            "distinct partitions |", "|---|---|---|---|---|---|---|---|---|"]
     return "\n".join(head + summary + ["", *out])
 
 
