@@ -163,6 +163,29 @@ def mean_diff(values: dict, variant: str, rep: int) -> float | None:
     return sum(pairs) / len(pairs) if pairs else None
 
 
+def spread_ratio(data: dict, arm: str, variant: str, reps: list[int]) -> float | None:
+    """How far apart the repetitions' mean differences are, against what each repetition's
+    own seeds say its error is: SD over repetitions of the mean paired difference, over the
+    root mean square of the repetitions' standard errors (SD of the paired differences over
+    sqrt(seeds)). About 1 when a repetition's interval covers what a repetition varies by;
+    above 1 when something shared by all of a repetition's seeds (its split) moves it."""
+    means, variances = [], []
+    for rep in reps:
+        values = data[study_name(arm, rep)]["values"]
+        diffs = [values[variant][s] - values[BASELINE][s] for s in seed_set(rep)
+                 if values[variant].get(s) is not None and values[BASELINE].get(s) is not None]
+        if len(diffs) < 2:
+            continue
+        mean = sum(diffs) / len(diffs)
+        means.append(mean)
+        variances.append(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1) / len(diffs))
+    if len(means) < 2 or not any(variances):
+        return None
+    grand = sum(means) / len(means)
+    between = (sum((m - grand) ** 2 for m in means) / (len(means) - 1)) ** 0.5
+    return between / (sum(variances) / len(variances)) ** 0.5
+
+
 def report(data: dict) -> str:
     reps = [rep for rep in range(REPETITIONS) if complete(data, rep)]
     others = [v for v in VARIANTS if v != BASELINE]
@@ -195,13 +218,16 @@ def report(data: dict) -> str:
             f"{counts['contradict']} ({counts['contradict'] / total:.2f}) | "
             f"{counts['agree']} ({counts['agree'] / total:.2f}) | {counts['one undecided']} | "
             f"{counts['both undecided']} | {counts['differ']} | {signs} ({signs / total:.2f}) | "
-            f"{len(set(ids))} |")
+            f"{len(set(ids))} | " + ", ".join(
+                f"{v} {ratio:.2f}" if (ratio := spread_ratio(data, arm, v, reps)) is not None
+                else f"{v} —" for v in others) + " |")
     head = [f"{len(reps)} complete repetitions ({', '.join(map(str, reps))}) of {REPETITIONS}; "
             f"{len(others)} comparisons each, so {len(others) * len(reps) * (len(reps) - 1) // 2}"
             " pairs of repetitions per arm.", "",
             "| arm | better/worse verdicts | pairs that contradict | agree (same verdict) | "
             "one undecided | both undecided | other | mean differences of opposite sign | "
-            "distinct partitions |", "|---|---|---|---|---|---|---|---|---|"]
+            "distinct partitions | spread across repetitions / within (`spread_ratio`) |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     return "\n".join(head + summary + ["", *out])
 
 

@@ -10,6 +10,7 @@ import copy
 import numpy as np
 import pytest
 
+from cnnablate.base.ids import config_hash, run_id
 from cnnablate.data import partition as part
 from cnnablate.data.digits import load as load_digits
 from cnnablate.workflow import config as cfg
@@ -129,10 +130,10 @@ def test_changing_split_changes_exactly_the_runs_of_that_dataset():
     config = tiny.finished()
     config["datasets"]["more"] = {"source": "sklearn_digits", "val_fraction": 0.2}
     config["studies"]["other"]["dataset"] = "more"
-    before = {cfg.run_id(r): cfg.config_hash(r) for r in cfg.resolve_runs(config)}
+    before = {run_id(r): config_hash(r) for r in cfg.resolve_runs(config)}
     edited = copy.deepcopy(config)
     edited["datasets"]["digits"]["split"] = "fixed"
-    after = {cfg.run_id(r): cfg.config_hash(r) for r in cfg.resolve_runs(edited)}
+    after = {run_id(r): config_hash(r) for r in cfg.resolve_runs(edited)}
     changed = {ident for ident in before if before[ident] != after[ident]}
     assert changed == {ident for ident in before if ident[0] != "other"}
 
