@@ -3,9 +3,9 @@
     python benchmarks/verdict_reproducibility.py --workdir /tmp/verdict-repro   # train, print
     python benchmarks/verdict_reproducibility.py --workdir DIR --analyze-only    # print only
 
-A small digits study (All-CNN-C at 16x16, 3 epochs; relu as the baseline against elu, selu and
-tanh; test accuracy as the headline) is repeated on REPETITIONS disjoint sets of SEEDS_PER_SET
-seeds, twice:
+A small digits study (All-CNN-C at 16x16, 3 epochs; relu as the baseline against elu and selu;
+test accuracy as the headline) is repeated on REPETITIONS disjoint sets of SEEDS_PER_SET seeds
+(repetition r: seeds 3r, 3r+1, ...), twice:
 
 - `fixed`: each repetition on a split of its own, fixed for all its seeds and variants
   (`split: fixed`, `split_seed` = the repetition's number): what a study was before per-seed
@@ -16,7 +16,9 @@ seeds, twice:
 Every repetition is decided as the aggregate step decides it (`cnnablate.decisions.decide.decide`,
 the study's min_effect, alpha 0.05, Holm over the three comparisons). For every comparison and
 every pair of repetitions: do they contradict (`better` in one, `worse` in the other), agree
-(the same verdict), or does one say something the other leaves `undecided`?
+(the same verdict), or does one say something the other leaves `undecided`? Also how often
+two repetitions' mean differences have opposite signs, and `spread_ratio`. Results, and why 2
+seeds per set (3 on a quiet machine): BENCHMARKS.md section 12.
 Runs are trained by the ordinary workflow in a copy of this repository (`--cores 2`); no run is
 shared between the two arms (their partitions differ).
 """
@@ -128,8 +130,12 @@ def load(workdir: Path) -> dict[str, dict[str, dict[int, float | None]]]:
                 metrics = json.loads(path.read_text())
                 ok = metrics["status"] == "completed"
                 values[variant][seed] = metrics.get(METRIC) if ok else None
+                # an id is positions in the prepared data: with the data's checksum it names
+                # the images (runs trained before partitions existed record none)
                 partition = metrics.get("partition") or {}
-                partitions.setdefault(seed, set()).add(partition.get("id"))
+                if partition.get("id"):
+                    data = metrics["provenance"]["dataset_checksum"][:12]
+                    partitions.setdefault(seed, set()).add(f"{data}:{partition['id']}")
         out[name] = {"values": values, "partitions": partitions}
     return out
 
@@ -212,7 +218,7 @@ def report(data: dict) -> str:
         decided = sum(per_rep[r][v] in ("better", "worse") for r in reps for v in others)
         total = max(1, sum(counts.values()))
         ids = [pid for r in reps for pids in data[study_name(arm, r)]["partitions"].values()
-               for pid in pids if pid is not None]
+               for pid in pids]
         summary.append(
             f"| {arm} | {decided} of {len(reps) * len(others)} | "
             f"{counts['contradict']} ({counts['contradict'] / total:.2f}) | "
