@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+REPORT_BUNDLE = "results"  # the report folder's copies: report/results/studies/..., runs/...
 # A finished run's files. predictions.npy: the predicted class (int16) of every image of the
 # prepared test split, in its order, -1 where the run evaluated a subset; for runs whose
 # headline is on a fixed test set (cnnablate.data.partition.saves_predictions), else empty.
@@ -41,6 +42,12 @@ class Layout:
     @property
     def report(self) -> str:
         return f"{self.report_dir}/index.html"
+
+    @property
+    def report_bundle(self) -> str:
+        """Copies of the files the report links from elsewhere (tables, paper tables, run
+        histories), so that the report's folder works on its own (zipped, moved, shared)."""
+        return f"{self.report_dir}/{REPORT_BUNDLE}"
 
     def data_dir(self, dataset: str, synthetic: bool = False) -> str:
         """A dataset's prepared arrays: the real ones, or smoke mode's SYNTHETIC stand-in."""
