@@ -13,7 +13,7 @@ def headline_labels(study):
     that split is fixed) the decisions count its images as a sample too (issue #30)."""
     settings = study_settings(study)
     split = "test" if settings["eval_split"] == "test" else "val"
-    return f"{data_dir(settings['dataset'])}/{split}_labels.npy"
+    return data_file(settings["dataset"], SPLIT_FILES[f"{split}_labels"])
 
 
 def seed_spec(study):

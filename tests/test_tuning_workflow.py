@@ -100,7 +100,7 @@ def test_dry_run_lists_the_tuning_runs_and_says_the_deciding_runs_follow(done):
 def test_tuning_runs_are_ordinary_runs_in_their_own_folders(done):
     work, _ = done
     run = work / f"results/runs/{STUDY}/relu/tune-learning_rate-0.1/seed1000"
-    for name in ("history.csv", "metrics.json", "model.keras"):
+    for name in ("history.csv", "metrics.json", "model.keras", "predictions.npy"):
         assert (run / name).is_file(), name
     assert any((run / "tensorboard").rglob("*tfevents*"))
     assert (work / f"logs/train/{STUDY}/relu/tune-learning_rate-0.1/seed1000.log").is_file()

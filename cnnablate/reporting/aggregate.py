@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from cnnablate.base.atomic import atomic_path, write_json_atomic
+from cnnablate.base.layout import PREDICTIONS
 from cnnablate.decisions.decide import PAIRED_COLUMNS, Decisions, decide, design_from_settings
 from cnnablate.decisions.grid import snap_values
 from cnnablate.decisions.stats import METRIC_BOUNDS, bounded_interval, tied_ranks
@@ -33,7 +34,6 @@ RUN_COLUMNS = (
     "test_accuracy", "parameters", "train_seconds", "seconds_per_epoch",
 )
 ACCURACY_COLUMNS = ("best_val_accuracy", "final_val_accuracy", "test_accuracy")
-PREDICTIONS = "predictions.npy"  # in each run folder, beside metrics.json (issue #30)
 log = logging.getLogger(__name__)
 SUMMARY_METRICS = (
     "best_val_accuracy", "final_val_accuracy", "final_val_loss", "test_accuracy",
