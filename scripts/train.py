@@ -31,7 +31,8 @@ with log_to(snakemake.log[0]) as log:  # noqa: F821
         train_run(
             dict(snakemake.params.run),  # noqa: F821
             Path(snakemake.input.meta).parent,  # noqa: F821
-            RunPaths(Path(out.history), Path(out.metrics), Path(out.model)),
+            RunPaths(Path(out.history), Path(out.metrics), Path(out.model),
+                     Path(out.predictions)),
             threads=snakemake.threads,  # noqa: F821
             log=log,
         )
