@@ -37,7 +37,9 @@ def test_tables_and_pdfs_are_made_and_linked(work):
         assert pdf.read_bytes().startswith(b"%PDF-"), name
         assert f'href="figures/{TINY_STUDY}/{name}.pdf"' in html
     for kind in ("tex", "md"):
-        assert f'href="../results/studies/{TINY_STUDY}/table.{kind}"' in html
+        # the report's own copy (report/results/...): the folder travels on its own
+        assert f'href="results/studies/{TINY_STUDY}/table.{kind}"' in html
+        assert (work / "report" / "results/studies" / TINY_STUDY / f"table.{kind}").is_file()
     assert planned_jobs(work) == []  # nothing changed: nothing to rebuild
 
 
