@@ -27,11 +27,20 @@ with log_to(snakemake.log[0]) as log:  # noqa: F821
     ):
         from cnnablate.training.train import RunPaths, train_run
 
-        out = snakemake.output  # noqa: F821
+        out = dict(snakemake.output.items())  # noqa: F821
+        params = dict(snakemake.params.items())  # noqa: F821
+        # a halving rung (rules/tuning.smk, train_rung): a snapshot of the run at that epoch,
+        # in a folder of its own, the run folder's resume state kept for the next rung
+        rung = params.get("stop_after")
+        run_folder = Path(out["metrics"]).parent.parent if rung else None
         train_run(
-            dict(snakemake.params.run),  # noqa: F821
+            dict(params["run"]),
             Path(snakemake.input.meta).parent,  # noqa: F821
-            RunPaths(Path(out.history), Path(out.metrics), Path(out.model)),
+            RunPaths(Path(out["history"]), Path(out["metrics"]),
+                     Path(out["model"]) if "model" in out else None,
+                     run_folder / ".resume" if run_folder else None),
             threads=snakemake.threads,  # noqa: F821
             log=log,
+            stop_after=rung,
+            code=params.get("code"),
         )
