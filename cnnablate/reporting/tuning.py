@@ -19,7 +19,10 @@ import pandas as pd
 from cnnablate.decisions import sentences
 from cnnablate.decisions.sentences import compact, key_label
 
-RESERVED = ("variant", "seed", "metric", "value", "status", "selected", "at_edge")
+RESERVED = ("variant", "seed", "metric", "value", "status", "selected", "at_edge",
+            "at_edge_reason",
+            # halving or a zoom (cnnablate.decisions.stages): the epochs a run trained, its stage
+            "epochs", "stage")
 LOG_SPAN = 10.0  # positive candidates spanning this factor or more get a log axis
 
 
@@ -33,6 +36,9 @@ class VariantTuning:
     values: list[dict[int, float | None]]  # per candidate: seed -> metric (None: diverged)
     selected: int | None  # index into `candidates`
     at_edge: bool
+    # halving (tuning.csv's `epochs`): each tuning run's epochs, stopped candidates included;
+    # None: every run trained the whole budget (the grid)
+    epochs_spent: tuple[int, ...] | None = None
 
     def mean(self, i: int) -> float | None:
         done = [v for v in self.values[i].values() if v is not None]
@@ -79,6 +85,12 @@ def read_tuning(path: str | Path, order: Sequence[str] = ()) -> list[VariantTuni
     out = []
     for name in names:
         rows = table[table["variant"] == name]
+        spent = None
+        if "epochs" in rows:
+            # halving: a candidate stopped at a rung has a value at fewer epochs; the figure and
+            # sentences compare the candidates that trained the whole budget, the cost counts all
+            spent = tuple(int(e) for e in rows["epochs"])
+            rows = rows[rows["epochs"] == rows["epochs"].max()]
         mine = [k for k in keys if rows[k].notna().any()]  # a variant's own `tune:` keys
         candidates: list[dict] = []
         values: list[dict[int, float | None]] = []
@@ -95,7 +107,7 @@ def read_tuning(path: str | Path, order: Sequence[str] = ()) -> list[VariantTuni
                 selected = i
         grid = {k: list(dict.fromkeys(c[k] for c in candidates)) for k in mine}
         out.append(VariantTuning(name, grid, candidates, values, selected,
-                                 any(_bool(v) for v in rows["at_edge"])))
+                                 any(_bool(v) for v in rows["at_edge"]), spent))
     return out
 
 
@@ -204,6 +216,9 @@ def tuning_epochs(tuning: Sequence[VariantTuning], tune: Mapping,
     when that is tuned, else its variant's deciding runs' epochs (`epochs_of`)."""
     out = []
     for t in tuning:
+        if t.epochs_spent is not None:  # halving: what each run trained
+            out.extend(t.epochs_spent)
+            continue
         for cand, values in zip(t.candidates, t.values):
             each = tune.get("epochs") or cand.get("train.epochs") or epochs_of.get(t.variant)
             out.extend([int(each)] * len(values) if each else [])

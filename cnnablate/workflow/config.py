@@ -448,7 +448,7 @@ def _schedule(tune: Mapping, keys: Mapping[str, list], epochs: int, where: str,
         raise ConfigError(f"{where}.schedule: halving stops every candidate at the same "
                           "epochs, and train.epochs is tuned; tune it on a grid")
     if rungs is None:
-        rungs = halving.default_rungs(epochs, round(1 / keep))
+        rungs = halving.default_rungs(epochs, 1 / keep)
     rungs = [int(r) for r in rungs]
     if any(b <= a for a, b in zip(rungs, rungs[1:])):
         raise ConfigError(f"{where}.rungs: {rungs} must increase (epochs at which each rung "
