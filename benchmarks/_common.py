@@ -21,7 +21,7 @@ QUIET_BUSY = 0.15  # fraction of all CPUs
 
 
 sys.path.insert(0, str(ROOT))
-from cnnablate.workflow.provenance import cpu_model  # noqa: E402  (one definition, plain Python)
+from cnnablate.training.provenance import cpu_model  # noqa: E402  (one definition, plain Python)
 
 
 def gpus() -> list[str]:

@@ -88,9 +88,7 @@ def child(run_file: Path, data_dir: Path, out_dir: Path, threads: int, result: P
         mark("import tensorflow")
         import keras
 
-        from cnnablate.data import pipeline
-        from cnnablate.training import actstats
-        from cnnablate.workflow import provenance
+        from cnnablate.training import actstats, pipeline, provenance
         from cnnablate.zoo.models import build_model  # noqa: F401
 
     mark("import keras + cnnablate")

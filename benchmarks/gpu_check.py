@@ -10,10 +10,10 @@
    run that cannot see the GPU fails fast); where a study's real data is absent, smoke mode
    trains on SYNTHETIC stand-ins in the real format (cnnablate/data/synthetic.py), offline.
 3. Training images/s, MobileNetV2 at 224 px (batch 64) and All-CNN-C at 32 px (batch 128):
-   - pipeline: the training input pipeline (cnnablate.data.pipeline.Split) from uint8 images
+   - pipeline: the training input pipeline (cnnablate.training.pipeline.Split) from uint8 images
      (256 px natives for MobileNetV2, as a real dataset is resized; 32 px for All-CNN-C),
    - data on device: the same batches made on the device inside the step (what training does
-     when `train.data_on_device` places the splits there: cnnablate.data.device.DeviceTrainer,
+     when `train.data_on_device` places the splits there: cnnablate.training.device.DeviceTrainer,
      fed only indices; the split's uint8 pixels are gathered, resized, scaled and augmented
      there),
    - bound: the same model and the same compiled train step on synthetic tensors already on
@@ -63,9 +63,9 @@ def worker(spec: dict) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from cnnablate.data.device import make_feed
-    from cnnablate.data.pipeline import Split
+    from cnnablate.training.device import make_feed
     from cnnablate.training.gpu import configure_tensorflow
+    from cnnablate.training.pipeline import Split
     from cnnablate.zoo.models import build_model
 
     configure_tensorflow(tf, log=lambda m: print(m, file=sys.stderr))

@@ -4,7 +4,7 @@ imported: every worker blocks it). Under 10 minutes on one GPU.
 
 Per model (MobileNetV2 at 224 px, All-CNN-C and NIN at 32 px; tiny sizes with --cpu):
 
-- training images/s of the run's input feed (cnnablate.data.numpy_feed: numpy batches, resized
+- training images/s of the run's input feed (cnnablate.training.numpy_feed: numpy batches, resized
   and augmented on the host, copied to the device every step) against the same model's
   in-memory compute bound (the same compiled train step on a batch already on the device), in
   float32 and in mixed_bfloat16 (JAX's natural lower precision: no loss scaling);
@@ -69,7 +69,7 @@ def worker(spec: dict) -> dict:
     import keras
     import numpy as np
 
-    from cnnablate.data.numpy_feed import NumpySplit, TrainBatches
+    from cnnablate.training.numpy_feed import NumpySplit, TrainBatches
     from cnnablate.zoo.models import build_model
 
     keras.mixed_precision.set_dtype_policy(spec["precision"])
@@ -243,7 +243,7 @@ def main(args) -> int:
     text = [f"## gpu_check --backend jax ({'CPU mode' if args.cpu else 'GPU'}), {when}", "",
             "```", seen, "```", "",
             f"Training images/s on Keras's JAX backend, {steps} timed steps after 3 warm-up "
-            "steps (feed: numpy batches from the host, cnnablate.data.numpy_feed; bound: the "
+            "steps (feed: numpy batches from the host, cnnablate.training.numpy_feed; bound: the "
             "same step on a batch already on the device):", "",
             table(["model", "px", "batch", "precision", "feed", "bound", "feed / bound"], rows),
             "", "First step (trace + XLA compile), s, with an empty and with a warm persistent "

@@ -129,12 +129,13 @@ def report(workdir: Path) -> str:
     out.append("")
     for study in STUDIES.values():
         (g, gc, gd), (h, hc, hd) = summary[(study, "grid")], summary[(study, "halving")]
+        same_verdicts = [v.split()[0] for v in hd.values()] == [v.split()[0] for v in gd.values()]
         out.append(
             f"- {study}: halving trained {h['epochs']} of the grid's {g['epochs']} tuning "
             f"epochs ({h['epochs'] / g['epochs']:.0%}), its tuning jobs took "
             f"{h['seconds'] / g['seconds']:.0%} of the grid's seconds; selections "
             f"{'the same' if hc == gc else 'DIFFERENT'}; verdicts "
-            f"{'the same' if [v.split()[0] for v in hd.values()] == [v.split()[0] for v in gd.values()] else 'DIFFERENT'}")
+            f"{'the same' if same_verdicts else 'DIFFERENT'}")
     if wall:
         out.append(f"- wall time of each whole invocation (both studies, tuning and deciding "
                    f"runs, one core each, at the same time): grid {wall['grid']:.0f} s, halving "

@@ -32,7 +32,7 @@ def notebook_arrays(images, labels, size: int) -> tuple:
     """What a notebook trains on: the images resized once, as float32 in [-1, 1], in memory."""
     import numpy as np
 
-    from cnnablate.data.pipeline import resize_all
+    from cnnablate.training.pipeline import resize_all
 
     x = resize_all(images, size, 3).astype(np.float32) / 127.5 - 1.0
     return x, np.asarray(labels, dtype=np.int64)

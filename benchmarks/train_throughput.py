@@ -94,7 +94,7 @@ def device_names() -> list[str]:
 
 
 def cpu_model() -> str:
-    from cnnablate.workflow.provenance import cpu_model as model  # plain Python, no TensorFlow
+    from cnnablate.training.provenance import cpu_model as model  # plain Python, no TensorFlow
 
     return model()
 

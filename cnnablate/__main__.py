@@ -99,7 +99,7 @@ def _export_mlflow(args: argparse.Namespace) -> int:
     if planned is None:
         return 2
     runs, smoke = planned
-    from cnnablate.workflow.layout import Layout
+    from cnnablate.base.layout import Layout
 
     # The workflow's results and run folders (smoke mode's apart).
     root, layout = Path(args.directory), Layout(smoke=smoke)

@@ -8,11 +8,12 @@ import time
 sys.path.insert(0, workflow.basedir)
 
 from cnnablate.workflow import config as cnnablate_config  # noqa: E402
+from cnnablate.base.ids import config_hash, run_id  # noqa: E402
 from cnnablate.data.archive import ARCHIVES  # noqa: E402
-from cnnablate.workflow.catalog import FIGURES as FIGURE_REGISTRY  # noqa: E402
-from cnnablate.workflow.catalog import TUNING_FIGURES as TUNING_FIGURE_REGISTRY  # noqa: E402
+from cnnablate.base.catalog import FIGURES as FIGURE_REGISTRY  # noqa: E402
+from cnnablate.base.catalog import TUNING_FIGURES as TUNING_FIGURE_REGISTRY  # noqa: E402
 from cnnablate.workflow.fingerprint import Fingerprints  # noqa: E402
-from cnnablate.workflow.layout import RUN_FILES, TABLES, Layout  # noqa: E402
+from cnnablate.base.layout import RUN_FILES, TABLES, Layout  # noqa: E402
 from cnnablate.workflow.shared import shared_runs  # noqa: E402
 
 try:
@@ -24,7 +25,7 @@ except cnnablate_config.ConfigError as error:
 
 # Smoke runs (`--config smoke=true`) get their own result, log and report folders, so a smoke
 # check never overwrites a finished study's results. Prepared data is shared: it is the same.
-# Every path comes from cnnablate/workflow/layout.py (also what `status` and the report read).
+# Every path comes from cnnablate/base/layout.py (also what `status` and the report read).
 SMOKE = any(run.get("smoke") for run in RUNS)
 LAYOUT = Layout(smoke=SMOKE)
 RESULTS, LOGS, REPORT = LAYOUT.results, LAYOUT.logs, LAYOUT.report_dir
@@ -62,7 +63,14 @@ def data_dir(dataset):
     return LAYOUT.data_dir(dataset, synthetic=dataset in SYNTHETIC)
 
 
-RUN_BY_ID = {cnnablate_config.run_id(run): run for run in RUNS}
+RUN_BY_ID = {run_id(run): run for run in RUNS}
+
+
+def job_run(wildcards):
+    """The resolved run a train job's wildcards (study, variant, seed) name."""
+    return RUN_BY_ID[(wildcards.study, wildcards.variant, int(wildcards.seed))]
+
+
 STUDIES = list(dict.fromkeys(run["study"] for run in RUNS))
 DATASETS = list(dict.fromkeys(run["dataset"] for run in RUNS))
 # A run identical to an earlier study's (all but its names) is trained once and copied

@@ -1,6 +1,6 @@
 # Figures per study, then one HTML report over all studies (no TensorFlow in these rules).
 
-FIGURES = tuple(FIGURE_REGISTRY)  # cnnablate.workflow.catalog.FIGURES: one entry per figure
+FIGURES = tuple(FIGURE_REGISTRY)  # cnnablate.base.catalog.FIGURES: one entry per figure
 TUNING_FIGURES = tuple(TUNING_FIGURE_REGISTRY)  # catalog.TUNING_FIGURES: tuned studies only
 FIGURE_PATH = LAYOUT.figure("{study}", "{name}")
 # The same figure as a vector PDF beside the PNG (cnnablate.reporting.figures.save_figure).
@@ -115,7 +115,7 @@ rule report:
         datasets=DATASETS,
         title=config["report"]["title"],
         confidence=config["report"]["confidence"],
-        config_hash=cnnablate_config.config_hash(config),
+        config_hash=config_hash(config),
         code=CODE.report(),
     message:
         "report (log: {log})"

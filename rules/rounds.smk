@@ -5,7 +5,7 @@
 import json as _json
 from pathlib import Path as _Path
 
-from cnnablate.decisions import rounds as seed_rounds  # noqa: E402
+from cnnablate.base import rounds as seed_rounds  # noqa: E402
 
 
 def seed_spec(study):
@@ -23,7 +23,7 @@ def round_state(study, k):
 
 
 def study_rounds(study):
-    """(round, variants running it) per round, walked by cnnablate.decisions.rounds.walk (as
+    """(round, variants running it) per round, walked by cnnablate.base.rounds.walk (as
     `status` walks them) over the decisions of the round checkpoints."""
     return seed_rounds.walk(seed_spec(study), study_variants(study),
                             lambda k: round_state(study, k)["continuing"])

@@ -1,13 +1,12 @@
 # One job per (study, variant, seed). The resolved run config is a param, so editing one
 # variant reruns only that variant's jobs.
-from cnnablate.training.backend import conda_env_by_backend
-from cnnablate.training.resources import conda_env_by_gpu, rule_resources
-from cnnablate.decisions.rounds import is_adaptive
+from cnnablate.workflow.resources import rule_resources, train_conda_env
+from cnnablate.base.rounds import is_adaptive
 
 
 rule train:
     input:
-        meta=lambda wc: f"{data_dir(RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))]['dataset'])}/meta.json",
+        meta=lambda wc: f"{data_dir(job_run(wc)['dataset'])}/meta.json",
         # a tuned variant's deciding runs wait for its selection (rules/tuning_plan.smk)
         selection=lambda wc: selection_input(wc),
     output:
@@ -18,7 +17,7 @@ rule train:
     params:
         # a tuned variant's at its selected candidate (rules/tuning_plan.smk)
         run=lambda wc: deciding_run(wc),
-        code=lambda wc: CODE.train(RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))]),
+        code=lambda wc: CODE.train(job_run(wc)),
     threads: config["resources"]["train_threads"]
     # Runs of adaptive-seed studies first: their next round waits on this round's runs, so
     # starting them early lets the next round overlap other studies' runs instead of trailing
@@ -27,9 +26,7 @@ rule train:
     resources:
         # mem_mb, runtime, gpu (+ cpus_per_gpu on GPU jobs): the config's `resources:` where
         # set, else estimated per run from image size, epochs, images and model
-        **rule_resources(
-            lambda wc: RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))], config["resources"]
-        ),
+        **rule_resources(job_run, config["resources"]),
     message:
         "train study={wildcards.study} variant={wildcards.variant} seed={wildcards.seed} (log: {log})"
     log:
@@ -39,19 +36,7 @@ rule train:
     conda:
         # tensorflow[and-cuda] for runs with gpu >= 1, tensorflow-cpu for the others; on the
         # JAX backend (train.backend) jax[cuda12] or jax, without TensorFlow
-        conda_env_by_backend(
-            lambda wc: RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))],
-            {
-                "tensorflow": conda_env_by_gpu(
-                    lambda wc: RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))],
-                    config["resources"], "../envs/train.yaml", "../envs/train-gpu.yaml",
-                ),
-                "jax": conda_env_by_gpu(
-                    lambda wc: RUN_BY_ID[(wc.study, wc.variant, int(wc.seed))],
-                    config["resources"], "../envs/train-jax.yaml", "../envs/train-jax-gpu.yaml",
-                ),
-            },
-        )
+        train_conda_env(job_run, config["resources"])
     script:
         "../scripts/train.py"
 

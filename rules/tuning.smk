@@ -30,9 +30,8 @@ use rule train as train_tuning with:
     benchmark:
         LAYOUT.run_benchmark("{study}", "{variant}", "{seed}", "{candidate}")
     conda:
-        conda_env_by_gpu(
-            tuning_run, config["resources"], "../envs/train.yaml", "../envs/train-gpu.yaml",
-        )
+        # the train rule's choice, by the tuning run's own backend and GPU
+        train_conda_env(tuning_run, config["resources"])
 
 
 # Halving's rungs below the last (`schedule: halving`, rules/tuning_plan.smk): the run trained

@@ -168,7 +168,7 @@ def _chosen(study, variant):
 
 def deciding_run(wildcards):
     """A deciding run's resolved config: a tuned variant's at its selected candidate."""
-    run = RUN_BY_ID[(wildcards.study, wildcards.variant, int(wildcards.seed))]
+    run = job_run(wildcards)
     if not is_tuned(wildcards.study, wildcards.variant):
         return run
     chosen = _chosen(wildcards.study, wildcards.variant)

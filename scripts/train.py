@@ -8,7 +8,7 @@ from cnnablate.workflow.smk import log_to  # noqa: E402
 
 resources = snakemake.config.get("resources", {})  # noqa: F821
 job = snakemake.resources  # noqa: F821
-# a whole GPU, or a slot of a shared one (runs_per_gpu; cnnablate.training.resources.gpus_of)
+# a whole GPU, or a slot of a shared one (runs_per_gpu; cnnablate.workflow.resources.gpus_of)
 gpus = int(job.get("gpu", 0) or 0) or int(job.get("gpu_slot", 0) or 0)
 
 # A known user error (no GPU, missing data, ...) ends the job with one console line; see smk.py.

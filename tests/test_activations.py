@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cnnablate.workflow import catalog
+from cnnablate.base import catalog
 from cnnablate.zoo import activations
 
 # Negative, zero-ish and positive points; none on a kink (0, +-3 for hard_swish, 6 for relu6).

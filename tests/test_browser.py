@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from cnnablate.workflow import catalog
+from cnnablate.base import catalog
 from tests.browser import chromium_or_skip, report_page
 from tests.tiny import FINISHED, MARKUP, TINY_STUDY, TINY_VARIANTS
 from tests.workflow import ROOT

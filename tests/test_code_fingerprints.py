@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from cnnablate.workflow import catalog, fingerprint
-from cnnablate.workflow.config import resolve_runs, run_id
+from cnnablate.base import catalog
+from cnnablate.base.ids import run_id
+from cnnablate.workflow import fingerprint
+from cnnablate.workflow.config import resolve_runs
 from tests.tiny import FINISHED
 from tests.workflow import copy_workflow, jobs_in, planned_jobs, snakemake
 
@@ -123,7 +125,7 @@ def test_editing_code_every_run_executes_changes_every_run(code, module):
 
 @pytest.mark.parametrize(
     "module",
-    ["workflow/smk.py", "workflow/provenance.py", "training/gpu.py", "workflow/layout.py",
+    ["workflow/smk.py", "training/provenance.py", "training/gpu.py", "base/layout.py",
      "zoo/models/mobilenet_v2.py"],
 )
 def test_editing_code_no_job_executes_for_its_results_changes_nothing(code, module):
@@ -226,7 +228,7 @@ def test_dry_run_reruns_and_names_the_changed_module(finished_copy):
 
 @pytest.mark.workflow
 def test_editing_an_activation_default_in_the_catalog_reruns_its_runs(finished_copy):
-    path = finished_copy / "cnnablate/workflow/catalog.py"
+    path = finished_copy / "cnnablate/base/catalog.py"
     text = path.read_text()
     assert '"elu": {"alpha": 1.0},' in text
     path.write_text(text.replace('"elu": {"alpha": 1.0},', '"elu": {"alpha": 0.5},'))
@@ -240,7 +242,7 @@ def test_editing_an_activation_default_in_the_catalog_reruns_its_runs(finished_c
 
 @pytest.mark.workflow
 def test_editing_a_figure_title_in_the_catalog_rebuilds_the_report(finished_copy):
-    path = finished_copy / "cnnablate/workflow/catalog.py"
+    path = finished_copy / "cnnablate/base/catalog.py"
     text = path.read_text()
     old = '"Headline metric per variant: mean and confidence interval over seeds; the dashed line "'
     assert old in text
@@ -259,7 +261,7 @@ def test_closure_of_a_nin_run_covers_nin_and_shared_layers_only():
             "cnnablate/training/train.py", "cnnablate/zoo/activations.py",
             "cnnablate/zoo/initializers.py"} <= files
     assert not {"cnnablate/zoo/models/mobilenet_v2.py", "cnnablate/zoo/models/all_cnn.py",
-                "cnnablate/workflow/smk.py", "cnnablate/workflow/provenance.py",
+                "cnnablate/workflow/smk.py", "cnnablate/training/provenance.py",
                 "cnnablate/workflow/config.py",
                 "cnnablate/training/gpu.py", "cnnablate/decisions/stats.py"} & files
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cnnablate.decisions.rounds import all_seeds
+from cnnablate.base.ids import config_hash, run_id
+from cnnablate.base.rounds import all_seeds
 from cnnablate.workflow import config as cfg
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,12 +42,12 @@ def test_default_config_is_valid_and_has_a_job_per_variant_and_seed():
         variants = cfg.expand_variants(name, cfg.validate(copy.deepcopy(config))["studies"][name])
         expected += len(variants) * len(all_seeds(study["seeds"]))  # adaptive: up to max
     assert len(runs) == expected
-    assert len({cfg.run_id(r) for r in runs}) == len(runs)
+    assert len({run_id(r) for r in runs}) == len(runs)
 
 
 def test_runs_are_fully_resolved_with_defaults_and_overrides():
     runs = cfg.resolve_runs(base_config())
-    assert [cfg.run_id(r) for r in runs] == [
+    assert [run_id(r) for r in runs] == [
         ("acts", "relu", 0), ("acts", "relu", 1), ("acts", "selu", 0), ("acts", "selu", 1)
     ]
     selu = runs[2]
@@ -60,7 +61,7 @@ def test_variant_overrides_merge_into_train_and_model():
     config = base_config()
     config["studies"]["acts"]["variants"]["selu"]["train"] = {"learning_rate": 0.01}
     config["studies"]["acts"]["variants"]["selu"]["model"] = {"width": 0.5}
-    runs = {cfg.run_id(r): r for r in cfg.resolve_runs(config)}
+    runs = {run_id(r): r for r in cfg.resolve_runs(config)}
     assert runs[("acts", "selu", 0)]["train"]["learning_rate"] == 0.01
     assert runs[("acts", "selu", 0)]["train"]["epochs"] == 2
     assert runs[("acts", "selu", 0)]["model"]["width"] == 0.5
@@ -89,7 +90,7 @@ def test_smoke_mode_shrinks_runs_but_keeps_the_baseline():
     config["smoke_settings"] = {"max_variants": 1, "seeds": 1}
     config["studies"]["acts"]["image_size"] = 224
     runs = cfg.resolve_runs(config)
-    assert [cfg.run_id(r) for r in runs] == [("acts", "relu", 0)]
+    assert [run_id(r) for r in runs] == [("acts", "relu", 0)]
     assert runs[0]["image_size"] == 32 and runs[0]["train"]["epochs"] == 1
     assert runs[0]["train"]["max_train_images"] == 256 and runs[0]["smoke"] is True
 
@@ -186,8 +187,8 @@ def test_invalid_yaml_file_names_the_file(tmp_path):
 
 
 def test_config_hash_ignores_key_order():
-    assert cfg.config_hash({"a": 1, "b": 2}) == cfg.config_hash({"b": 2, "a": 1})
-    assert cfg.config_hash({"a": 1}) != cfg.config_hash({"a": 2})
+    assert config_hash({"a": 1, "b": 2}) == config_hash({"b": 2, "a": 1})
+    assert config_hash({"a": 1}) != config_hash({"a": 2})
 
 
 def test_every_schema_key_has_a_description():
@@ -211,7 +212,7 @@ def test_every_schema_key_has_a_description():
 
 def test_schema_lists_every_model_and_its_options():
     """The schema's text (what users read) names each registered model and option."""
-    from cnnablate.workflow import catalog
+    from cnnablate.base import catalog
 
     model = cfg.load_schema()["definitions"]["model"]
     for name, entry in catalog.MODELS.items():
@@ -221,7 +222,7 @@ def test_schema_lists_every_model_and_its_options():
 
 
 def test_every_registered_source_option_is_a_schema_key():
-    from cnnablate.workflow import catalog
+    from cnnablate.base import catalog
 
     keys = set(cfg.load_schema()["definitions"]["dataset"]["properties"])
     for name, entry in catalog.DATASET_SOURCES.items():

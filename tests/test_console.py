@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from cnnablate.base import errors
 from cnnablate.data.archive import ChecksumError, DownloadError
 from cnnablate.data.tfds_source import DatasetNotPreparedError
-from cnnablate.workflow import errors
 from tests import tiny
 from tests.workflow import copy_workflow, foreground, snakemake, write_config
 

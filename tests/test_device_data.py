@@ -1,4 +1,4 @@
-"""cnnablate.data.device: splits held on the device, every batch made inside the compiled step,
+"""cnnablate.training.device: splits held on the device, every batch made inside the compiled step,
 pixel for pixel the batches of the tf.data pipeline (here on the CPU, the device of this
 machine).
 
@@ -16,8 +16,9 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
-from cnnablate.data import gpu_kernels  # noqa: E402
-from cnnablate.data.device import (  # noqa: E402
+from cnnablate.base.errors import is_known  # noqa: E402
+from cnnablate.training import gpu_kernels  # noqa: E402
+from cnnablate.training.device import (  # noqa: E402
     SPLITS,
     DeviceData,
     DeviceDataError,
@@ -30,9 +31,8 @@ from cnnablate.data.device import (  # noqa: E402
     splits_nbytes,
     use_device,
 )
-from cnnablate.data.pipeline import Split  # noqa: E402
+from cnnablate.training.pipeline import Split  # noqa: E402
 from cnnablate.training.train import _build_before_fit  # noqa: E402
-from cnnablate.workflow.errors import is_known  # noqa: E402
 
 SIZE, CLASSES = 16, 5
 
@@ -248,7 +248,7 @@ def test_the_kernel_list_rejects_what_has_no_gpu_kernel():
 
 def test_the_kernel_list_came_from_the_tensorflow_in_use():
     """gpu_kernels.json was read from the wheel of the pinned TensorFlow: regenerate it (see
-    cnnablate/data/gpu_kernels.py) when the pin moves."""
+    cnnablate/training/gpu_kernels.py) when the pin moves."""
     data = gpu_kernels.load()
     assert f"tensorflow {tf.__version__} wheel" in data["source"]
     assert set(gpu_kernels.OPS) <= set(data["kernels"])

@@ -37,7 +37,7 @@ def apply(work: Path) -> None:
 def test_each_extension_touches_only_its_module_and_registry():
     assert {path for _, path, _ in blocks()} == {
         # activation: a factory line and a registry entry
-        "cnnablate/zoo/activations.py", "cnnablate/workflow/catalog.py",
+        "cnnablate/zoo/activations.py", "cnnablate/base/catalog.py",
         # model, dataset source, figure: a module each (+ the figure's caption)
         "cnnablate/zoo/models/tiny_cnn.py", "cnnablate/data/stripes.py",
         "cnnablate/figure_seconds.py", "report/captions/seconds_per_epoch.rst",

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from cnnablate.training.resources import conda_env_by_gpu
+from cnnablate.workflow.resources import conda_env_by_gpu
 
 REPO = Path(__file__).resolve().parents[1]
 TF_GPU = "tensorflow[and-cuda]"

@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnablate.data import numpy_feed
-from cnnablate.training import backend
+from cnnablate.training import backend, numpy_feed
 from cnnablate.workflow.config import ConfigError, resolve_runs
 from tests import tiny
 from tests.workflow import copy_prepared, snakemake, write_config
@@ -190,7 +189,7 @@ def test_jax_run_asking_for_a_gpu_that_jax_does_not_see_fails_fast(monkeypatch):
 ])
 def test_numpy_resize_is_tensorflows_bit_for_bit(native, size):
     tf = pytest.importorskip("tensorflow")
-    from cnnablate.data.pipeline import _resize_uint8
+    from cnnablate.training.pipeline import _resize_uint8
 
     rng = np.random.default_rng(native * 1000 + size)
     images = rng.integers(0, 256, (6 if native > 64 else 40, native, native, 3), dtype=np.uint8)
@@ -200,9 +199,9 @@ def test_numpy_resize_is_tensorflows_bit_for_bit(native, size):
 
 def test_numpy_split_has_the_tensorflow_splits_examples_and_pixels(tmp_path):
     pytest.importorskip("tensorflow")
-    from cnnablate.data.pipeline import Split
     from cnnablate.data.prepare import prepare_dataset
     from cnnablate.data.store import load_prepared
+    from cnnablate.training.pipeline import Split
 
     prepare_dataset("digits", {"source": "sklearn_digits"}, tmp_path)
     images, labels = load_prepared(tmp_path, "train")  # 8x8 grey

@@ -4,14 +4,15 @@ the train rule's conda env per (backend, GPU)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
 
-from cnnablate.training.backend import conda_env_by_backend
-from cnnablate.training.resources import conda_env_by_gpu
+from cnnablate.workflow.resources import train_conda_env
 from tests.test_gpu_setup import (
     REPO,
     conda_pip_pins,
@@ -21,6 +22,8 @@ from tests.test_gpu_setup import (
     requirement_lines,
     run_of,
 )
+from tests.tiny import ACTS, config
+from tests.workflow import write_config
 
 JAX_GPU = "jax[cuda12]"
 
@@ -64,31 +67,60 @@ def test_makefile_venv_installs_jax_but_the_gpu_venv_does_not():
     assert "requirements-jax" not in gpu_plan, gpu_plan
 
 
-ENVS = {"tensorflow": ("tf.yaml", "tf-gpu.yaml"), "jax": ("jax.yaml", "jax-gpu.yaml")}
-
-
 @pytest.mark.parametrize(("backend", "gpu", "expected"), [
-    ("tensorflow", 0, "tf.yaml"), ("tensorflow", 1, "tf-gpu.yaml"),
-    ("jax", 0, "jax.yaml"), ("jax", 1, "jax-gpu.yaml"), (None, 1, "tf-gpu.yaml"),
+    ("tensorflow", 0, "train.yaml"), ("tensorflow", 1, "train-gpu.yaml"),
+    ("jax", 0, "train-jax.yaml"), ("jax", 1, "train-jax-gpu.yaml"), (None, 1, "train-gpu.yaml"),
 ])
-def test_train_rule_conda_env_follows_the_runs_backend_and_gpu(backend, gpu, expected):
+def test_training_conda_env_follows_the_runs_backend_and_gpu(backend, gpu, expected):
     run = run_of()
     if backend:
         run["train"]["backend"] = backend
-    by_gpu = {name: conda_env_by_gpu(lambda wc: run, {"gpu": gpu}, *pair)
-              for name, pair in ENVS.items()}
-    env = conda_env_by_backend(lambda wc: run, by_gpu)
-    assert env(SimpleNamespace(), SimpleNamespace()) == expected
+    env = train_conda_env(lambda wc: run, {"gpu": gpu})
+    assert env(SimpleNamespace(), SimpleNamespace()) == f"../envs/{expected}"
+    assert (REPO / "envs" / expected).exists()
 
 
-def test_train_rule_picks_the_env_files_per_backend():
-    text = (REPO / "rules" / "train.smk").read_text()
-    conda = text.split("conda:")[1].split("script:")[0]
-    assert "conda_env_by_backend" in conda and "conda_env_by_gpu" in conda
-    assert '"jax": conda_env_by_gpu(' in conda
-    assert '"../envs/train-jax.yaml", "../envs/train-jax-gpu.yaml"' in conda
-    for name in ("train", "train-gpu", "train-jax", "train-jax-gpu"):
-        assert (REPO / "envs" / f"{name}.yaml").exists(), name
+# What `--use-conda` would give each training job: the env of the rule itself (Snakemake's
+# `Rule.expand_conda_env` on the job's wildcards), read from the planned workflow, not its text.
+RULE_ENVS = """
+import json, sys
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.iocontainers import Wildcards
+from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+
+snakefile, workdir, configfile = map(Path, sys.argv[1:4])
+with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
+    workflow = api.workflow(snakefile=snakefile, workdir=workdir,
+                            config_settings=ConfigSettings(configfiles=[configfile]),
+                            resource_settings=ResourceSettings(cores=1))._workflow
+    plan, envs = workflow.globals, []
+    for rule, runs in (("train", plan["RUNS"]), ("train_tuning", plan["TUNING"].runs)):
+        for run in runs:
+            wildcards = {"study": run["study"], "variant": run["variant"],
+                         "seed": str(run["seed"])}
+            if "tuning" in run:
+                wildcards["candidate"] = run["tuning"]["candidate"]
+            env = workflow.get_rule(rule).expand_conda_env(Wildcards(fromdict=wildcards))
+            envs.append([rule, run["study"], Path(str(env.file)).name])
+print(json.dumps(envs))
+"""
+
+
+def test_every_training_rule_gives_a_jax_run_the_jax_env(tmp_path):
+    """A tuned study on JAX: its tuning runs (train_tuning) get the JAX env as its deciding
+    runs (train) do; they used to get TensorFlow's (envs/train.yaml, no JAX)."""
+    study = {**ACTS, "seeds": [0], "tune": {"train.learning_rate": [0.01, 0.1], "seeds": [9]}}
+    jax = {**study, "train": {**study["train"], "backend": "jax"}}
+    configfile = write_config(tmp_path / "config.yaml", config(on_jax=jax, on_tf=study))
+    result = subprocess.run(
+        [sys.executable, "-c", RULE_ENVS, str(REPO / "Snakefile"), str(tmp_path),
+         str(configfile)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    envs = json.loads(result.stdout.strip().splitlines()[-1])
+    expected = {"on_jax": "train-jax.yaml", "on_tf": "train.yaml"}
+    assert {rule for rule, _, _ in envs} == {"train", "train_tuning"}
+    assert [(rule, s, env) for rule, s, env in envs if env != expected[s]] == []
 
 
 def test_jax_cuda_plugin_pin_resolves_on_the_package_index():
@@ -104,6 +136,6 @@ def test_training_fingerprint_covers_the_jax_path_but_not_resource_estimates():
 
     files = {p.relative_to(fingerprint.ROOT).as_posix()
              for p in fingerprint.closure([fingerprint.ROOT / "scripts/train.py"])}
-    assert {"cnnablate/training/backend.py", "cnnablate/data/numpy_feed.py",
+    assert {"cnnablate/training/backend.py", "cnnablate/training/numpy_feed.py",
             "cnnablate/data/splits.py"} <= files
-    assert "cnnablate/training/resources.py" not in files
+    assert "cnnablate/workflow/resources.py" not in files

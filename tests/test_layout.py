@@ -1,4 +1,4 @@
-"""One source for where files live (cnnablate/workflow/layout.py) and for runs shared between
+"""One source for where files live (cnnablate/base/layout.py) and for runs shared between
 studies (cnnablate/workflow/shared.py)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
+from cnnablate.base.layout import Layout
 from cnnablate.workflow.config import resolve_runs
-from cnnablate.workflow.layout import Layout
 from cnnablate.workflow.shared import copy_shared_run, shared_runs
 from tests import tiny
 from tests.workflow import ROOT

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from cnnablate.__main__ import main
+from cnnablate.base.ids import config_hash
 from cnnablate.training.train import HISTORY_COLUMNS
 from cnnablate.workflow import config as cnnablate_config
 
@@ -68,7 +69,7 @@ def write_run(root: Path, run: dict, val_accuracy: list[float | None], started: 
         "train_seconds": 10.5, "started_at": started, "finished_at": started + 20,
         "run_config": {**run, "threads": 1},
         "provenance": {"git_commit": "0123456789abcdef0123456789abcdef01234567+dirty",
-                       "config_hash": cnnablate_config.config_hash(run),
+                       "config_hash": config_hash(run),
                        "dataset": "digits", "keras_backend": "tensorflow"},
     }
     (folder / "metrics.json").write_text(json.dumps(metrics))
@@ -164,7 +165,7 @@ def test_tags_and_status(store):
         "study": "acts", "variant": "elu", "seed": "0", "status": "diverged",
         "commit": "0123456789abcdef0123456789abcdef01234567+dirty"}
     assert tags["mlflow.source.git.commit"] == "0123456789abcdef0123456789abcdef01234567"
-    assert tags["cnnablate.config_hash"] == cnnablate_config.config_hash(runs[("elu", 0)])
+    assert tags["cnnablate.config_hash"] == config_hash(runs[("elu", 0)])
     assert found[("elu", 0)].info.status == "FAILED"
     assert found[("relu", 0)].info.status == "FINISHED"
 

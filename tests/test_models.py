@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from cnnablate.workflow import catalog
+from cnnablate.base import catalog
 from cnnablate.zoo.models import build_model
 from cnnablate.zoo.models.mobilenet_v2 import _make_divisible
 

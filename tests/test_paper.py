@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from cnnablate.base import catalog
 from cnnablate.reporting import figures
 from cnnablate.reporting.paper import latex_escape, markdown_escape, write_paper_tables
-from cnnablate.workflow import catalog
 from tests.test_report import make_study, render
 
 SPECIAL = "a_b&c%d#e$f{g}h~i^j\\k"  # every LaTeX special in one variant name

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from cnnablate.__main__ import main
-from cnnablate.workflow import catalog
+from cnnablate.base import catalog
 from tests.tiny import FINISHED_RUNS, TINY_STUDY, TINY_VARIANTS
 from tests.workflow import planned_jobs
 

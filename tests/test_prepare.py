@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from cnnablate.base import catalog
 from cnnablate.data import archive
 from cnnablate.data.prepare import loader, prepare_dataset
 from cnnablate.data.store import SPLITS, load_meta, load_prepared, output_files, sha256_file
@@ -18,7 +19,6 @@ from cnnablate.data.synthetic import (
     mock_tfds,
     write_tar,
 )
-from cnnablate.workflow import catalog
 
 
 def _check_written(out_dir, meta):

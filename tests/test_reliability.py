@@ -63,7 +63,7 @@ def reference(finished, tmp_path_factory):
 
 def test_reference_made_its_batches_on_the_device(reference):
     """The digits splits fit the device budget (host memory here): these tests exercise the
-    data-on-device path (cnnablate/data/device.py) that training takes by default."""
+    data-on-device path (cnnablate/training/device.py) that training takes by default."""
     log = (reference / "logs/train/r/relu/seed3.log").read_text()
     assert "input: on /CPU:0" in log and "data_on_device: auto" in log
 

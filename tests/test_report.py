@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from cnnablate.base import catalog
 from cnnablate.reporting.aggregate import aggregate_study
 from cnnablate.reporting.report import render_report, verdict
-from cnnablate.workflow import catalog
 from tests.test_stats import write_run
 
 MARKUP = "<b>x</b>"

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from cnnablate.base import catalog
 from cnnablate.decisions import sentences
 from cnnablate.reporting import tuning
 from cnnablate.reporting.aggregate import aggregate_study
 from cnnablate.reporting.figures import figure_function, load_study_data
-from cnnablate.workflow import catalog
 from tests.test_report import render, text, tiny_png
 from tests.test_stats import write_run
 

@@ -1,4 +1,4 @@
-"""cnnablate.training.resources: what a training job asks the scheduler for."""
+"""cnnablate.workflow.resources: what a training job asks the scheduler for."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from cnnablate.training.resources import (
+from cnnablate.workflow.resources import (
     MEM_FLOOR_MB,
     MIN_RUNTIME_MIN,
     dataset_counts,
@@ -139,7 +139,7 @@ def test_no_tensorflow_import():
     import subprocess
     import sys
 
-    code = "import sys, cnnablate.training.resources; assert 'tensorflow' not in sys.modules"
+    code = "import sys, cnnablate.workflow.resources; assert 'tensorflow' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -158,8 +158,8 @@ def test_runs_per_gpu_asks_for_a_gpu_slot_and_a_shard_not_a_whole_gpu():
 
 
 def test_packed_run_time_counts_on_a_share_of_the_gpu():
-    from cnnablate.training.resources import RUNTIME_SAFETY, STARTUP_S
-    from cnnablate.workflow import catalog
+    from cnnablate.base import catalog
+    from cnnablate.workflow.resources import RUNTIME_SAFETY, STARTUP_S
 
     run = make_run(size=32, width=1.0, epochs=100, batch=128, max_train_images=50_000,
                    max_eval_images=10_000)

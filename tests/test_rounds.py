@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from cnnablate.decisions import rounds
+from cnnablate.base import rounds
+from cnnablate.base.rounds import all_seeds, n_rounds, round_seeds
 from cnnablate.decisions.decide import Design
-from cnnablate.decisions.rounds import all_seeds, n_rounds, round_seeds
 from cnnablate.workflow.config import ConfigError, load_schema, resolve_runs, study_settings
 from cnnablate.workflow.config import validate as validate_config
 from tests.workflow import copy_workflow, planned_jobs, snakemake, write_config

@@ -3,7 +3,7 @@ shards each), started by tests/slurm/cluster.sh (root + apt-get), runs a 3-run s
 ask for 1 GPU each, then a 4-run study packed 4 to a GPU (`runs_per_gpu: 4`: gres/shard).
 
 Checks: every training job went to sbatch with a GPU request and the per-run memory and time
-estimates of cnnablate.training.resources (so the rule wires them, and the profile does not override
+estimates of cnnablate.workflow.resources (so the rule wires them, and the profile does not override
 them); SLURM never ran more than two of them at once and gave concurrent ones different GPUs;
 each training process saw SLURM's CUDA_VISIBLE_DEVICES; the report was built.
 Training itself runs on the CPU (the GPUs are fake; `allow_cpu_fallback`, else the runs would
@@ -26,8 +26,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cnnablate.training.resources import dataset_counts, train_resources
-from cnnablate.workflow.config import resolve_runs, run_id
+from cnnablate.base.ids import run_id
+from cnnablate.workflow.config import resolve_runs
+from cnnablate.workflow.resources import dataset_counts, train_resources
 from tests.workflow import copy_prepared
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
@@ -217,7 +218,7 @@ def test_study_on_slurm_with_fake_gpus(slurm_cluster, finished, tmp_path):
         want = expected[("tiny", variant, 0)]
         assert "--gpus=1" in call, (
             "no GPU request: rules/train.smk must take its resources from "
-            f"cnnablate.training.resources.rule_resources (docs/cluster.md)\n{call}"
+            f"cnnablate.workflow.resources.rule_resources (docs/cluster.md)\n{call}"
         )
         assert f"--cpus-per-gpu={want['cpus_per_gpu']}" in call, call
         assert re.search(rf"--mem {want['mem_mb']}\b", call), (want, call)

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cnnablate.base.ids import run_id
 from cnnablate.workflow import config as cfg
 from tests.workflow import ROOT, copy_workflow, planned_jobs, snakemake, write_config
 
@@ -228,7 +229,7 @@ def dry_workdir(tmp_path_factory):
 def test_dry_run_plans_one_train_job_per_variant_and_seed(dry_workdir, path):
     config = cfg.load(path)
     jobs = planned_jobs(dry_workdir, "--configfile", f"studies/{path.name}")
-    expected = sorted(("train", *map(str, cfg.run_id(r))) for r in cfg.resolve_runs(config))
+    expected = sorted(("train", *map(str, run_id(r))) for r in cfg.resolve_runs(config))
     assert [j for j in jobs if j[0] == "train"] == expected  # and not the default study's
     datasets = sorted({r["dataset"] for r in cfg.resolve_runs(config)})
     assert sorted(j[1] for j in jobs if j[0] == "prepare_dataset") == datasets
@@ -306,7 +307,7 @@ def planned_jobs_env(work: Path, env: dict, *args: str) -> list[tuple]:
 def test_smoke_runs_the_expected_jobs_through_the_real_rules(smoke):
     work, config = smoke["work"], smoke["config"]
     runs = cfg.resolve_runs(config)
-    assert _run_dirs(work) == {cfg.run_id(r) for r in runs}
+    assert _run_dirs(work) == {run_id(r) for r in runs}
     assert {r["study"] for r in runs} == set(SEED_FACTS)  # every study of every file
     assert {r["model"]["name"] for r in runs} == {"mobilenet_v2", "all_cnn_c", "nin"}
     for run in runs:

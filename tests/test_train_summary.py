@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from cnnablate.base.atomic import atomic_path, write_json_atomic
 from cnnablate.training.train import history_rows, summarize
-from cnnablate.workflow.atomic import atomic_path, write_json_atomic
 
 
 def row(epoch, loss, acc, val_loss, val_acc, seconds=1.0) -> dict:

@@ -326,7 +326,7 @@ def test_every_candidate_diverged_stops_with_one_line_naming_the_variant(tmp_pat
     with pytest.raises(sel.TuningFailed, match="study s: every tuning candidate of selu") as e:
         sel.write_selection(files, "s", specs, tmp_path / "sel.json", tmp_path / "t.csv",
                             log=lambda _: None)
-    from cnnablate.workflow.errors import is_known
+    from cnnablate.base.errors import is_known
 
     assert is_known(e.value) and not (tmp_path / "sel.json").exists()
 

@@ -32,8 +32,9 @@ def test_default_config_plans_one_train_job_per_variant_and_seed(tmp_path):
     work = copy_workflow(tmp_path / "wf")
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     jobs = planned_jobs(work)
-    from cnnablate.decisions.rounds import round_seeds
-    from cnnablate.workflow.config import resolve_runs, run_id
+    from cnnablate.base.ids import run_id
+    from cnnablate.base.rounds import round_seeds
+    from cnnablate.workflow.config import resolve_runs
 
     # adaptive seeds: only the first round's seeds are planned before its decision
     first = {name: set(round_seeds(st["seeds"], 1)) for name, st in config["studies"].items()}

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnablate.base import catalog
+from cnnablate.base.atomic import atomic_path
 from cnnablate.data.splits import SplitArrays, carve_validation
 from cnnablate.data.store import SPLITS, output_files, sha256_file, write_json_atomic
-from cnnablate.workflow import catalog
-from cnnablate.workflow.atomic import atomic_path
 
 Loader = Callable[[dict], tuple[dict[str, SplitArrays], list[str], dict]]
 

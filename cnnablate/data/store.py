@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnablate.base.atomic import write_json_atomic  # noqa: F401 - re-exported for its users
 from cnnablate.data.splits import SplitArrays
-from cnnablate.workflow.atomic import write_json_atomic  # noqa: F401 - re-exported for its users
 
 SPLITS = ("train", "val", "test")
 

@@ -34,7 +34,7 @@ from functools import cache
 from scipy import integrate, special
 from scipy import stats as sps
 
-from cnnablate.decisions import rounds
+from cnnablate.base import rounds
 from cnnablate.decisions.grid import resolution, snap
 from cnnablate.decisions.sequential import nominal_levels
 from cnnablate.decisions.stats import METRIC_BOUNDS

@@ -14,10 +14,10 @@ from typing import Any
 
 import pandas as pd
 
+from cnnablate.base.atomic import atomic_path, write_json_atomic
+from cnnablate.base.errors import UserError
 from cnnablate.decisions.halving import ONLY_SURVIVOR, edge_reason
 from cnnablate.decisions.tuning import select
-from cnnablate.workflow.atomic import atomic_path, write_json_atomic
-from cnnablate.workflow.errors import UserError
 
 # `at_edge_reason` (issue #31): why the pick may not be the best, `edge` or `only_survivor`
 # (cnnablate.decisions.halving.edge_reason); empty otherwise.

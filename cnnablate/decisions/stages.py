@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from cnnablate.base.atomic import atomic_path, write_json_atomic
 from cnnablate.decisions import halving
 from cnnablate.decisions.selection import (
     NoCandidateTrained,
@@ -35,7 +36,6 @@ from cnnablate.decisions.selection import (
     select_variant,
     tuning_table,
 )
-from cnnablate.workflow.atomic import atomic_path, write_json_atomic
 
 RUNG_FILE = "tuning/rung{rung}.json"  # below the study's folder (Layout.study_file)
 ZOOM_FILE = "tuning/zoom.json"

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from cnnablate.base.atomic import atomic_path, write_json_atomic
 from cnnablate.decisions.decide import PAIRED_COLUMNS, Decisions, decide, design_from_settings
 from cnnablate.decisions.grid import snap_values
 from cnnablate.decisions.stats import METRIC_BOUNDS, bounded_interval, tied_ranks
-from cnnablate.workflow.atomic import atomic_path, write_json_atomic
 
 RUN_COLUMNS = (
     "study", "variant", "seed", "status", "epochs_completed", "diverged_epoch",

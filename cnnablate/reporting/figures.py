@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from cnnablate.workflow import catalog  # noqa: E402
+from cnnablate.base import catalog  # noqa: E402
 
 DPI = 110
 LINESTYLES = ("-", "--", "-.", ":")
@@ -231,7 +231,7 @@ def load_study_data(
                      confidence, tuning_csv)
 
 
-# The registered figures (cnnablate.workflow.catalog.FIGURES): each draws one PNG from a StudyData.
+# The registered figures (cnnablate.base.catalog.FIGURES): each draws one PNG from a StudyData.
 def plot_learning_curves(data: StudyData, path: str | Path) -> None:
     learning_curves(data.histories, data.order, path)
 

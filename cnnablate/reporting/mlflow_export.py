@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnnablate.workflow.config import config_hash
+from cnnablate.base.ids import config_hash
 
 INSTALL = "pip install -r requirements-mlflow.txt"
 HASH_TAG = "cnnablate.config_hash"

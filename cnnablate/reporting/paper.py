@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from cnnablate.base.atomic import write_text_atomic
 from cnnablate.decisions import sentences
 from cnnablate.decisions.decide import design_from_settings
 from cnnablate.reporting.aggregate import decide_study, headline_metric
-from cnnablate.workflow.atomic import write_text_atomic
 
 # LaTeX's ten special characters, each as text-mode LaTeX (the order of the keys does not
 # matter: the replacement is one pass over the text).

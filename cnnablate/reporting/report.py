@@ -18,12 +18,12 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
+from cnnablate.base import catalog
+from cnnablate.base.atomic import write_text_atomic
 from cnnablate.decisions import sentences
 from cnnablate.decisions.decide import design_from_settings
 from cnnablate.reporting import interactive, tuning
 from cnnablate.reporting.aggregate import decide_study, headline_metric
-from cnnablate.workflow import catalog
-from cnnablate.workflow.atomic import write_text_atomic
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "report" / "templates"
 ALPHA = 0.05

@@ -236,4 +236,4 @@ def cost_sentence(tuning: Sequence[VariantTuning], tune: Mapping,
     return sentences.tuning_cost(spent, deciding, tune.get("epochs"))
 
 
-# --- the PNG (a registered figure: cnnablate.workflow.catalog.TUNING_FIGURES) --------------------
+# --- the PNG (a registered figure: cnnablate.base.catalog.TUNING_FIGURES) --------------------

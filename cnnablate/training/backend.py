@@ -1,11 +1,6 @@
-"""Which Keras backend trains a run, and the process set-up each needs before Keras is imported.
-
-`train: {backend: tensorflow | jax}` in the config; where a study leaves it unset, the
-`KERAS_BACKEND` of the environment Snakemake plans in (tensorflow or jax), else tensorflow.
-Planning resolves it into every run config (`resolve_backend`), so switching backends reruns
-exactly the runs concerned, and the job reads it from there: the job's own environment never
-decides (a SLURM node with another KERAS_BACKEND would otherwise train a different run than the
-one planned).
+"""The process set-up each Keras backend needs before Keras is imported (which backend a run
+trains with: cnnablate.base.backends; a SLURM node with another KERAS_BACKEND must not train a
+different run than the one planned).
 
 Keras reads `KERAS_BACKEND` once, when it is imported, so `prepare_jax` runs before anything
 imports Keras: it sets the backend, XLA's determinism flag for GPUs, a single-threaded XLA CPU
@@ -13,19 +8,17 @@ client for one-thread jobs, JAX's persistent compilation cache (`default_cache_d
 runs packed on a GPU, the per-process memory cap of JAX's allocator. `configure_jax` then fails
 fast, like `gpu.configure_tensorflow`, when the job asked for GPUs that JAX does not see.
 
-Plain Python at import time (the planner imports `resolve_backend`).
+Plain Python at import time.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-BACKENDS = ("tensorflow", "jax")
-DEFAULT_BACKEND = "tensorflow"
+from cnnablate.base.backends import BackendError
 
 # https://docs.jax.dev/en/latest/gpu_memory_allocation.html: without preallocation, JAX's
 # allocator still stops at XLA_PYTHON_CLIENT_MEM_FRACTION of the GPU's memory.
@@ -48,32 +41,6 @@ JAX_FIX = (
     "(envs/train-jax-gpu.yaml); or set `resources: {gpu: 0}` to train on the CPU, or "
     "`resources: {allow_cpu_fallback: true}` to let GPU runs fall back to it."
 )
-
-
-class BackendError(ValueError):
-    """A backend cnnablate cannot train with; the message names where it came from."""
-
-
-def resolve_backend(configured: str | None, environ: Mapping[str, str] | None = None) -> str:
-    """The backend of a run: `configured` (the config's train.backend) when set, else the
-    environment's KERAS_BACKEND when it names one of BACKENDS, else tensorflow. A
-    KERAS_BACKEND naming another backend (torch, numpy) is an error only where it would decide."""
-    if configured:
-        return configured
-    env = (os.environ if environ is None else environ).get("KERAS_BACKEND", "").strip()
-    if not env:
-        return DEFAULT_BACKEND
-    if env not in BACKENDS:
-        raise BackendError(
-            f"KERAS_BACKEND: {env!r} is not a backend cnnablate trains with "
-            f"({', '.join(BACKENDS)}); unset it or set train.backend in the config"
-        )
-    return env
-
-
-def run_backend(run: Mapping) -> str:
-    """The backend a resolved run config names (runs planned before backends: tensorflow)."""
-    return run.get("train", {}).get("backend") or DEFAULT_BACKEND
 
 
 def _xla_flags(current: str, threads: int) -> str:
@@ -179,16 +146,3 @@ def device_names(backend: str, tf=None) -> list[str]:
         tf.config.experimental.get_device_details(d).get("device_name", d.name)
         for d in tf.config.list_physical_devices("GPU")
     ]
-
-
-def conda_env_by_backend(
-    run_of: Callable[[Any], Mapping], env_by_backend: Mapping[str, Callable[..., str]],
-) -> Callable[..., str]:
-    """A function for the train rule's `conda:`: the env function of the run's backend
-    (each a resources.conda_env_by_gpu: its CPU or GPU env file). Imports nothing of the
-    resource estimates, which would otherwise join every training job's code fingerprint."""
-
-    def env(wildcards: Any, input: Any = None) -> str:  # noqa: A002
-        return env_by_backend[run_backend(run_of(wildcards))](wildcards, input)
-
-    return env

@@ -681,7 +681,7 @@ def configure_tensorflow(tf, log: Callable[[str], None] = print) -> list:
 
 
 # What `configure_tensorflow` gave TensorFlow on each visible GPU (MB; None: unknown), for the
-# device input path's budget (cnnablate.data.device.device_budget_bytes).
+# device input path's budget (cnnablate.training.device.device_budget_bytes).
 _MEMORY_MB: list[int | None] = []
 
 

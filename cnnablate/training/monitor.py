@@ -25,7 +25,7 @@ import socket
 import time
 from pathlib import Path
 
-from cnnablate.workflow.atomic import atomic_path, write_json_atomic
+from cnnablate.base.atomic import atomic_path, write_json_atomic
 
 HEARTBEAT = "heartbeat.json"
 TENSORBOARD_DIR = "tensorboard"

@@ -8,7 +8,7 @@ and `write_outputs`.
 The run's Keras backend (`train.backend`: tensorflow, or jax: cnnablate/training/backend.py) is
 set up inside `train_run`, before Keras is imported: TensorFlow's thread pools are sized when it
 starts, and Keras picks its backend at import. A JAX run never imports TensorFlow: it is hidden
-from the process like SKIPPED_IMPORTS, its batches come from cnnablate/data/numpy_feed.py and
+from the process like SKIPPED_IMPORTS, its batches come from cnnablate/training/numpy_feed.py and
 its TensorBoard scalars from the tensorboard package's own writer.
 
 Keras callbacks do the bookkeeping: an epoch backup for resuming a killed job at its last
@@ -34,14 +34,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from cnnablate.base.atomic import atomic_path, write_json_atomic
+from cnnablate.base.backends import run_backend
+from cnnablate.base.ids import config_hash
 from cnnablate.data.store import load_meta, load_prepared
 from cnnablate.training import monitor
-from cnnablate.training.backend import configure_jax, device_names, prepare_jax, run_backend
-from cnnablate.workflow.atomic import atomic_path, write_json_atomic
-from cnnablate.workflow.config import config_hash
+from cnnablate.training.backend import configure_jax, device_names, prepare_jax
 
 if TYPE_CHECKING:  # imports TensorFlow: only after `set_up`
-    from cnnablate.data.device import Feed
+    from cnnablate.training.device import Feed
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
 METRICS = ["accuracy"]
@@ -278,7 +279,7 @@ class RunData:
     """A run's prepared dataset: its meta.json and the three splits at the run's image size."""
 
     meta: dict
-    splits: dict  # split name -> cnnablate.data.pipeline.Split (numpy_feed.NumpySplit: JAX)
+    splits: dict  # split name -> cnnablate.training.pipeline.Split (numpy_feed.NumpySplit: JAX)
 
 
 def set_up(run: dict, threads: int, log: Callable[[str], None] = print):
@@ -323,9 +324,9 @@ def _set_up_jax(run: dict, threads: int, log: Callable[[str], None]):
 def load_data(run: dict, data_dir: str | Path, log: Callable[[str], None]) -> RunData:
     """The prepared dataset at the run's image size, limited to its max_*_images."""
     if run_backend(run) == "jax":
-        from cnnablate.data.numpy_feed import NumpySplit as Split
+        from cnnablate.training.numpy_feed import NumpySplit as Split
     else:
-        from cnnablate.data.pipeline import Split
+        from cnnablate.training.pipeline import Split
 
     t_start = time.perf_counter()
     meta = load_meta(data_dir)
@@ -371,16 +372,16 @@ def build_and_compile(keras, run: dict, data: RunData, log: Callable[[str], None
 
 
 def input_feed(model, run: dict, data: RunData, log: Callable[[str], None]) -> Feed:
-    """What `fit` runs on (a cnnablate.data.device.Feed): with `train.data_on_device` (auto:
+    """What `fit` runs on (a cnnablate.training.device.Feed): with `train.data_on_device` (auto:
     when the three splits fit `device_budget_bytes()`) the splits placed on the device and a
     `DeviceTrainer` around `model` that makes every batch there; else `model` on tf.data.
-    On the JAX backend: `model` on numpy batches (cnnablate.data.numpy_feed)."""
+    On the JAX backend: `model` on numpy batches (cnnablate.training.numpy_feed)."""
     if run_backend(run) == "jax":
-        from cnnablate.data.numpy_feed import NumpyFeed
+        from cnnablate.training.numpy_feed import NumpyFeed
 
         log("input: numpy batches from the host (keras.utils.PyDataset; JAX backend)")
         return NumpyFeed(model, data.splits)
-    from cnnablate.data.device import make_feed, splits_nbytes
+    from cnnablate.training.device import make_feed, splits_nbytes
 
     setting = run["train"].get("data_on_device", "auto")
     feed = make_feed(model, data.splits, setting, run["train"].get("augment", "none"), METRICS)
@@ -529,7 +530,7 @@ def train_run(
     keras, tf = set_up(run, threads, log)  # may fail fast (no GPU): nothing written yet
     monitor.write_heartbeat(paths.work_dir, None, int(run["train"]["epochs"]))  # for `status`
     from cnnablate.training import actstats
-    from cnnablate.workflow.provenance import cpu_model, git_commit, machine, package_versions
+    from cnnablate.training.provenance import cpu_model, git_commit, machine, package_versions
 
     started_at = time.time()
     data = load_data(run, data_dir, log)

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import copy
 import functools
-import hashlib
 import itertools
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -21,10 +19,9 @@ from typing import Any
 import jsonschema
 import yaml
 
-from cnnablate.decisions import rounds
-from cnnablate.training.backend import BackendError, resolve_backend
-from cnnablate.workflow import catalog
-from cnnablate.workflow.layout import Layout
+from cnnablate.base import catalog, rounds
+from cnnablate.base.backends import BackendError, resolve_backend
+from cnnablate.base.layout import Layout
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -567,7 +564,7 @@ def apply_selection(run: dict, values: Mapping[str, Any] | None,
 def run_folder(run: Mapping) -> str:
     """A run's folder under results/runs/ (and its log's under logs/train/): deciding runs
     `{study}/{variant}/seed{seed}`, tuning runs `{study}/{variant}/tune-{candidate}/seed{seed}`
-    (cnnablate.workflow.layout)."""
+    (cnnablate.base.layout)."""
     layout = Layout()
     return layout.run_key(*layout.of(dict(run)))
 
@@ -679,16 +676,6 @@ def _check_section(section: dict, schema: dict, where: str) -> None:
     if errors:
         err = errors[0]
         raise ConfigError(f"{where}.{_path(err.absolute_path)}: {err.message}".replace("..", "."))
-
-
-def run_id(run: Mapping) -> tuple[str, str, int]:
-    return run["study"], run["variant"], int(run["seed"])
-
-
-def config_hash(payload: Any) -> str:
-    """A short stable hash of a JSON-able value (key order does not matter)."""
-    text = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def study_settings(config: dict, study_name: str) -> dict:

@@ -4,7 +4,7 @@ Each Snakemake job gets its fingerprint as a `param` (rules/*.smk), so Snakemake
 exactly when that code changed and `snakemake -n` names the module whose digest differs. The
 fingerprint covers the job's entry script and every `cnnablate` module reachable from it through
 `import` statements (also those inside functions), plus the module its registry entry names
-(`cnnablate.workflow.catalog`: a run of model X adds `models/X.py` and what that imports, never the
+(`cnnablate.base.catalog`: a run of model X adds `models/X.py` and what that imports, never the
 other
 models). Each module counts by its *normalised* source: the `ast` parse tree without docstrings,
 so comments, docstrings, formatting and `touch` change nothing.
@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from cnnablate.workflow import catalog
+from cnnablate.base import catalog
 
 PACKAGE = "cnnablate"
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,13 +38,14 @@ ROOT = Path(__file__).resolve().parents[2]
 # Executed by jobs but unable to change what they compute (see the module docstring).
 NOT_RESULTS = frozenset({
     "cnnablate.workflow.smk",
-    "cnnablate.workflow.provenance",
+    "cnnablate.training.provenance",
     "cnnablate.training.monitor",  # the heartbeat that `status` reads
     "cnnablate.training.gpu",
     "cnnablate.workflow.config",
-    "cnnablate.workflow.catalog",
+    "cnnablate.base.ids",  # names a run and hashes its config (provenance, not a result)
+    "cnnablate.base.catalog",
     "cnnablate.workflow.fingerprint",
-    "cnnablate.workflow.layout",  # names paths: a moved file is a missing one to Snakemake
+    "cnnablate.base.layout",  # names paths: a moved file is a missing one to Snakemake
 })
 
 # Entry script of each stage (the `script:` of its rule).

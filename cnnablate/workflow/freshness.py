@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from cnnablate.workflow.layout import RUN_FILES
+from cnnablate.base.layout import RUN_FILES
 
 MARKER_PREFIX = ".rebuild-"  # then 12 hex digits
 

@@ -21,8 +21,8 @@ import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from cnnablate.workflow.atomic import atomic_path, write_json_atomic
-from cnnablate.workflow.config import config_hash, run_id
+from cnnablate.base.atomic import atomic_path, write_json_atomic
+from cnnablate.base.ids import config_hash, run_id
 from cnnablate.zoo.initializers import auto_initializer
 
 NAMING_KEYS = frozenset({"study", "variant", "baseline"})  # labels, not training settings

@@ -9,7 +9,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 
-from cnnablate.workflow import errors
+from cnnablate.base import errors
 
 
 @contextlib.contextmanager
@@ -18,7 +18,7 @@ def log_to(path: str) -> Iterator[Callable[[str], None]]:
 
     The redirect is at file-descriptor level so that TensorFlow's C++ messages land in the
     log too, not on the terminal Snakemake is drawing on. A known user error
-    (`cnnablate.workflow.errors`) ends the job with one line on the console, its traceback in the
+    (`cnnablate.base.errors`) ends the job with one line on the console, its traceback in the
     log;
     Ctrl-C ends it quietly.
     """

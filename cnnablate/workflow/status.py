@@ -32,10 +32,10 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from cnnablate.decisions import rounds
+from cnnablate.base import rounds
+from cnnablate.base.layout import Layout
 from cnnablate.training.monitor import HEARTBEAT
 from cnnablate.workflow.config import apply_selection
-from cnnablate.workflow.layout import Layout
 
 STALE_AFTER = 900.0
 BAR_WIDTH = 20
@@ -290,7 +290,7 @@ def scheduled(runs: list[dict], seeds_of: dict, root: Path, smoke: bool = False)
     that a written round-k decision (results/studies/{study}/rounds/round{k}.json) did not
     continue. Runs of rounds not yet decided stay (they may still run). `seeds_of`: study name
     -> its `seeds:` setting. The rounds are walked as the workflow walks them
-    (cnnablate.decisions.rounds.walk)."""
+    (cnnablate.base.rounds.walk)."""
     layout = Layout(smoke=smoke)
     planned: dict[str, set[tuple[str, int]]] = {}
     for study in dict.fromkeys(run["study"] for run in runs):
@@ -313,7 +313,7 @@ def _continuing(path: Path) -> list[str] | None:
 
 def collect(runs: list[dict], root: Path, smoke: bool = False,
             now: float | None = None) -> list[RunStatus]:
-    """Every run's status, with the folders the workflow uses (cnnablate.workflow.layout)."""
+    """Every run's status, with the folders the workflow uses (cnnablate.base.layout)."""
     layout = Layout(smoke=smoke)
     out = []
     for run in runs:

@@ -2,7 +2,7 @@
 
 A spec is a name (``"relu"``) or a dict ``{"type": name, **params}``, in the registry style of
 config-driven ``build_activation_layer({"type": ...})``. The names and default parameters come
-from :mod:`cnnablate.workflow.catalog` (the Snakefile validates configs against it without importing
+from :mod:`cnnablate.base.catalog` (the Snakefile validates configs against it without importing
 Keras); a test keeps this registry and the catalog in step.
 
 Only ``keras.layers`` / ``keras.ops`` / ``keras.random`` are used so the layers run on every Keras
@@ -18,7 +18,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from cnnablate.workflow import catalog
+from cnnablate.base import catalog
 
 # SELU's fixed-point constants (Klambauer et al. 2017), the same ones keras.activations.selu uses.
 SELU_SCALE = 1.0507009873554805

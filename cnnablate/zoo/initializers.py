@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from cnnablate.workflow import catalog
+from cnnablate.base import catalog
 
 if TYPE_CHECKING:
     import keras

@@ -1,6 +1,6 @@
 """Model zoo: ``build_model(name, input_shape, num_classes, ...)`` -> a Keras model of logits.
 
-Which module builds which model is `cnnablate.workflow.catalog.MODELS`; the module is imported by
+Which module builds which model is `cnnablate.base.catalog.MODELS`; the module is imported by
 name
 when a model is built, so a run imports (and its code fingerprint covers) only its own model's
 module and the shared layers. Models use keras.layers / keras.ops / keras.random only (never
@@ -14,7 +14,7 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from cnnablate.workflow import catalog
+from cnnablate.base import catalog
 
 if TYPE_CHECKING:
     import keras

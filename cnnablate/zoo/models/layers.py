@@ -12,7 +12,7 @@ from typing import Any
 
 import keras
 
-from cnnablate.workflow import catalog
+from cnnablate.base import catalog
 from cnnablate.zoo import activations, initializers
 
 ActivationSpec = str | Mapping[str, Any]

@@ -6,16 +6,17 @@ image size (CIFAR-10 at 224x224 would be 7.5 GB pre-resized). When the resized s
 paths round to uint8 after resizing, so they give identical pixels.
 
 Enlarging (digits, CIFAR at 224) is plain bilinear (half-pixel centres) of float pixels: the
-only resize TensorFlow runs on a GPU (ResizeBilinear, float types; cnnablate/data/gpu_kernels.json),
-and the same pixels as the antialiased resize, which changes nothing when enlarging. Shrinking
+only resize TensorFlow runs on a GPU (ResizeBilinear, float types;
+cnnablate/training/gpu_kernels.json), and the same pixels as the antialiased resize, which
+changes nothing when enlarging. Shrinking
 (beans at 224) is antialiased (ScaleAndTranslate, which has no GPU kernel), so it is done on the
 host only: once when the split fits the cache, else per batch by tf.data; the device path
-(cnnablate/data/device.py) takes only splits it never has to shrink (`Split.shrinks_per_batch`).
+(cnnablate/training/device.py) takes only splits it never has to shrink (`Split.shrinks_per_batch`).
 
 The order of examples is a pure function of (seed, epoch): a run resumed at epoch k sees
 exactly the batches an uninterrupted run sees from epoch k on.
 
-`Split`'s datasets make batches on the host (tf.data). cnnablate/data/device.py makes the same
+`Split`'s datasets make batches on the host (tf.data). cnnablate/training/device.py makes the same
 batches, from the same functions here (`train_indices`, `batch_pixels`, `augment_batch`), inside
 the compiled training step from splits placed on the device once.
 """
@@ -67,7 +68,7 @@ def batch_pixels(
 ) -> tf.Tensor:
     """One batch as the model sees it (before augmentation): the examples `indices` of
     `images`, resized unless `presized`, scaled. Shared by the tf.data path and the
-    device path (cnnablate.data.device, through `finish_pixels`), so both give the same
+    device path (cnnablate.training.device, through `finish_pixels`), so both give the same
     pixels."""
     return finish_pixels(tf.gather(images, indices), size, channels, presized)
 

@@ -1,5 +1,5 @@
 """Which TensorFlow ops have GPU kernels for which dtypes: the facts the device input path
-(cnnablate/data/device.py) is built on, kept beside it as data (`gpu_kernels.json`).
+(cnnablate/training/device.py) is built on, kept beside it as data (`gpu_kernels.json`).
 
 With soft device placement (TensorFlow's default) an op without a GPU kernel for its dtypes
 runs on the CPU, and its inputs are copied there and back, silently, every step. Nothing shows
@@ -10,7 +10,7 @@ kernels statically, so a CPU-only machine can list them (the method of
 in a scratch environment with the full wheel:
 
     python3 -m venv /tmp/tf && /tmp/tf/bin/pip install tensorflow==<the pinned version>
-    /tmp/tf/bin/python -m cnnablate.data.gpu_kernels  # from the repository root
+    /tmp/tf/bin/python -m cnnablate.training.gpu_kernels  # from the repository root
 
 tests/test_device_data.py traces the device path's input steps and checks every op and dtype
 in their graphs against the list (`missing`).
@@ -70,7 +70,7 @@ def registered(ops: Iterable[str] = OPS) -> dict:
         "source": (
             f"tensorflow {tf.__version__} wheel, tensorflow.python.framework.kernels."
             "get_registered_kernels_for_op (device GPU or DEFAULT); python -m "
-            "cnnablate.data.gpu_kernels"
+            "cnnablate.training.gpu_kernels"
         ),
         "cuda_version": build.get("cuda_version"),
         "cudnn_version": build.get("cudnn_version"),

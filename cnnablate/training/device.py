@@ -13,7 +13,7 @@ the device per step but the indices.
 Every op of that input work must have a GPU kernel for its dtypes, or TensorFlow (with soft
 placement, its default) silently runs it on the CPU and copies the batch there and back each
 step. TensorFlow 2.21 registers no GPU kernel for GatherV2 on uint8 and none at all for the
-antialiased resize (ScaleAndTranslate): cnnablate/data/gpu_kernels.json lists the GPU kernels
+antialiased resize (ScaleAndTranslate): cnnablate/training/gpu_kernels.json lists the GPU kernels
 of every op used here, read from the `tensorflow` 2.21.0 wheel (how: `gpu_kernels.py`). So the
 pixels live on the device as rows of int64 words (`as_words`: each image's bytes, zero-padded
 to a multiple of 8), gathered as int64 and bitcast back to uint8 (`gather_rows`); a split is
@@ -41,7 +41,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cnnablate.data.pipeline import (
+from cnnablate.base.errors import UserError
+from cnnablate.training.pipeline import (
     Split,
     _without_autotuning,
     augment_batch,
@@ -49,7 +50,6 @@ from cnnablate.data.pipeline import (
     match_channels,
     train_indices,
 )
-from cnnablate.workflow.errors import UserError
 
 SPLITS = ("train", "val", "test")  # a split's code in the index batches is its place here
 # The dtype pixels are gathered as on the device: GatherV2 has GPU kernels for int64 (and no

@@ -1,5 +1,5 @@
 """The input feed without TensorFlow (Keras's JAX backend): numpy batches through
-`keras.utils.PyDataset`, the same pixels as the TensorFlow path (cnnablate/data/pipeline.py).
+`keras.utils.PyDataset`, the same pixels as the TensorFlow path (cnnablate/training/pipeline.py).
 
 - Resize: `resize_uint8` is the TF path's resize in numpy. Enlarging: TensorFlow's plain
   bilinear (ResizeBilinear, half-pixel centers: tensorflow/core/kernels/image/
@@ -222,7 +222,7 @@ class EvalBatches(keras.utils.PyDataset):
 
 @dataclass
 class NumpyFeed:
-    """cnnablate.data.device.Feed's interface on numpy batches: `model` is what `fit` runs
+    """cnnablate.training.device.Feed's interface on numpy batches: `model` is what `fit` runs
     on, `train`/`eval` give its datasets, `pixels` the first examples of a split."""
 
     model: object

@@ -37,17 +37,18 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from cnnablate.workflow import catalog
+from cnnablate.base import catalog
+from cnnablate.base.backends import run_backend
 
 # Images per second while training at 32x32 and width 1.0, and activation memory in KB per
-# input pixel: per model in its registry entry (cnnablate.workflow.catalog.MODELS); these for
+# input pixel: per model in its registry entry (cnnablate.base.catalog.MODELS); these for
 # others.
 UNKNOWN_MODEL_IMAGES_PER_S = {"cpu": 5.0, "gpu": 400.0}
 UNKNOWN_MODEL_KB_PER_PIXEL = 8.0
 
 MEM_FLOOR_MB = {"cpu": 2048, "gpu": 4096}  # measured RSS of a CPU run: ~0.8 GB
 GPU_HOST_ACTIVATION_SHARE = 0.25
-CACHE_BYTES_PER_SPLIT = 1 << 30  # cnnablate.data.pipeline.DEFAULT_CACHE_BYTES
+CACHE_BYTES_PER_SPLIT = 1 << 30  # cnnablate.training.pipeline.DEFAULT_CACHE_BYTES
 MEM_SAFETY = 1.5
 STARTUP_S = {"cpu": 60.0, "gpu": 180.0}
 RUNTIME_SAFETY = 1.5
@@ -227,3 +228,35 @@ def conda_env_by_gpu(
         return gpu_env if gpus_of(resources) > 0 else cpu_env
 
     return env
+
+
+def conda_env_by_backend(
+    run_of: Callable[[Any], Mapping], env_by_backend: Mapping[str, Callable[..., str]],
+) -> Callable[..., str]:
+    """A function for the train rule's `conda:`: the env function of the run's backend
+    (each a `conda_env_by_gpu`: its CPU or GPU env file)."""
+
+    def env(wildcards: Any, input: Any = None) -> str:  # noqa: A002
+        return env_by_backend[run_backend(run_of(wildcards))](wildcards, input)
+
+    return env
+
+
+# The env file of a training job (relative to rules/), by backend: (CPU, GPU). tensorflow-cpu or
+# tensorflow[and-cuda]; jax or jax[cuda12], without TensorFlow.
+TRAIN_ENVS = {
+    "tensorflow": ("../envs/train.yaml", "../envs/train-gpu.yaml"),
+    "jax": ("../envs/train-jax.yaml", "../envs/train-jax-gpu.yaml"),
+}
+
+
+def train_conda_env(
+    run_of: Callable[[Any], Mapping], resources_cfg: Mapping | None
+) -> Callable[..., str]:
+    """The `conda:` of every rule that trains (train, train_tuning): the env of the run's
+    backend, its GPU env where the job gets a GPU. One definition, so that no training rule
+    can pick TensorFlow's env for a JAX run."""
+    return conda_env_by_backend(run_of, {
+        backend: conda_env_by_gpu(run_of, resources_cfg, cpu_env, gpu_env)
+        for backend, (cpu_env, gpu_env) in TRAIN_ENVS.items()
+    })

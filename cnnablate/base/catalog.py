@@ -1,7 +1,7 @@
 """The registries: one per extension point, importable without Keras, TensorFlow or matplotlib.
 
 The Snakefile plans and validates configs from these tables (planning must never import
-TensorFlow: 8 s per `snakemake -n`), the schema's enums, `cnnablate.training.resources`, the
+TensorFlow: 8 s per `snakemake -n`), the schema's enums, `cnnablate.workflow.resources`, the
 report's
 figure list and the tests' parametrisation are derived from them, and the code that does the work
 is imported by name only when a job runs it (`MODELS[name].module`, ...). So a run of model X
@@ -79,7 +79,7 @@ class Model:
     module: str
     min_image_size: int  # smallest input side it accepts (total stride, valid convolutions)
     options: tuple[str, ...]  # valid `model:` keys besides name and width
-    # Resource estimate (cnnablate.training.resources): training images per second at 32x32, width
+    # Resource estimate (cnnablate.workflow.resources): training images per second at 32x32, width
     # 1.0
     # (CPU: per thread; GPU: about half a T4), and activation memory kept for the backward pass,
     # KB per input pixel per image at width 1.0.

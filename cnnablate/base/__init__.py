@@ -1,0 +1,6 @@
+"""base: the ground floor every stage stands on, importing no stage.
+
+The registries (catalog), the folder layout, atomic writes, user errors, the seed schedule of
+adaptive studies (rounds), a run's identity and config hash (ids) and which Keras backend a run
+trains with (backends). Plain Python: planning, jobs and reporting all import it.
+"""
