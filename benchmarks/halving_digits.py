@@ -109,6 +109,46 @@ def verdicts(dest: Path, study: str) -> dict[str, str]:
             for r in paired.itertuples()}
 
 
+def _value_at(history: pd.DataFrame, epochs: int) -> float | None:
+    """best_val_accuracy of a run stopped after `epochs` (cnnablate.training.train.summarize on
+    the first rows): None when it had diverged (a loss not finite) or stopped before."""
+    rows = history[history["epoch"] <= epochs]
+    if len(rows) < epochs or rows[["loss", "val_loss"]].isna().any().any():
+        return None
+    return float(rows["val_accuracy"].max())
+
+
+def replay_halving(dest: Path, study: str, rungs=(1, 2, 5), keep: float = 0.5) -> dict:
+    """Halving's promotions and selection replayed on the grid's runs: a run stopped at a rung
+    and continued equals the run trained straight through (tests/test_halving_workflow.py), so
+    its value at rung E is the grid run's best validation accuracy over its first E epochs.
+    variant -> {"rungs": [promoted per rung], "selected": learning rate}."""
+    sys.path.insert(0, str(ROOT))
+    from cnnablate.decisions import halving
+    from cnnablate.decisions.tuning import select
+
+    config = yaml.safe_load((dest / "measure.yaml").read_text())["studies"][study]
+    grid, seeds = config["tune"]["train.learning_rate"], config["tune"]["seeds"]
+    out = {}
+    for variant in config["variants"]:
+        def history(lr, seed, variant=variant):
+            return pd.read_csv(dest / f"results/runs/{study}/{variant}/"
+                               f"tune-learning_rate-{lr}/seed{seed}/history.csv")
+
+        runs = {lr: [history(lr, s) for s in seeds] for lr in grid}
+        plan = halving.rung_plan(len(grid), list(rungs), keep)
+        alive, promoted = list(grid), []
+        for r, epochs in enumerate(rungs[:-1]):
+            values = {lr: [_value_at(h, epochs) for h in runs[lr]] for lr in alive}
+            alive = [lr for lr in halving.promote_seeds(values, plan[r + 1], True)]
+            alive = [lr for lr in grid if lr in alive]  # in the order listed (ties)
+            promoted.append(alive)
+        final = [[_value_at(h, rungs[-1]) for h in runs[lr]] for lr in alive]
+        best = select(final)
+        out[variant] = {"rungs": promoted, "selected": None if best is None else alive[best]}
+    return out
+
+
 def report(workdir: Path) -> str:
     wall = json.loads((workdir / "wall.json").read_text()) if (workdir / "wall.json").exists() \
         else {}
@@ -118,8 +158,15 @@ def report(workdir: Path) -> str:
     for study in STUDIES.values():
         for mode in MODES:
             dest = workdir / mode
-            cost = tuning_cost(dest, study)
-            chosen, decided = selections(dest, study), verdicts(dest, study)
+            try:
+                cost, chosen = tuning_cost(dest, study), selections(dest, study)
+            except FileNotFoundError:
+                out.append(f"| {study} | {mode} | not finished | | | | |")
+                continue
+            try:
+                decided = verdicts(dest, study)
+            except FileNotFoundError:
+                decided = {"(deciding runs)": "not finished"}
             summary[(study, mode)] = (cost, chosen, decided)
             out.append(
                 f"| {study} | {mode} | {cost['runs']} | {cost['epochs']} | "
@@ -128,6 +175,8 @@ def report(workdir: Path) -> str:
                 + "; ".join(f"{k}: {v}" for k, v in decided.items()) + " |")
     out.append("")
     for study in STUDIES.values():
+        if (study, "grid") not in summary or (study, "halving") not in summary:
+            continue
         (g, gc, gd), (h, hc, hd) = summary[(study, "grid")], summary[(study, "halving")]
         same_verdicts = [v.split()[0] for v in hd.values()] == [v.split()[0] for v in gd.values()]
         out.append(
@@ -136,6 +185,20 @@ def report(workdir: Path) -> str:
             f"{h['seconds'] / g['seconds']:.0%} of the grid's seconds; selections "
             f"{'the same' if hc == gc else 'DIFFERENT'}; verdicts "
             f"{'the same' if same_verdicts else 'DIFFERENT'}")
+    out.append("")
+    for study in STUDIES.values():
+        try:
+            replay = replay_halving(workdir / "grid", study)
+        except FileNotFoundError as missing:
+            out.append(f"- {study}: no replay yet ({missing.filename} missing)")
+            continue
+        grid_chosen = summary.get((study, "grid"), (None, {}))[1]
+        out.append(
+            f"- {study}, halving replayed on the grid's own runs: " + "; ".join(
+                f"{v} promotes {' then '.join(str(p) for p in r['rungs'])}, selects "
+                f"{r['selected']:g}" for v, r in replay.items())
+            + (" (the grid's selections)" if {v: r["selected"] for v, r in replay.items()}
+               == grid_chosen else " (NOT the grid's selections)"))
     if wall:
         out.append(f"- wall time of each whole invocation (both studies, tuning and deciding "
                    f"runs, one core each, at the same time): grid {wall['grid']:.0f} s, halving "
