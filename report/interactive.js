@@ -1,5 +1,5 @@
 // The report's interactive figures (cnnablate/interactive.py inlines this after uPlot).
-// Each <div class="iplot" data-kind="curves|final|tuning" data-metric="..." (curves)
+// Each <div class="iplot" data-kind="curves|final|tuning|budget" data-metric="..." (curves)
 // data-panel="..." (tuning: which tuned key) reads the JSON of its study from the
 // <script type="application/json"> named by data-source.
 (function () {
@@ -210,6 +210,68 @@
     return u;
   }
 
+  // Budget curves (a tuned study's "budget" data, issue #31): per variant the expected best
+  // tuning metric of n candidates, n = 1..N (gaps where n candidates could all have diverged),
+  // the equal budget as a dashed vertical line with a diamond on each curve.
+  function budget(el, b) {
+    var most = Math.max.apply(null, b.variants.map(function (v) { return v.n; }));
+    var xs = [], data, lows = [];
+    for (var n = 1; n <= most; n++) xs.push(n);
+    data = [xs];
+    var series = [{label: "candidates", value: function (u, v) {
+      return v == null ? "–" : String(v);
+    }}];
+    b.variants.forEach(function (v) {
+      var ys = xs.map(function (n) { return n <= v.n ? v.curve[n - 1] : null; });
+      ys.forEach(function (y) { if (y != null) lows.push(y); });
+      data.push(ys);
+      series.push({label: v.name + (v.rising ? " (still rising)" : ""), stroke: v.colour,
+                   width: 2, points: {show: true, size: 6},
+                   value: function (u, val) { return fmt(val); }});
+    });
+    var lo = lows.length ? Math.min.apply(null, lows) : 0;
+    var hi = lows.length ? Math.max.apply(null, lows) : 1;
+    var pad = (hi - lo) * 0.08 || 0.01;
+    var u = new uPlot({
+      width: width(el), height: HEIGHT,
+      scales: {x: {time: false, range: [0.5, most + 0.5]},
+               y: {range: function () { return [lo - pad, hi + pad]; }}},
+      axes: [{label: "candidates tried", splits: function () { return xs; },
+              values: function (u, splits) { return splits.map(String); }},
+             {label: "expected best " + b.metric.replace(/_/g, " "), size: 60}],
+      series: series,
+      legend: {live: true},
+      hooks: {draw: [function (u) {
+        if (!b.equal_budget) return;
+        var ctx = u.ctx, r = devicePixelRatio, px = u.valToPos(b.equal_budget, "x", true);
+        ctx.save();
+        ctx.setLineDash([6, 4]);
+        ctx.strokeStyle = "#888";
+        ctx.lineWidth = r;
+        ctx.beginPath();
+        ctx.moveTo(px, u.bbox.top);
+        ctx.lineTo(px, u.bbox.top + u.bbox.height);
+        ctx.stroke();
+        ctx.setLineDash([]);
+        b.variants.forEach(function (v, k) {
+          var y = v.curve[b.equal_budget - 1];
+          if (!u.series[k + 1].show || y == null) return;
+          var py = u.valToPos(y, "y", true), d = 6 * r;
+          ctx.beginPath();
+          ctx.moveTo(px, py - d); ctx.lineTo(px + d, py); ctx.lineTo(px, py + d);
+          ctx.lineTo(px - d, py);
+          ctx.closePath();
+          ctx.fillStyle = v.colour;
+          ctx.strokeStyle = "#000";
+          ctx.fill();
+          ctx.stroke();
+        });
+        ctx.restore();
+      }]}
+    }, data, el);
+    return u;
+  }
+
   function star(ctx, x, y, radius) {
     ctx.beginPath();
     for (var k = 0; k < 10; k++) {
@@ -232,6 +294,8 @@
         var panel = study.tuning && study.tuning.panels[+el.getAttribute("data-panel")];
         // the chart on its element, so that a test can read its scale and axis label
         if (panel && panel.variants.length) el.uplot = tuning(el, study.tuning, panel);
+      } else if (kind === "budget") {
+        if (study.budget && study.budget.variants.length) el.uplot = budget(el, study.budget);
       } else if (study.curves.variants.length) {
         curves(el, study.curves, el.getAttribute("data-metric"));
       }

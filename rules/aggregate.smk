@@ -46,6 +46,8 @@ rule paper_table:
         runs=rules.aggregate.output.runs,
         summary=rules.aggregate.output.summary,
         paired=rules.aggregate.output.paired,
+        # a tuned study's tuning.csv: the caption states each variant's tuning effort (#31)
+        tuning=lambda wc: [LAYOUT.study_file(wc.study, "tuning.csv")] if tuned(wc.study) else [],
     output:
         tex=LAYOUT.study_file("{study}", "table.tex"),
         md=LAYOUT.study_file("{study}", "table.md"),

@@ -18,4 +18,6 @@ with log_to(snakemake.log[0]):  # noqa: F821
         out.tex,
         out.md,
         confidence=snakemake.params.confidence,  # noqa: F821
+        # a tuned study's tuning.csv: its caption states each variant's tuning effort
+        tuning_csv=inputs.tuning[0] if inputs.get("tuning") else None,
     )

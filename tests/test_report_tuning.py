@@ -69,7 +69,8 @@ def test_one_sentence_per_variant_from_tuning_csv(tmp_path):
         "relu: best at learning_rate 0.03 of 0.01, 0.03, 0.1 (0.1 diverged) — inside the grid.",
         "selu: best at learning_rate 0.01 of 0.01, 0.03, 0.1 (0.1 diverged) — at the edge of "
         "the grid (the smallest learning_rate): widen it.",
-        "elu: every candidate diverged (learning_rate 0.01, 0.03, 0.1): no setting selected.",
+        "elu: every candidate diverged (learning_rate 0.01, 0.03, 0.1): no setting selected; "
+        "add smaller values (e.g. a smaller learning rate).",
     ]
 
 
@@ -344,6 +345,11 @@ def test_tuning_chart_draws_and_hover_shows_the_seeds(tmp_path):
         log = page.eval_on_selector(chart, "e => [e.uplot.axes[0].label, e.uplot.scales.x.distr]")
         # the tick labels uPlot drew (its axis's _values): every candidate, 0.03 included
         ticks = page.eval_on_selector(chart, "e => e.uplot.axes[0]._values")
+        # the budget curves (issue #31): one series per variant, n = 1..3 candidates
+        budget = "#budget-interactive-tuned .iplot[data-kind=budget]"
+        page.wait_for_function(f"document.querySelector('{budget}.drawn canvas') !== null")
+        series = page.eval_on_selector(
+            budget, "e => [e.uplot.series.map(s => s.label), e.uplot.data[0]]")
         browser.close()
     assert log == ["learning_rate (log scale)", 3]  # uPlot's distr 3: a log scale
     assert ticks == ["0.01", "0.03", "0.1"]
@@ -352,5 +358,7 @@ def test_tuning_chart_draws_and_hover_shows_the_seeds(tmp_path):
     assert values[3] == "–, 2 diverged"  # elu: no mean, both seeds lost
     # uPlot's distr 4 is its asinh scale: linear near 0, logarithmic beyond; 1 is linear
     assert axes == [["weight_decay (log scale beyond 0.0001)", 4], ["optimizer", 1]]
+    assert series == [["candidates", "relu (still rising)", "selu (still rising)", "elu"],
+                      [1, 2, 3]]
     assert errors == []
     assert [u for u in requests if not u.startswith("file://")] == []

@@ -193,6 +193,11 @@ TUNING_FIGURES: dict[str, Figure] = {
         "seed, the line through their means, a star on the selected value (with several tuned "
         "keys, each panel holds the others at the selected setting)",
     ),
+    "budget_curves": Figure(
+        "cnnablate.reporting.budget_figure:plot_budget", "report/captions/budget_curves.rst",
+        "Budget curves: the expected best tuning metric of n candidates per variant (Dodge et "
+        "al. 2019, Tang et al. 2020's unbiased estimator), the equal budget marked",
+    ),
 }
 
 

@@ -142,7 +142,7 @@ def _at_edge(keys: Mapping[str, Sequence], chosen: Mapping[str, Any]) -> bool:
 def edge_reason(keys: Mapping[str, Sequence], values_by_candidate: Mapping[str, Mapping],
                 picked: str, scores: Mapping[str, float | None] | None = None) -> str | None:
     """Why a pick may not be the variant's best: `"only_survivor"` when every other candidate
-    diverged (it won by default, whatever its place in the grid: add gentler values),
+    diverged (it won by default, whatever its place in the grid: add smaller values),
     `"edge"` when a numeric key's selected value is its smallest or largest candidate while
     other candidates trained (the best may lie outside the grid: widen it), None otherwise.
 

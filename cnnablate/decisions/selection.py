@@ -142,13 +142,13 @@ def write_selection(metrics_files: Iterable[str | Path], study: str,
     if failed:
         raise TuningFailed(
             f"study {study}: every tuning candidate of {', '.join(failed)} diverged on some "
-            "tuning seed (see tuning runs in the log); widen the grid towards gentler values "
-            "(e.g. a smaller learning rate)"
+            "tuning seed (see tuning runs in the log); add smaller values (e.g. a smaller "
+            "learning rate)"
         )
     for variant, chosen in selection.items():
         if chosen and chosen.get("at_edge_reason") == ONLY_SURVIVOR:
             log(f"{variant}: selected {chosen['candidate']} is the only candidate that did not "
-                "diverge: add gentler values (e.g. smaller learning rates)")
+                "diverge: add smaller values (e.g. a smaller learning rate)")
         elif chosen and chosen["at_edge"]:
             log(f"{variant}: selected {chosen['candidate']} is at the edge of the grid: "
                 "widen it")

@@ -176,10 +176,12 @@ def _edges(grid: Mapping[str, Sequence], selected: Mapping[str, object]) -> list
 
 
 def tuning_sentence(variant: str, grid: Mapping[str, Sequence], selected: Mapping | None,
-                    at_edge: bool, diverged: Sequence[Mapping] = ()) -> str:
+                    at_edge: bool, diverged: Sequence[Mapping] = (),
+                    reason: str | None = None) -> str:
     """What tuning chose for one variant. `grid`: each tuned key's candidates as listed;
     `selected`: key -> the chosen value (None: nothing could be chosen); `at_edge`: tuning.csv's
-    flag; `diverged`: the candidates (key -> value) with a diverged tuning run."""
+    flag; `diverged`: the candidates (key -> value) with a diverged tuning run; `reason`:
+    tuning.csv's `at_edge_reason` (`edge`, `only_survivor`; cnnablate.decisions.halving)."""
     single = len(grid) == 1
     lost = (f" ({', '.join(_candidate(c, single) for c in diverged)} diverged)"
             if diverged and selected is not None else "")
@@ -187,15 +189,65 @@ def tuning_sentence(variant: str, grid: Mapping[str, Sequence], selected: Mappin
         listed = "; ".join(f"{key_label(k)} {', '.join(compact(c) for c in v)}"
                            for k, v in grid.items())
         if diverged:
-            return f"{variant}: every candidate diverged ({listed}): no setting selected."
+            return (f"{variant}: every candidate diverged ({listed}): no setting selected; "
+                    "add smaller values (e.g. a smaller learning rate).")
         return f"{variant}: no tuning run finished ({listed}): no setting selected."
     best = _and([f"{key_label(k)} {compact(selected.get(k))} of "
                  f"{', '.join(compact(c) for c in v)}" for k, v in grid.items()])
+    if reason == "only_survivor":
+        return (f"{variant}: best at {best}{lost} — the only candidate that did not diverge, "
+                "chosen by default, not against the others: add smaller values (e.g. a "
+                "smaller learning rate) before reading its verdict.")
     if not at_edge:
         return f"{variant}: best at {best}{lost} — inside the grid."
     which = _edges(grid, selected)
     detail = f" ({', '.join(which)})" if which else ""
     return f"{variant}: best at {best}{lost} — at the edge of the grid{detail}: widen it."
+
+
+def budget_rising(variant: str, n: int, gain: float, total: float, metric: str) -> str:
+    """One variant's budget curve still rising at the candidates it was given: the last one
+    added `gain` to the expected best `metric`, of `total` from one candidate to all."""
+    return (f"{variant}'s budget curve is still rising at its {n} candidates: the last "
+            f"candidate added {_gain(gain, metric)} to the expected best {metric} "
+            f"({_share(gain, total)} of the curve's whole rise), so its best may lie beyond "
+            "what was tried: a wider or finer grid could change its verdict.")
+
+
+def _gain(value: float, metric: str) -> str:
+    if "accuracy" in metric:
+        return f"{100 * value:.2g} points"
+    return f"{value:.2g}"
+
+
+def _share(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.0f}%" if whole > 0 else "all"
+
+
+def tuning_effort(effort: Sequence[Mapping]) -> str:
+    """Each variant's tuning effort, and unequal effort flagged. `effort`: per variant (the
+    study's order) {variant, candidates (its grid's size, zoom candidates apart), zoom,
+    runs, epochs}."""
+    if not effort:
+        return ""
+    parts = []
+    for e in effort:
+        zoom = f" + {e['zoom']} zoomed" if e.get("zoom") else ""
+        parts.append(f"{e['variant']} {e['candidates']}{zoom} candidate"
+                     f"{'s' if e['candidates'] + (e.get('zoom') or 0) != 1 else ''}, "
+                     f"{e['runs']} run{'s' if e['runs'] != 1 else ''}, "
+                     f"{e['epochs']} epoch{'s' if e['epochs'] != 1 else ''}")
+    text = f"Tuning effort: {'; '.join(parts)}."
+    sizes = {e["candidates"] for e in effort}
+    if len(sizes) > 1:
+        top = max(sizes)
+        larger = [e["variant"] for e in effort if e["candidates"] == top]
+        fewest = min(sizes)
+        text += (f" Unequal effort: {_and(larger)} {'was' if len(larger) == 1 else 'were'} "
+                 f"given a larger grid ({top} candidates against {fewest}), so "
+                 f"{'its' if len(larger) == 1 else 'their'} best was sought harder than the "
+                 "others': a verdict in its favour may be partly that effort.")
+    return text
 
 
 def seed_list(seeds: Iterable[int]) -> str:

@@ -85,6 +85,7 @@ class PaperTable:
     seeds: str  # which seeds, in words
     guarantee: str  # sentences.guarantee
     min_effect: float | None
+    effort: str = ""  # a tuned study's tuning effort per variant (sentences.tuning_effort)
 
     @property
     def digits(self) -> int:
@@ -146,9 +147,26 @@ def seeds_in_words(runs: pd.DataFrame) -> str:
             "comparison was undecided)")
 
 
+def tuning_effort(tuning_csv: str | Path, study: Mapping, runs: pd.DataFrame,
+                  order: list[str]) -> str:
+    """A tuned study's effort sentence from its tuning.csv, variants in the study's `order`:
+    each variant's tuning runs and epochs, a variant given a larger grid flagged
+    (cnnablate.reporting.tuning.effort)."""
+    from cnnablate.reporting import tuning
+
+    per_variant = tuning.read_tuning(tuning_csv, order)
+    # each variant's deciding runs' budget, for tuning runs trained to it (no tune.epochs)
+    done = runs.dropna(subset=["epochs_completed"])
+    deciding = {v: [int(e) for e in rows["epochs_completed"]]
+                for v, rows in done.groupby("variant", sort=False)}
+    return tuning.effort_sentence(per_variant, study.get("tune") or {}, deciding)
+
+
 def paper_table(runs: pd.DataFrame, summary: pd.DataFrame, paired: pd.DataFrame,
-                study: Mapping, confidence: float = 0.95) -> PaperTable:
-    """A study's table from its three tables and its settings (`study_settings`)."""
+                study: Mapping, confidence: float = 0.95,
+                tuning_csv: str | Path | None = None) -> PaperTable:
+    """A study's table from its three tables and its settings (`study_settings`); a tuned
+    study's caption also states each variant's tuning effort (from `tuning_csv`)."""
     metric = headline_metric(study["eval_split"])
     percent = "accuracy" in metric
     baseline = study["baseline"]
@@ -163,6 +181,7 @@ def paper_table(runs: pd.DataFrame, summary: pd.DataFrame, paired: pd.DataFrame,
         seeds=seeds_in_words(runs),
         guarantee=sentences.guarantee(design, len(paired), decisions.n_looks),
         min_effect=design.min_effect,
+        effort=tuning_effort(tuning_csv, study, runs, order) if tuning_csv else "",
     )
 
 
@@ -197,6 +216,8 @@ def _caption(table: PaperTable, latex: bool) -> str:
     ]
     if diverged:
         text.append(f"Diverged runs, left out of every number: {', '.join(diverged)}.")
+    if table.effort:
+        text.append(esc(table.effort))
     return " ".join(text)
 
 
@@ -254,10 +275,12 @@ def to_markdown(table: PaperTable) -> str:
 
 def write_paper_tables(runs_csv: str | Path, summary_csv: str | Path, paired_csv: str | Path,
                        study: Mapping, out_tex: str | Path, out_md: str | Path,
-                       confidence: float = 0.95) -> PaperTable:
-    """Write a study's table.tex and table.md from its tables (the workflow's paper_table)."""
+                       confidence: float = 0.95,
+                       tuning_csv: str | Path | None = None) -> PaperTable:
+    """Write a study's table.tex and table.md from its tables (the workflow's paper_table);
+    `tuning_csv`: a tuned study's tuning.csv (its caption states the tuning effort)."""
     table = paper_table(pd.read_csv(runs_csv), pd.read_csv(summary_csv),
-                        pd.read_csv(paired_csv), study, confidence)
+                        pd.read_csv(paired_csv), study, confidence, tuning_csv)
     write_text_atomic(out_tex, to_latex(table))
     write_text_atomic(out_md, to_markdown(table))
     return table

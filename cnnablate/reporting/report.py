@@ -242,7 +242,7 @@ def render_report(studies: list[dict], out_html: str | Path, title: str,
                     s["metrics_files"], s["history_files"], list(position)),
                 "final_metric": interactive.final_metric(
                     _records(summary), metric, settings["baseline"], list(position)),
-                **({"tuning": tuned["chart"]} if tuned else {}),
+                **({"tuning": tuned["chart"], "budget": tuned["budget"]} if tuned else {}),
             }),
             "tuning": tuned,
             # An untuned study's verdicts are partly verdicts on the setting its variants share.
@@ -288,8 +288,13 @@ def _tuning_section(s: dict, settings: dict, order: list[str], runs: pd.DataFram
         "scope": sentences.tuned_guarantee(
             (settings.get("decisions") or {}).get("alpha", ALPHA)),
         "cost": tuning.cost_sentence(per_variant, tune, epochs_of),
+        # issue #31: each variant's runs and epochs (unequal grids flagged), and its budget
+        # curve, with a sentence where one is still rising at the budget it had
+        "effort": tuning.effort_sentence(per_variant, tune, epochs_of),
+        "budget_sentences": tuning.budget_sentences(per_variant, tuning_metric),
         "figures": {k: rel(v) for k, v in s["figures"].items() if k in catalog.TUNING_FIGURES},
         "chart": tuning.chart(per_variant, tuning_metric, colours),
+        "budget": tuning.budget_chart(per_variant, tuning_metric, colours),
     }
 
 

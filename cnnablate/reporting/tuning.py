@@ -3,26 +3,30 @@
 
 tuning.csv (written by the workflow's selection step) has one row per tuning run: `variant`,
 one column per tuned key (`train.learning_rate`, ...), `seed`, `metric`, `value` (empty when the
-run diverged), `status` (`ok` / `diverged`), `selected`, `at_edge`. A variant that overrides the
-study's `tune:` may tune other keys: its rows leave the other keys' columns empty.
+run diverged), `status` (`ok` / `diverged`), `selected`, `at_edge`, `at_edge_reason` (`edge`,
+`only_survivor` or empty; issue #31); with halving or a zoom stage also `epochs` (the epochs the
+run trained) and `stage` (`grid` / `zoom`). A variant that overrides the study's `tune:` may
+tune other keys: its rows leave the other keys' columns empty. Older tables without the issue
+#31 columns are read as well (the reason is then worked out from the values).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from cnnablate.decisions import sentences
+from cnnablate.decisions import halving, sentences
 from cnnablate.decisions.sentences import compact, key_label
 
 RESERVED = ("variant", "seed", "metric", "value", "status", "selected", "at_edge",
-            "at_edge_reason",
-            # halving or a zoom (cnnablate.decisions.stages): the epochs a run trained, its stage
-            "epochs", "stage")
+            "at_edge_reason", "epochs", "stage")
+# A budget curve is "still rising" when its last candidate added at least this share of the
+# whole rise from one candidate to all (with 3 candidates 0.5, 0.8, 0.9: 20 %).
+RISING_SHARE = 0.1
 LOG_SPAN = 10.0  # positive candidates spanning this factor or more get a log axis
 
 
@@ -36,9 +40,9 @@ class VariantTuning:
     values: list[dict[int, float | None]]  # per candidate: seed -> metric (None: diverged)
     selected: int | None  # index into `candidates`
     at_edge: bool
-    # halving (tuning.csv's `epochs`): each tuning run's epochs, stopped candidates included;
-    # None: every run trained the whole budget (the grid)
-    epochs_spent: tuple[int, ...] | None = None
+    at_edge_reason: str | None = None  # `edge`, `only_survivor` (cnnablate.decisions.halving)
+    epochs: list[dict[int, int]] = field(default_factory=list)  # per candidate: seed -> epochs
+    stages: list[str] = field(default_factory=list)  # per candidate: `grid` or `zoom`
 
     def mean(self, i: int) -> float | None:
         done = [v for v in self.values[i].values() if v is not None]
@@ -78,42 +82,58 @@ def tuned_keys(table: pd.DataFrame) -> list[str]:
 
 def read_tuning(path: str | Path, order: Sequence[str] = ()) -> list[VariantTuning]:
     """tuning.csv per variant, in `order` (the study's), then any other variant it names."""
-    table = pd.read_csv(path, dtype={"status": str})
+    table = pd.read_csv(path, dtype={"status": str, "at_edge_reason": str, "stage": str})
     keys = tuned_keys(table)
     names = list(dict.fromkeys([v for v in order if v in set(table["variant"])]
                                + list(table["variant"])))
     out = []
     for name in names:
         rows = table[table["variant"] == name]
-        spent = None
-        if "epochs" in rows:
-            # halving: a candidate stopped at a rung has a value at fewer epochs; the figure and
-            # sentences compare the candidates that trained the whole budget, the cost counts all
-            spent = tuple(int(e) for e in rows["epochs"])
-            rows = rows[rows["epochs"] == rows["epochs"].max()]
         mine = [k for k in keys if rows[k].notna().any()]  # a variant's own `tune:` keys
         candidates: list[dict] = []
         values: list[dict[int, float | None]] = []
+        epochs: list[dict[int, int]] = []
+        stages: list[str] = []
         selected = None
         for row in rows.to_dict("records"):  # dicts: the keys' column names hold dots
             cand = {k: _setting(row[k]) for k in mine}
             if cand not in candidates:
                 candidates.append(cand)
                 values.append({})
+                epochs.append({})
+                stages.append(str(row.get("stage") or "grid") if not _missing(row.get("stage"))
+                              else "grid")
             i = candidates.index(cand)
             ok = str(row["status"]) == "ok" and not _missing(row["value"])
             values[i][int(row["seed"])] = float(row["value"]) if ok else None
+            if "epochs" in row and not _missing(row["epochs"]):
+                epochs[i][int(row["seed"])] = int(row["epochs"])
             if _bool(row["selected"]):
                 selected = i
         grid = {k: list(dict.fromkeys(c[k] for c in candidates)) for k in mine}
-        out.append(VariantTuning(name, grid, candidates, values, selected,
-                                 any(_bool(v) for v in rows["at_edge"]), spent))
+        edge = any(_bool(v) for v in rows["at_edge"])
+        reason = _reason(rows, grid, candidates, values, selected)
+        out.append(VariantTuning(name, grid, candidates, values, selected, edge, reason,
+                                 epochs, stages))
     return out
+
+
+def _reason(rows: pd.DataFrame, grid: Mapping[str, list], candidates: list[dict],
+            values: list[dict[int, float | None]], selected: int | None) -> str | None:
+    """tuning.csv's `at_edge_reason`; worked out from the values for an older table."""
+    if "at_edge_reason" in rows.columns:
+        given = [str(v) for v in rows["at_edge_reason"] if not _missing(v) and str(v)]
+        return given[0] if given else None
+    if selected is None:
+        return None
+    names = [str(i) for i in range(len(candidates))]
+    scores = {n: (None if None in v.values() or not v else 0.0) for n, v in zip(names, values)}
+    return halving.edge_reason(grid, dict(zip(names, candidates)), names[selected], scores)
 
 
 def variant_sentences(tuning: Sequence[VariantTuning]) -> list[str]:
     return [sentences.tuning_sentence(t.variant, t.grid, t.selected_values(), t.at_edge,
-                                      t.diverged()) for t in tuning]
+                                      t.diverged(), t.at_edge_reason) for t in tuning]
 
 
 # --- the axis of each tuned key ---------------------------------------------------------------
@@ -216,10 +236,10 @@ def tuning_epochs(tuning: Sequence[VariantTuning], tune: Mapping,
     when that is tuned, else its variant's deciding runs' epochs (`epochs_of`)."""
     out = []
     for t in tuning:
-        if t.epochs_spent is not None:  # halving: what each run trained
-            out.extend(t.epochs_spent)
-            continue
-        for cand, values in zip(t.candidates, t.values):
+        for i, (cand, values) in enumerate(zip(t.candidates, t.values)):
+            if i < len(t.epochs) and t.epochs[i]:  # halving: what each run trained (`epochs`)
+                out.extend(int(e) for e in t.epochs[i].values())
+                continue
             each = tune.get("epochs") or cand.get("train.epochs") or epochs_of.get(t.variant)
             out.extend([int(each)] * len(values) if each else [])
     return out
@@ -237,3 +257,94 @@ def cost_sentence(tuning: Sequence[VariantTuning], tune: Mapping,
 
 
 # --- the PNG (a registered figure: cnnablate.base.catalog.TUNING_FIGURES) --------------------
+
+
+# --- budget curves and tuning effort (issue #31) -----------------------------------------------
+
+def full_budget(t: VariantTuning) -> list[int]:
+    """The candidates that trained the variant's whole tuning budget (with halving, the ones
+    promoted to the last rung and any zoom candidates; without an `epochs` column, all)."""
+    if not any(t.epochs):
+        return list(range(len(t.candidates)))
+    top = max(e for per_seed in t.epochs for e in per_seed.values())
+    return [i for i, per_seed in enumerate(t.epochs)
+            if per_seed and max(per_seed.values()) == top]
+
+
+def candidate_score(t: VariantTuning, i: int) -> float | None:
+    """A candidate's mean over the tuning seeds; None when a seed diverged (as `select`)."""
+    return None if None in t.values[i].values() or not t.values[i] else t.mean(i)
+
+
+def budget_curve(t: VariantTuning, higher_is_better: bool) -> list[float | None]:
+    """Expected best tuning metric of n of the variant's candidates, n = 1..N (Dodge et al.
+    2019, Tang et al. 2020: `halving.expected_max_curve`), over the candidates that trained
+    its whole tuning budget (a diverged candidate never wins)."""
+    return halving.expected_max_curve([candidate_score(t, i) for i in full_budget(t)],
+                                      higher_is_better)
+
+
+def still_rising(curve: Sequence[float | None]) -> tuple[float, float] | None:
+    """(last gain, whole rise) when the curve's last candidate added at least RISING_SHARE of
+    the rise from its first defined point to the end (its best may lie beyond what was
+    tried); None otherwise, or when fewer than two points are defined."""
+    defined = [v for v in curve if v is not None]
+    if len(defined) < 2:
+        return None
+    gain, rise = abs(defined[-1] - defined[-2]), abs(defined[-1] - defined[0])
+    return (gain, rise) if rise > 0 and gain >= RISING_SHARE * rise else None
+
+
+def budget_chart(tuning: Sequence[VariantTuning], metric: str,
+                 colours: Mapping[str, str]) -> dict:
+    """The budget figure's data: per variant its curve (index n-1: n candidates), the number
+    of candidates N, and the equal-budget point: the fewest candidates any variant had, where
+    every variant's curve can be read at the same budget."""
+    higher = "loss" not in metric
+    variants = []
+    for t in tuning:
+        curve = budget_curve(t, higher)
+        if not curve:
+            continue
+        variants.append({"name": t.variant, "colour": colours.get(t.variant, "#333"),
+                         "n": len(curve), "curve": [_round(v) for v in curve],
+                         "rising": still_rising(curve) is not None,
+                         "trained": len(t.candidates)})
+    equal = min((v["n"] for v in variants), default=0)
+    return {"metric": metric, "higher_is_better": higher, "equal_budget": equal,
+            "variants": variants}
+
+
+def budget_sentences(tuning: Sequence[VariantTuning], metric: str) -> list[str]:
+    """One sentence per variant whose budget curve is still rising at the budget it had."""
+    out = []
+    for t in tuning:
+        curve = budget_curve(t, "loss" not in metric)
+        rising = still_rising(curve)
+        if rising:
+            out.append(sentences.budget_rising(t.variant, len(curve), *rising, metric))
+    return out
+
+
+def effort(tuning: Sequence[VariantTuning], tune: Mapping,
+           epochs_of: Mapping[str, int]) -> list[dict]:
+    """Each variant's tuning effort: its grid's candidates (zoom candidates apart), its tuning
+    runs and the epochs they trained (tuning.csv's `epochs` where it has them, else each run's
+    budget as `tuning_epochs` has it)."""
+    out = []
+    for t in tuning:
+        zoom = sum(1 for s in t.stages if s == "zoom")
+        if any(t.epochs):
+            spent = sum(e for per_seed in t.epochs for e in per_seed.values())
+        else:
+            spent = sum(tuning_epochs([t], tune, epochs_of))
+        out.append({"variant": t.variant, "candidates": len(t.candidates) - zoom, "zoom": zoom,
+                    "runs": sum(len(v) for v in t.values), "epochs": spent})
+    return out
+
+
+def effort_sentence(tuning: Sequence[VariantTuning], tune: Mapping,
+                    deciding_epochs: Mapping[str, list[int]]) -> str:
+    """`deciding_epochs`: variant -> the epoch budget of each of its deciding runs."""
+    epochs_of = {v: max(e) for v, e in deciding_epochs.items() if e}
+    return sentences.tuning_effort(effort(tuning, tune, epochs_of))
