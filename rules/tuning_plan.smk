@@ -85,11 +85,12 @@ def previous_rung(wildcards):
     """[the same run's previous rung snapshot] for a rung job or a last-rung train_tuning job
     of a halving candidate (it continues that run: same folder, resume state); none for a
     grid's or a zoom candidate's run."""
-    ident = (wildcards.study, wildcards.variant, wildcards.candidate, int(wildcards.seed))
-    run = TUNING_RUN_BY_ID.get(ident)
-    if run is None:
+    spec = TUNING.specs[wildcards.study][wildcards.variant]
+    if wildcards.candidate not in {c["name"] for c in spec["candidates"]}:
         return []  # a zoom candidate: trained straight through
-    rungs = TUNING.specs[wildcards.study][wildcards.variant]["rungs"]
+    run = TUNING_RUN_BY_ID[
+        (wildcards.study, wildcards.variant, wildcards.candidate, int(wildcards.seed))]
+    rungs = spec["rungs"]
     rung = rungs.index(int(wildcards.rung)) + 1 if "rung" in wildcards.keys() else len(rungs)
     return [rung_file(run, rung - 1)] if rung > 1 else []
 

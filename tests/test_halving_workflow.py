@@ -167,6 +167,9 @@ def test_zoom_adds_candidates_around_the_pick_and_selects_the_best_of_all(done):
         expected = [_sig2(math.sqrt(p * GRID[i - 1])), _sig2(math.sqrt(p * GRID[i + 1]))]
     new = [c["values"]["train.learning_rate"] for c in zoom["candidates"]]
     assert new == pytest.approx(sorted(expected))
+    for candidate in zoom["candidates"]:  # trained straight through: no rung of their own
+        run = work / f"results/runs/{STUDY}/relu/tune-{candidate['name']}/seed1000"
+        assert (run / "metrics.json").is_file() and not (run / "rung-1").exists()
     with open(work / f"{STUDY_DIR}/tuning.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [float(r["train.learning_rate"]) for r in rows] == pytest.approx([*GRID, *new])
