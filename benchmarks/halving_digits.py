@@ -118,7 +118,7 @@ def _value_at(history: pd.DataFrame, epochs: int) -> float | None:
     return float(rows["val_accuracy"].max())
 
 
-def replay_halving(dest: Path, study: str, rungs=(1, 2, 5), keep: float = 0.5) -> dict:
+def replay_halving(dest: Path, study: str, rungs=(1, 2, 5), keep: float = 0.5) -> dict:  # noqa: C901
     """Halving's promotions and selection replayed on the grid's runs: a run stopped at a rung
     and continued equals the run trained straight through (tests/test_halving_workflow.py), so
     its value at rung E is the grid run's best validation accuracy over its first E epochs.
@@ -147,6 +147,48 @@ def replay_halving(dest: Path, study: str, rungs=(1, 2, 5), keep: float = 0.5) -
         best = select(final)
         out[variant] = {"rungs": promoted, "selected": None if best is None else alive[best]}
     return out
+
+
+REPLAYED = ((1, 2, 5), (1, 5))  # the measured schedule, and one that keeps 2 to the end
+
+
+def _halving_share(n: int, rungs) -> float:
+    sys.path.insert(0, str(ROOT))
+    from cnnablate.decisions import halving
+
+    return halving.halving_epochs(n, list(rungs), 0.5) / (n * rungs[-1])
+
+
+def recorded_verdicts() -> str:
+    """sgd_momentum_tuned's verdict at the grid's and at halving's selections, from the deciding
+    runs docs/tuned_digits_measurements.md records (every arm at 0.01, 0.1 and 1.0 on seeds
+    0-2: the same run configs, and training is deterministic), by the aggregate step's own
+    `decide` (benchmarks/tuned_digits.py)."""
+    import importlib.util
+    import re
+
+    spec = importlib.util.spec_from_file_location("tuned_digits", ROOT / "benchmarks" /
+                                                  "tuned_digits.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = []
+    pattern = re.compile(r"\| (momentum|plain) \| ([\d.]+) \| (\d+) \| (?:decide|tune) \| "
+                         r"(\w+) \| ([\d.]+|—) \| ([\d.]+|—) \|")
+    for line in (ROOT / "docs" / "tuned_digits_measurements.md").read_text().splitlines():
+        if m := pattern.match(line):
+            rows.append({"arm": m[1], "lr": float(m[2]), "seed": int(m[3]), "status": m[4],
+                         "best_val_accuracy": None if m[5] == "—" else float(m[5]),
+                         "test_accuracy": None if m[6] == "—" else float(m[6])})
+    runs = pd.DataFrame(rows)
+    out = ["sgd_momentum_tuned's verdict (plain vs momentum, test accuracy of seeds 0-2, from "
+           "docs/tuned_digits_measurements.md's deciding runs):"]
+    for label, lrs in (("grid's selection", {"momentum": 0.1, "plain": 1.0}),
+                       ("halving's selection", {"momentum": 0.01, "plain": 0.1})):
+        r = module.verdict(runs, lrs)
+        out.append(f"- {label} (momentum {lrs['momentum']:g}, plain {lrs['plain']:g}): "
+                   f"{r['verdict']}, {r['diff_mean']:+.4f} [{r['diff_ci_low']:+.4f}, "
+                   f"{r['diff_ci_high']:+.4f}], p_holm {r['p_holm']:.3g}")
+    return "\n".join(out)
 
 
 def report(workdir: Path) -> str:
@@ -179,26 +221,33 @@ def report(workdir: Path) -> str:
             continue
         (g, gc, gd), (h, hc, hd) = summary[(study, "grid")], summary[(study, "halving")]
         same_verdicts = [v.split()[0] for v in hd.values()] == [v.split()[0] for v in gd.values()]
+        measured = "(deciding runs)" not in gd and "(deciding runs)" not in hd
         out.append(
             f"- {study}: halving trained {h['epochs']} of the grid's {g['epochs']} tuning "
             f"epochs ({h['epochs'] / g['epochs']:.0%}), its tuning jobs took "
             f"{h['seconds'] / g['seconds']:.0%} of the grid's seconds; selections "
             f"{'the same' if hc == gc else 'DIFFERENT'}; verdicts "
-            f"{'the same' if same_verdicts else 'DIFFERENT'}")
+            + (f"{'the same' if same_verdicts else 'DIFFERENT'}" if measured
+               else "not measured here (deciding runs not trained)"))
     out.append("")
     for study in STUDIES.values():
-        try:
-            replay = replay_halving(workdir / "grid", study)
-        except FileNotFoundError as missing:
-            out.append(f"- {study}: no replay yet ({missing.filename} missing)")
-            continue
-        grid_chosen = summary.get((study, "grid"), (None, {}))[1]
-        out.append(
-            f"- {study}, halving replayed on the grid's own runs: " + "; ".join(
-                f"{v} promotes {' then '.join(str(p) for p in r['rungs'])}, selects "
-                f"{r['selected']:g}" for v, r in replay.items())
-            + (" (the grid's selections)" if {v: r["selected"] for v, r in replay.items()}
-               == grid_chosen else " (NOT the grid's selections)"))
+        for rungs in REPLAYED:
+            try:
+                replay = replay_halving(workdir / "grid", study, rungs)
+            except FileNotFoundError as missing:
+                out.append(f"- {study}: no replay yet ({missing.filename} missing)")
+                break
+            grid_chosen = summary.get((study, "grid"), (None, {}))[1]
+            config = yaml.safe_load((workdir / "grid" / "measure.yaml").read_text())
+            n = len(config["studies"][study]["tune"]["train.learning_rate"])
+            out.append(
+                f"- {study}, halving at rungs {list(rungs)} replayed on the grid's own runs "
+                f"({_halving_share(n, rungs):.0%} of the grid's tuning epochs): " + "; ".join(
+                    f"{v} promotes {' then '.join(str(p) for p in r['rungs'])}, selects "
+                    f"{r['selected']:g}" for v, r in replay.items())
+                + (" (the grid's selections)" if {v: r["selected"] for v, r in replay.items()}
+                   == grid_chosen else " (NOT the grid's selections)"))
+    out += ["", recorded_verdicts()]
     if wall:
         out.append(f"- wall time of each whole invocation (both studies, tuning and deciding "
                    f"runs, one core each, at the same time): grid {wall['grid']:.0f} s, halving "
