@@ -20,8 +20,8 @@ export PATH := $(BIN):$(PATH)
 
 .PHONY: report test lint lock clean gpu-env gpu-requirements-check jax-gpu-env
 
-# Also MLflow (optional for users, requirements-mlflow.txt: `cnnablate export mlflow` and its
-# tests), JAX (EXTRA_REQUIREMENTS: Keras's JAX backend on the CPU, for its tests) and the project
+# Also MLflow (optional for users, requirements-mlflow.txt: `cnnablate export mlflow`, MLflow's
+# UI and `mlflow server`, which tests/test_mlflow_export.py starts), JAX (EXTRA_REQUIREMENTS: Keras's JAX backend on the CPU, for its tests) and the project
 # itself, editable, for the `cnnablate` command.
 $(STAMP): $(REQUIREMENTS) $(EXTRA_REQUIREMENTS) requirements.lock requirements-mlflow.txt requirements-mlflow.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)

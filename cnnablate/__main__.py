@@ -1,7 +1,8 @@
 """The `cnnablate` command (also `python -m cnnablate`):
 
     cnnablate status [--configfile FILE] [--config smoke=true] [--directory DIR]
-    cnnablate export mlflow [--tracking-uri URI] [--configfile FILE] [--config ...] [-d DIR]
+    cnnablate export mlflow [--tracking-uri URI] [--create] [--copy-models] [--configfile FILE]
+                            [--config ...] [-d DIR]
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
+import traceback
 from pathlib import Path
 
 import yaml
@@ -44,6 +46,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     mlflow.add_argument("--tracking-uri", default=None, metavar="URI",
                         help="any URI MLflow takes (default: sqlite:///results/mlflow.db, "
                              "in --directory)")
+    mlflow.add_argument("--create", action="store_true",
+                        help="start a new local store (a SQLite file, its folder) if there is "
+                             "none at --tracking-uri; without it a path that does not exist is "
+                             "refused, so that a typo cannot start a second store (the default "
+                             "store is always made)")
     mlflow.add_argument("--copy-models", action="store_true",
                         help="also copy each run's model.keras into the store's artifacts "
                              "(default: a tag with its path)")
@@ -108,13 +115,20 @@ def _export_mlflow(args: argparse.Namespace) -> int:
     folders = [root / layout.run_dir(*layout.of(r)) for r in runs]
     finished = [f for f in folders if (f / "metrics.json").is_file()]
     try:
-        if uri.startswith("sqlite:///"):
-            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         outcomes = mlflow_export.export_runs(
             finished, uri, experiment_suffix=" (smoke)" if smoke else "",
-            copy_models=args.copy_models)
+            copy_models=args.copy_models,
+            create=args.create or args.tracking_uri is None)  # the default store: made
     except mlflow_export.ExportError as error:
-        print(f"cnnablate export mlflow: {error}", file=sys.stderr)
+        # One line on the console; what caused it, traceback and all, in the log.
+        log = root / layout.logs / "export_mlflow.log"
+        try:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text(traceback.format_exc())
+            details = f" (details: {log})"
+        except OSError:
+            details = ""
+        print(f"cnnablate export mlflow: {error}{details}", file=sys.stderr)
         return 2
     print(mlflow_export.summary_line(outcomes, uri))
     if len(finished) < len(folders):

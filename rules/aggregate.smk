@@ -46,14 +46,18 @@ rule paper_table:
         runs=rules.aggregate.output.runs,
         summary=rules.aggregate.output.summary,
         paired=rules.aggregate.output.paired,
-        # a tuned study's tuning.csv: the caption states each variant's tuning effort (#31)
-        tuning=lambda wc: [LAYOUT.study_file(wc.study, "tuning.csv")] if tuned(wc.study) else [],
+        # a tuned study's selection: the caption gives each variant's selected values
+        tuning=lambda wc: tuning_files(wc.study),
     output:
         tex=LAYOUT.study_file("{study}", "table.tex"),
         md=LAYOUT.study_file("{study}", "table.md"),
     params:
         study=lambda wc: study_settings(wc.study),
         confidence=config["report"]["confidence"],
+        # each variant's learning rate as configured (a tuned one's: tuning.csv's selection)
+        learning_rates=lambda wc: {
+            run["variant"]: run["train"].get("learning_rate") for run in runs_of(wc.study)
+        },
         code=CODE.paper_table(),
     message:
         "paper_table study={wildcards.study} (log: {log})"

@@ -10,6 +10,8 @@ with log_to(snakemake.log[0]):  # noqa: F821
     from cnnablate.reporting.paper import write_paper_tables
 
     inputs, out = snakemake.input, snakemake.output  # noqa: F821
+    # a tuned study's tuning.csv (one file, or none for an untuned study)
+    tuning = [inputs.tuning] if isinstance(inputs.tuning, str) else list(inputs.tuning)
     write_paper_tables(
         inputs.runs,
         inputs.summary,
@@ -18,6 +20,6 @@ with log_to(snakemake.log[0]):  # noqa: F821
         out.tex,
         out.md,
         confidence=snakemake.params.confidence,  # noqa: F821
-        # a tuned study's tuning.csv: its caption states each variant's tuning effort
-        tuning_csv=inputs.tuning[0] if inputs.get("tuning") else None,
+        learning_rates=dict(snakemake.params.learning_rates),  # noqa: F821
+        tuning_csv=tuning[0] if tuning else None,
     )

@@ -5,7 +5,17 @@ paired tables.
 One row per variant: the headline metric's mean and its interval (summary.csv), the number
 of completed seeds, the verdict against the baseline as a marker (paired.csv), the highest
 mean in bold. The caption states what was measured over which seeds, the marker legend and the
-study's guarantee, in the words the HTML report uses (cnnablate.decisions.sentences).
+study's guarantee, in the words the HTML report uses (cnnablate.decisions.sentences), and the
+settings the variants trained at: a tuned study's selected values per variant (tuning.csv),
+"at the selected settings"; an untuned study's shared learning rate.
+
+table.tex fits one column of a two-column paper (the article class's two-column A4 column,
+221 pt, is the narrowest of the usual ones): a narrow layout at `\\small` (the metric's name over
+the mean and interval columns, the baseline marked with a dagger) that fits there at its
+natural width for variant names of up to about 14 characters; a table with longer names is
+shrunk to `\\columnwidth` by LaTeX itself (measured in a box; needs `\\usepackage{graphicx}`),
+so it never overflows. For a full-width float, change `table` to `table*`: the shrinking then
+never happens in a two-column paper's text width.
 
 Written by hand rather than with pandas' `Styler.to_latex`: every cell needs its own treatment
 (escaped user text, math-mode markers, bold for the best mean, a caption that is escaped text
@@ -20,13 +30,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from cnnablate.base.atomic import write_text_atomic
 from cnnablate.decisions import sentences
 from cnnablate.decisions.decide import design_from_settings
+from cnnablate.decisions.sentences import compact, key_label
 from cnnablate.reporting.aggregate import decide_study, headline_metric
+from cnnablate.reporting.tuning import read_tuning
 
 # LaTeX's ten special characters, each as text-mode LaTeX (the order of the keys does not
 # matter: the replacement is one pass over the text).
@@ -86,6 +99,7 @@ class PaperTable:
     guarantee: str  # sentences.guarantee
     min_effect: float | None
     effort: str = ""  # a tuned study's tuning effort per variant (sentences.tuning_effort)
+    settings: str = ""  # what the variants trained at, in words (settings_in_words)
 
     @property
     def digits(self) -> int:
@@ -162,11 +176,45 @@ def tuning_effort(tuning_csv: str | Path, study: Mapping, runs: pd.DataFrame,
     return tuning.effort_sentence(per_variant, study.get("tune") or {}, deciding)
 
 
+def _by_variant(label: str, values: Mapping[str, str]) -> str:
+    """`label 0.05` when every variant has the same value, else `label: a 0.05, b 0.1`."""
+    distinct = set(values.values())
+    if len(distinct) == 1:
+        return f"{label} {next(iter(distinct))}"
+    return f"{label}: " + ", ".join(f"{v} {value}" for v, value in values.items())
+
+
+def settings_in_words(order: list[str], learning_rates: Mapping[str, Any] | None,
+                      tuning_csv: str | Path | None) -> str:
+    """The settings the table's runs trained at. Tuned (tuning.csv): each variant's selected
+    values, "at the selected settings"; else the learning rate, shared or per variant."""
+    if tuning_csv is not None:
+        selected = {t.variant: t.selected_values() for t in read_tuning(tuning_csv, order)}
+        keys = list(dict.fromkeys(k for values in selected.values() for k in values or {}))
+        parts = [_by_variant(key_label(key).replace("_", " "),
+                             {v: compact(values[key]) if values and key in values else "--"
+                              for v, values in selected.items()})
+                 for key in keys]
+        return ("Each variant at its selected settings (tuned on its own tuning seeds, which "
+                "are not in the numbers): " + "; ".join(parts) + ".")
+    if not learning_rates:
+        return ""
+    rates = {v: compact(learning_rates[v]) for v in order if v in learning_rates}
+    if not rates:
+        return ""
+    if len(set(rates.values())) == 1:
+        return f"Every variant trained at learning rate {next(iter(rates.values()))}."
+    return _by_variant("Learning rate per variant", rates) + "."
+
+
 def paper_table(runs: pd.DataFrame, summary: pd.DataFrame, paired: pd.DataFrame,
                 study: Mapping, confidence: float = 0.95,
+                learning_rates: Mapping[str, Any] | None = None,
                 tuning_csv: str | Path | None = None) -> PaperTable:
-    """A study's table from its three tables and its settings (`study_settings`); a tuned
-    study's caption also states each variant's tuning effort (from `tuning_csv`)."""
+    """A study's table from its three tables and its settings (`study_settings`);
+    `learning_rates` (variant -> its runs' learning rate) or, for a tuned study, its
+    tuning.csv (the selection) say what the variants trained at; a tuned study's caption also
+    states each variant's tuning effort (from `tuning_csv`)."""
     metric = headline_metric(study["eval_split"])
     percent = "accuracy" in metric
     baseline = study["baseline"]
@@ -182,6 +230,7 @@ def paper_table(runs: pd.DataFrame, summary: pd.DataFrame, paired: pd.DataFrame,
         guarantee=sentences.guarantee(design, len(paired), decisions.n_looks),
         min_effect=design.min_effect,
         effort=tuning_effort(tuning_csv, study, runs, order) if tuning_csv else "",
+        settings=settings_in_words(order, learning_rates, tuning_csv),
     )
 
 
@@ -206,12 +255,14 @@ def _caption(table: PaperTable, latex: bool) -> str:
     within = (f" within {plus_minus}{table.min_effect * scale:g}{unit}"
               if table.min_effect else "")
     diverged = [f"{esc(r.variant)} ({r.n_diverged})" for r in table.rows if r.n_diverged]
+    dagger = r"$^\dagger$" if latex else ""
     text = [
         f"{esc(table.study)}: {esc(table.metric.replace('_', ' '))}, mean and {esc(level)} "
         f"confidence interval over {esc(table.seeds)}; n = completed seeds; bold: highest mean "
         "(by itself no significant difference).",
-        f"Against the baseline {esc(table.baseline)}: {up} better, {down} worse, {same} "
-        f"equivalent{within}, no mark: undecided.",
+        f"Against the baseline {esc(table.baseline)}{dagger}: {up} better, {down} worse, "
+        f"{same} equivalent{within}, no mark: undecided.",
+        *([esc(table.settings)] if table.settings else []),
         esc(table.guarantee),
     ]
     if diverged:
@@ -225,32 +276,57 @@ def _label(study: str) -> str:
     return "tab:" + re.sub(r"[^A-Za-z0-9.:-]", "-", study)
 
 
-def to_latex(table: PaperTable) -> str:
-    """The table as a LaTeX `table` float with booktabs rules (needs `\\usepackage{booktabs}`)."""
+# The LaTeX that sets the tabular at its natural width, or shrunk to the column where that is
+# wider (long variant names); \cnnablatebox is made once however many tables a paper inputs.
+_FIT_BOX = r"\ifdefined\cnnablatebox\else\newsavebox{\cnnablatebox}\fi"
+_FIT_USE = (r"\ifdim\wd\cnnablatebox>\columnwidth\resizebox{\columnwidth}{!}"
+            r"{\usebox{\cnnablatebox}}\else\usebox{\cnnablatebox}\fi")
+TABCOLSEP_PT = 3.5  # the space each side of a column (LaTeX's default: 6 pt)
+
+
+def latex_body(table: PaperTable) -> list[str]:
+    """The tabular's header and body rows, as table.tex has them (tests measure these)."""
     d = table.digits
     level = f"{round(100 * table.confidence)}\\%"
-    header = (f"Variant & {latex_escape(table.metric_label)} & {level} CI & $n$ & "
-              f"vs.\\ {latex_escape(table.baseline)} \\\\")
     lines = [
-        "% Made by cnnablate (cnnablate/reporting/paper.py) from the study's summary.csv and",
-        "% paired.csv; needs \\usepackage{booktabs}.",
-        "\\begin{table}[tbp]",
-        "\\centering",
-        f"\\caption{{{_caption(table, latex=True)}}}",
-        f"\\label{{{_label(table.study)}}}",
-        "\\begin{tabular}{lrrrc}",
-        "\\toprule",
-        header,
-        "\\midrule",
+        f" & \\multicolumn{{2}}{{c}}{{{latex_escape(table.metric_label)}}} & & vs. \\\\",
+        "\\cmidrule(lr){2-3}",
+        f"Variant & mean & {level} CI & $n$ & base \\\\",
     ]
+    rows = []
     for row in table.rows:
         mean = _number(row.mean, d)
-        name = latex_escape(row.variant) + (" (baseline)" if row.baseline else "")
+        name = latex_escape(row.variant) + (r"$^\dagger$" if row.baseline else "")
         marker = "--" if row.baseline else MARKERS.get(row.verdict or "", ("", ""))[0]
         shown = f"\\textbf{{{mean}}}" if row.best else mean
-        lines.append(f"{name} & {shown} & "
-                     f"{_interval(row, d)} & {row.n} & {marker} \\\\")
-    lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+        rows.append(f"{name} & {shown} & {_interval(row, d)} & {row.n} & {marker} \\\\")
+    return [*lines, "\\midrule", *rows]
+
+
+def to_latex(table: PaperTable) -> str:
+    """The table as a LaTeX `table` float with booktabs rules, one column wide (needs
+    `\\usepackage{booktabs}` and `\\usepackage{graphicx}`)."""
+    lines = [
+        "% Made by cnnablate (cnnablate/reporting/paper.py) from the study's summary.csv and",
+        "% paired.csv; needs \\usepackage{booktabs} and \\usepackage{graphicx}. Fits one column",
+        "% of a two-column paper: at its natural size, or shrunk to \\columnwidth if wider.",
+        "% For a float across both columns, change table to table*.",
+        "\\begin{table}[tbp]",
+        "\\centering",
+        "\\small",
+        f"\\setlength{{\\tabcolsep}}{{{TABCOLSEP_PT}pt}}",
+        f"\\caption{{{_caption(table, latex=True)}}}",
+        f"\\label{{{_label(table.study)}}}",
+        _FIT_BOX,
+        "\\sbox{\\cnnablatebox}{%",
+        "\\begin{tabular}{@{}lrrrc@{}}",
+        "\\toprule",
+        *latex_body(table),
+        "\\bottomrule",
+        "\\end{tabular}}%",
+        _FIT_USE,
+        "\\end{table}",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -276,11 +352,12 @@ def to_markdown(table: PaperTable) -> str:
 def write_paper_tables(runs_csv: str | Path, summary_csv: str | Path, paired_csv: str | Path,
                        study: Mapping, out_tex: str | Path, out_md: str | Path,
                        confidence: float = 0.95,
+                       learning_rates: Mapping[str, Any] | None = None,
                        tuning_csv: str | Path | None = None) -> PaperTable:
-    """Write a study's table.tex and table.md from its tables (the workflow's paper_table);
-    `tuning_csv`: a tuned study's tuning.csv (its caption states the tuning effort)."""
+    """Write a study's table.tex and table.md from its tables (the workflow's paper_table)."""
     table = paper_table(pd.read_csv(runs_csv), pd.read_csv(summary_csv),
-                        pd.read_csv(paired_csv), study, confidence, tuning_csv)
+                        pd.read_csv(paired_csv), study, confidence,
+                        learning_rates=learning_rates, tuning_csv=tuning_csv)
     write_text_atomic(out_tex, to_latex(table))
     write_text_atomic(out_md, to_markdown(table))
     return table
