@@ -74,4 +74,4 @@ lock:
 	 grep -v -x -F -f requirements.lock /tmp/cnnablate-lock/all.txt) > requirements-mlflow.lock
 
 clean:
-	rm -rf results logs report/index.html report/figures .snakemake
+	rm -rf results logs report/index.html report/figures report/results .snakemake

@@ -98,6 +98,9 @@ rule report:
         rounds=lambda wc: [path for study in STUDIES for path in round_files(study)],
     output:
         html=LAYOUT.report,
+        # copies of the tables, paper tables and run histories the page links: report/ works
+        # on its own (cnnablate.reporting.report.Bundle)
+        bundle=directory(LAYOUT.report_bundle),
     params:
         studies=[study_settings(study) for study in STUDIES],
         # study_runs: the runs adaptive seeds actually ran (known once their rounds are decided)

@@ -4,8 +4,10 @@ workflow, Snakemake's own `--report`."""
 
 from __future__ import annotations
 
+import html as entities
 import json
 import re
+import shutil
 import struct
 import zipfile
 import zlib
@@ -40,12 +42,15 @@ def tiny_png(path: Path) -> Path:
 
 def make_study(root: Path, name: str, values: dict[str, list[float | None]], baseline: str,
                description: str = "", reference: dict | None = None,
-               variant_descriptions: dict | None = None) -> dict:
+               variant_descriptions: dict | None = None,
+               activations: dict[str, str] | None = None) -> dict:
     """Runs (a None value = a diverged run), the study's tables and placeholder figures, as
-    scripts/report.py hands them to render_report."""
+    scripts/report.py hands them to render_report. Each variant trains with the activation
+    `activations` gives it (default: one of its own, named like it)."""
     runs = [
         write_run(root, name, variant, seed, 0.99 if value is None else value,
-                  status="diverged" if value is None else "completed")
+                  status="diverged" if value is None else "completed",
+                  run_config={"activation": (activations or {}).get(variant, variant)})
         for variant, seeds in values.items() for seed, value in enumerate(seeds)
     ]
     settings = {
@@ -261,9 +266,14 @@ def test_figures_and_history_links_are_relative_and_exist(page):
     root, html = page
     report = root / "report"
     srcs = re.findall(r'<img src="([^"]+)"', html)
-    assert srcs == [f"figures/acts/{f}.png" for f in FIGURES]
+    drawn = ("learning_curves", "final_metric")  # drawn on the page: linked, not shown again
+    assert srcs == [f"figures/acts/{f}.png" for f in FIGURES if f not in drawn]
     links = re.findall(r'href="([^"#][^"]*)"', html)
-    assert len(links) == 6
+    assert sorted(links) == sorted(
+        [f"figures/acts/{f}.png" for f in drawn]
+        + [f"results/studies/acts/{t}.csv" for t in ("summary", "paired", "runs")]
+        + [f"results/runs/acts/{v}/seed{s}/history.csv" for v in ("relu", "v&lt;i&gt;")
+           for s in range(3)])
     for link in srcs + links:
         assert not re.match(r"^[a-z]+:", link) and (report / link.replace("&lt;", "<")
                                                     .replace("&gt;", ">")).exists(), link
@@ -303,3 +313,73 @@ def test_smoke_runs_are_flagged(tmp_path):
         m["run_config"] = {"smoke": True}
         Path(path).write_text(json.dumps(m))
     assert "Smoke run:</strong> 3 of 4 runs were" in render(tmp_path, [study])
+
+
+# --- what the page shows once, and only where it says something (issue 33) -------------------
+
+def test_verdict_names_every_decided_comparison(tmp_path):
+    # bn_placement's case: before and after tie at the top, none sits at chance. none is decided
+    # worse (differences -0.70, -0.71, -0.73: p_holm < 0.05), so the overview must say so,
+    # not only that before and after tie.
+    study = make_study(tmp_path, "bn", {"before": [0.80, 0.82, 0.84],
+                                         "after": [0.81, 0.83, 0.82],
+                                         "none": [0.10, 0.11, 0.11]}, baseline="before")
+    paired = pd.read_csv(study["paired"]).set_index("variant")
+    assert paired.loc["none", "verdict"] == "worse"  # the premise
+    assert paired.loc["after", "verdict"] == "undecided"
+    v = verdict(pd.read_csv(study["summary"]), pd.read_csv(study["paired"]), "before",
+                "best_val_accuracy")
+    assert v["winner"] is None
+    assert v["text"] == ("no significant difference: before, after tied (overlapping 95% "
+                         "intervals); decided against before: none worse")
+    rows = parse(render(tmp_path, [study])).rows
+    assert rows["overview"][0][5].startswith(v["text"])
+
+
+def test_a_winners_sentence_does_not_repeat_what_it_names(tmp_path):
+    study = make_study(tmp_path, "p", {"relu": [0.811, 0.829, 0.851], "elu": [0.80, 0.82, 0.84]},
+                       baseline="relu")
+    v = verdict(pd.read_csv(study["summary"]), pd.read_csv(study["paired"]), "relu",
+                "best_val_accuracy")
+    assert v["text"].startswith("relu (the baseline) — elu significantly worse")
+    assert "decided" not in v["text"]
+
+
+def test_intervals_of_losses_and_seconds_need_three_seeds(tmp_path):
+    two = make_study(tmp_path / "2", "two", {"a": [0.80, 0.90], "b": [0.70, 0.75]},
+                     baseline="a")
+    cells = parse(render(tmp_path / "2", [two])).rows["summary"][0]
+    # variant, rank, n, diverged, headline, std, final val acc, final val loss, test acc, s/epoch
+    assert "[" in cells[4] and "[" in cells[6] and "[" in cells[8]  # accuracies: logit, bounded
+    assert cells[7] == "0.1500" and cells[9] == "1.00"  # loss and seconds: the mean alone
+    three = make_study(tmp_path / "3", "three", {"a": [0.80, 0.90, 0.85], "b": [0.7, 0.75, 0.8]},
+                       baseline="a")
+    cells = parse(render(tmp_path / "3", [three])).rows["summary"][0]
+    assert cells[7].startswith("0.1500 [") and cells[9].startswith("1.00 [")
+
+
+def test_activation_figure_only_where_the_activation_varies(tmp_path):
+    varied = make_study(tmp_path, "acts", {"relu": [0.8, 0.9], "elu": [0.7, 0.8]},
+                        baseline="relu")
+    fixed = make_study(tmp_path, "inits", {"he": [0.8, 0.9], "glorot": [0.7, 0.8]},
+                       baseline="he", activations={"he": "relu", "glorot": "relu"})
+    html = render(tmp_path, [varied, fixed])
+    assert 'src="figures/acts/activation_functions.png"' in html
+    assert "figures/inits/activation_functions" not in html
+    assert 'src="figures/inits/activation_statistics.png"' in html  # about any study
+
+
+def test_report_folder_works_when_moved_on_its_own(page, tmp_path_factory):
+    """Every link of the page resolves inside the report's folder: zipped or moved alone, it
+    still works (tables, paper tables and histories are copied in)."""
+    root, _ = page
+    moved = tmp_path_factory.mktemp("elsewhere") / "shared-report"
+    shutil.move(root / "report", moved)
+    shutil.rmtree(root / "results")  # nothing left behind to resolve against
+    html = (moved / "index.html").read_text()
+    links = re.findall(r'(?:href|src)="([^"#][^"]*)"', html)
+    assert links
+    for link in links:
+        path = (moved / entities.unescape(link)).resolve()
+        assert path.is_file() and path.is_relative_to(moved.resolve()), link
+    assert (moved / "results" / "studies" / "acts" / "summary.csv").is_file()

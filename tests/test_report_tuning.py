@@ -270,8 +270,9 @@ def test_tuned_report_has_tuning_section_sentences_cost_and_own_best_wording(tmp
             "the deciding seeds 0–2 by best_val_accuracy on the val split.") in page
     assert "holds for the comparison of the selected configurations" in page
     assert "share one learning rate" not in page
-    # the PNG in the tuning section, not twice; the interactive chart's data and its panel
-    assert html.count('src="figures/tuned/tuning.png"') == 1
+    # drawn on the page (the interactive chart's data and its panel); its PNG linked, not shown
+    assert html.count('href="figures/tuned/tuning.png"') == 1
+    assert 'src="figures/tuned/tuning.png"' not in html
     panel = _embedded(html, "tuned")["tuning"]["panels"][0]
     assert panel["scale"] == "log"
     relu = panel["variants"][0]

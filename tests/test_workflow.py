@@ -130,6 +130,19 @@ def test_a_run_shared_between_studies_is_trained_once_and_copied(done, finished)
                                                                 abs=1e-7)
 
 
+def test_a_copied_run_carries_its_tensorboard_events(done):
+    """`tensorboard --logdir results/runs/<study>` shows a copied run as well: its folder holds
+    the trained run's event files, byte for byte."""
+    for (study, variant, seed), source in FINISHED_SHARED.items():
+        copied = done / f"results/runs/{study}/{variant}/seed{seed}/tensorboard"
+        trained = done / "results/runs/{}/{}/seed{}/tensorboard".format(*source)
+        events = sorted(p.relative_to(trained) for p in trained.rglob("*") if p.is_file())
+        assert any("tfevents" in p.name for p in events), events
+        assert sorted(p.relative_to(copied) for p in copied.rglob("*") if p.is_file()) == events
+        for rel in events:
+            assert (copied / rel).read_bytes() == (trained / rel).read_bytes()
+
+
 def test_report_shows_tables_figures_and_escapes_user_text(done):
     html = (done / "report/index.html").read_text()
     assert "Tiny &lt;b&gt;activation&lt;/b&gt; study" in html
@@ -140,8 +153,16 @@ def test_report_shows_tables_figures_and_escapes_user_text(done):
                     "activation_statistics"):
             png = done / f"report/figures/{study}/{fig}.png"
             assert png.stat().st_size > 5000
-            assert f'src="figures/{study}/{fig}.png"' in html
-    assert 'href="../results/runs/acts/relu/seed0/history.csv"' in html
+        # drawn on the page, so linked; the rest shown (the activation figure only where the
+        # variants' activations differ: `other` has one variant)
+        for fig in ("learning_curves", "final_metric"):
+            assert f'href="figures/{study}/{fig}.png"' in html
+        assert f'src="figures/{study}/activation_statistics.png"' in html
+        assert (f'src="figures/{study}/activation_functions.png"' in html) == (study != "other")
+    # inside the report's folder: a copy of the run's history
+    assert 'href="results/runs/acts/relu/seed0/history.csv"' in html
+    assert ((done / "report/results/runs/acts/relu/seed0/history.csv").read_bytes()
+            == (done / "results/runs/acts/relu/seed0/history.csv").read_bytes())
 
 
 def test_each_job_is_a_line_or_two_without_its_code_inputs(finished):

@@ -30,7 +30,8 @@ def copy_workflow(dest: Path) -> Path:
 
 # What a workflow run leaves besides the prepared data (removed by `without_results`).
 RESULTS_BUT_DATA = ("results/runs", "results/studies", "results/benchmarks", "results/smoke",
-                    "logs", "report/index.html", "report/figures", "report/smoke", "artifacts")
+                    "logs", "report/index.html", "report/figures", "report/results", "report/smoke",
+                    "artifacts")
 
 
 def copy_finished(finished: Path, dest: Path) -> Path:

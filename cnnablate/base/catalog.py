@@ -152,11 +152,14 @@ DATASET_SOURCES: dict[str, Source] = {
 class Figure:
     """A per-study figure: `function` ("module:function") is called as
     `function(data: cnnablate.reporting.figures.StudyData, path)` and writes a PNG; `caption` is its
-    Snakemake-report caption file, `title` the line above it in the HTML report."""
+    Snakemake-report caption file, `title` the line above it in the HTML report; `about`, the
+    run setting (a key of the resolved run) it shows, if it shows one: the HTML report then shows
+    it only for a study whose variants differ in that setting."""
 
     function: str
     caption: str
     title: str
+    about: str | None = None
 
 
 FIGURES: dict[str, Figure] = {
@@ -175,6 +178,7 @@ FIGURES: dict[str, Figure] = {
         "report/captions/activation_functions.rst",
         "Activation functions and their derivatives, as computed by the layers the runs "
         "trained with",
+        about="activation",  # one activation for every variant: nothing to compare
     ),
     "activation_statistics": Figure(
         "cnnablate.reporting.figures:plot_activation_statistics",

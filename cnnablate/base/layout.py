@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+REPORT_BUNDLE = "results"  # the report folder's copies: report/results/studies/..., runs/...
 RUN_FILES = ("history.csv", "metrics.json", "model.keras")  # a finished run's files
 TABLES = ("runs", "summary", "paired")  # a study's tables, results/studies/{study}/{name}.csv
 
@@ -38,6 +39,12 @@ class Layout:
     @property
     def report(self) -> str:
         return f"{self.report_dir}/index.html"
+
+    @property
+    def report_bundle(self) -> str:
+        """Copies of the files the report links from elsewhere (tables, paper tables, run
+        histories), so that the report's folder works on its own (zipped, moved, shared)."""
+        return f"{self.report_dir}/{REPORT_BUNDLE}"
 
     def data_dir(self, dataset: str, synthetic: bool = False) -> str:
         """A dataset's prepared arrays: the real ones, or smoke mode's SYNTHETIC stand-in."""

@@ -28,6 +28,9 @@ ASSETS = (
 TAB10 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
          "#7f7f7f", "#bcbd22", "#17becf")
 CURVE_METRICS = ("val_accuracy", "val_loss")
+# The registered figures (cnnablate.base.catalog) the page draws itself: the report links
+# their static PNG and PDF instead of showing the same figure twice.
+DRAWN = frozenset({"learning_curves", "final_metric", "tuning"})
 
 
 def _number(text) -> float | None:

@@ -3,30 +3,48 @@ section per study with its dataset, figures, tables, reported reference numbers 
 the provenance of the results.
 
 The page is self-contained: inline CSS and script (cnnablate/reporting/interactive.py), no web
-fonts;
-figures and run histories are linked by relative paths, so it opens from disk with no server
-and no network.
+fonts; figures, tables, paper tables and run histories are linked by relative paths inside the
+report's folder (files from elsewhere are copied into its `results/`, `Bundle`), so it opens from
+disk with no server and no network, and the folder can be zipped and shared on its own.
+
+Each figure appears once: drawn interactively where the page can (`interactive.DRAWN`), its
+static PNG and PDF then linked; a figure about one setting (`catalog.Figure.about`) only for a
+study whose variants differ in it.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
+import shutil
 from pathlib import Path
 
 import jinja2
 import pandas as pd
 
 from cnnablate.base import catalog
-from cnnablate.base.atomic import write_text_atomic
+from cnnablate.base.atomic import atomic_path, write_text_atomic
+from cnnablate.base.layout import REPORT_BUNDLE
 from cnnablate.decisions import sentences
 from cnnablate.decisions.decide import design_from_settings
+from cnnablate.decisions.stats import METRIC_BOUNDS
 from cnnablate.reporting import interactive, tuning
 from cnnablate.reporting.aggregate import decide_study, headline_metric
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "report" / "templates"
 ALPHA = 0.05
+BUNDLE = REPORT_BUNDLE  # the report folder's copies of the files it links from elsewhere
+DECIDED = ("better", "worse", "equivalent")
+
+
+def interval_min_n(metrics=METRIC_BOUNDS) -> dict[str, int]:
+    """Completed seeds from which the report shows a summary interval, per metric: 2 on a
+    bounded scale (accuracies: the logit interval stays in [0, 1]), 3 on a log scale (losses,
+    seconds: bounded below only). With 2 seeds the t quantile is 12.7, and on the log scale
+    that stretches the interval over orders of magnitude (a final loss of [0.0000, 1430913]):
+    it would say nothing. The CSVs keep every interval."""
+    return {m: 3 if low is not None and high is None else 2
+            for m, (low, high) in metrics.items()}
 
 
 def _missing(value) -> bool:
@@ -73,23 +91,50 @@ def verdict(
     with: a non-baseline variant significantly better than the baseline while each other tied
     variant is the baseline or significantly worse than it; the baseline when every variant
     tied with it is significantly worse. Otherwise there is no winner and the text names the
-    tied variants. Returns {"winner": name or None, "text": str}.
+    tied variants. Then every decided comparison (better / worse / equivalent in `paired`) the
+    text has not named yet: "; decided against before: none worse". Returns {"winner": name or
+    None, "text": str}.
     """
     level = f"{round(100 * confidence)}%"
+    result = _verdict(summary, paired, baseline, metric, level, alpha)
+    # Every decided comparison is named, also those of variants the sentence above leaves out
+    # (a variant decided worse at chance behind two tied ones).
+    decided = _decided(paired, result.pop("named"))
+    return {**result, "text": result["text"] + decided + result.pop("tail")}
+
+
+def _decided(paired: pd.DataFrame, named: set[str]) -> str:
+    """'; decided against before: none worse, after equivalent' for the decided comparisons
+    whose variant `named` (already stated) leaves out; '' where none is."""
+    if "verdict" not in paired.columns:
+        return ""
+    rows = paired[paired["verdict"].isin(DECIDED) & ~paired["variant"].isin(named)]
+    groups: dict[str, list[str]] = {}
+    for row in rows.itertuples():
+        against = str(getattr(row, "baseline", "") or "the baseline")
+        groups.setdefault(against, []).append(f"{row.variant} {row.verdict}")
+    return "".join(f"; decided against {against}: {_names(items)}"
+                   for against, items in groups.items())
+
+
+def _verdict(summary: pd.DataFrame, paired: pd.DataFrame, baseline: str, metric: str,
+             level: str, alpha: float) -> dict:
+    """verdict() without the decided comparisons: winner, text, tail (variants that never
+    completed) and `named`, the variants whose paired verdict the text already states."""
     done = summary[summary["n"] > 0]
     never = list(summary.loc[summary["n"] == 0, "variant"])
     tail = f" ({_names(never)}: no completed run)" if never else ""
     if done.empty:
-        return {"winner": None, "text": "no completed runs"}
+        return {"winner": None, "text": "no completed runs", "tail": "", "named": set()}
     if len(done) == 1:
-        return {"winner": None,
-                "text": f"nothing to compare: only {done['variant'].iloc[0]} completed{tail}"}
+        return {"winner": None, "text": f"nothing to compare: only {done['variant'].iloc[0]} "
+                                        "completed", "tail": tail, "named": set()}
     best = done.sort_values(f"{metric}_mean", ascending=False, kind="stable").iloc[0]
     name = best["variant"]
     tied = list(done.loc[done["rank"] == 1, "variant"])
     if len(tied) == 1 and best["n"] >= 2:
-        return {"winner": name,
-                "text": f"{name} — its {level} interval overlaps no other variant's{tail}"}
+        return {"winner": name, "text": f"{name} — its {level} interval overlaps no other "
+                                        "variant's", "tail": tail, "named": set()}
     if "verdict" in paired.columns:
         # Decisions under the family-wise guarantee (Holm; cnnablate.decisions.decide), not raw p <
         # alpha.
@@ -104,11 +149,13 @@ def verdict(
     if name == baseline and others and all(v in worse for v in others):
         return {"winner": name,
                 "text": f"{name} (the baseline) — {_names(others)} significantly worse in the "
-                        f"paired test (p < {alpha}), though the {level} intervals overlap{tail}"}
+                        f"paired test (p < {alpha}), though the {level} intervals overlap",
+                "tail": tail, "named": set(others)}
     if name in better and all(v == baseline or v in worse for v in others):
         return {"winner": name,
                 "text": f"{name} — beats the baseline {baseline} in the paired test "
-                        f"(p = {better[name]:.3g}), though the {level} intervals overlap{tail}"}
+                        f"(p = {better[name]:.3g}), though the {level} intervals overlap",
+                "tail": tail, "named": {name}}
     single = " (single seeds: no intervals)" if (done["n"] < 2).all() else ""
     text = (f"no significant difference: {_names(tied)} tied "
             f"(overlapping {level} intervals){single}")
@@ -116,7 +163,7 @@ def verdict(
     if beating:
         text += (f"; {_names(beating)} significantly better than the baseline {baseline} "
                  f"(paired p < {alpha})")
-    return {"winner": None, "text": text + tail}
+    return {"winner": None, "text": text, "tail": tail, "named": set(beating)}
 
 
 def _machine(mach: dict) -> str:
@@ -181,10 +228,11 @@ def render_report(studies: list[dict], out_html: str | Path, title: str,
                   dataset_meta: dict[str, str | Path] | None = None) -> None:
     """`studies`: per study its settings, table CSVs, figure paths and run files (optional:
     `figure_pdfs`, figure name -> its PDF; `paper_tables`, {"tex": path, "md": path}: linked);
-    `dataset_meta`: dataset name -> its prepared meta.json (class names, counts, checksum)."""
+    `dataset_meta`: dataset name -> its prepared meta.json (class names, counts, checksum).
+    Linked files outside the report's folder are copied into its `results/` (`Bundle`)."""
     out_html = Path(out_html)
-    base = out_html.parent
-    rel = lambda p: os.path.relpath(Path(p).resolve(), base.resolve())  # noqa: E731
+    bundle = Bundle(out_html.parent)
+    rel = bundle.link
     dataset_meta = dataset_meta or {}
     all_metrics: list[str] = []
     sections = []
@@ -201,20 +249,27 @@ def render_report(studies: list[dict], out_html: str | Path, title: str,
         runs = runs.assign(_order=runs["variant"].map(position).fillna(len(position)))
         runs = runs.sort_values(["_order", "seed"], kind="stable").drop(columns="_order")
         run_rows = _records(runs)
-        history_of, train_of, epochs_of = {}, {}, {}
+        history_of, train_of, epochs_of, config_of = {}, {}, {}, {}
         for mpath, hpath in zip(s["metrics_files"], s["history_files"]):
             m = json.loads(Path(mpath).read_text())
             history_of[(m["variant"], int(m["seed"]))] = hpath
+            config_of.setdefault(m["variant"], m.get("run_config") or {})
             train_of[m["variant"]] = (m.get("run_config") or {}).get("train") or {}
             if train_of[m["variant"]].get("epochs"):
                 epochs_of.setdefault(m["variant"], []).append(
                     int(train_of[m["variant"]]["epochs"]))
+        name = settings["name"]
         for row in run_rows:
-            row["history_link"] = rel(history_of[(row["variant"], int(row["seed"]))])
+            row["history_link"] = rel(history_of[(row["variant"], int(row["seed"]))], "runs",
+                                      name, str(row["variant"]), f"seed{_int(row['seed'])}",
+                                      "history.csv")
         all_metrics += list(s["metrics_files"])
         reference = dict(settings.get("reference") or {})
         diverged = runs[runs["status"] != "completed"]
         tuned = _tuning_section(s, settings, list(position), runs, metric, epochs_of, rel)
+        shown = {k: v for k, v in s["figures"].items() if k not in catalog.TUNING_FIGURES
+                 and _varied(catalog.FIGURES.get(k), config_of)}
+        pdfs = s.get("figure_pdfs") or {}
         sections.append({
             "name": settings["name"],
             "description": settings.get("description", ""),
@@ -230,11 +285,16 @@ def render_report(studies: list[dict], out_html: str | Path, title: str,
             "backends": sorted({str(r.get("backend") or "tensorflow") for r in run_rows}),
             "n_diverged": len(diverged),
             "diverged_runs": [f"{r.variant} seed {r.seed}" for r in diverged.itertuples()],
-            "figures": {k: rel(v) for k, v in s["figures"].items()
-                        if k not in catalog.TUNING_FIGURES},
+            # shown as images: the figures the page does not draw itself
+            "figures": {k: rel(v) for k, v in shown.items() if k not in interactive.DRAWN},
+            # the static versions of those it draws: links
+            "figure_links": _figure_links(shown, pdfs, rel),
             # for papers: each figure as a vector PDF, the study's table as LaTeX and Markdown
-            "figure_pdfs": {k: rel(v) for k, v in (s.get("figure_pdfs") or {}).items()},
-            "paper_tables": {k: rel(v) for k, v in (s.get("paper_tables") or {}).items()},
+            "figure_pdfs": {k: rel(v) for k, v in pdfs.items() if k in shown},
+            "paper_tables": {k: rel(v, "studies", name, Path(v).name)
+                             for k, v in (s.get("paper_tables") or {}).items()},
+            "tables": {k: rel(s[k], "studies", name, f"{k}.csv")
+                       for k in ("summary", "paired", "runs")},
             "reference": reference,
             "variant_descriptions": settings.get("variant_descriptions", {}),
             "interactive": interactive.script_json({
@@ -259,10 +319,12 @@ def render_report(studies: list[dict], out_html: str | Path, title: str,
     env.filters["fmt"] = _fmt
     env.filters["count"] = _int
     env.filters["seeds"] = lambda v: sentences.seeds_text(v) if not _missing(v) else "–"
+    env.filters["short_title"] = lambda title: str(title).split(":")[0]
     html = env.get_template("index.html.j2").render(
         title=title, studies=sections, provenance=collect_provenance(all_metrics),
         config_hash=config_hash, confidence=confidence, alpha=ALPHA,
         figure_titles=FIGURE_TITLES, interactive_assets=interactive.assets(),
+        interval_min_n=interval_min_n(),
         cross_study=sentences.cross_study(sections),
     )
     write_text_atomic(out_html, html)  # concurrent renders never write into each other's file
@@ -292,7 +354,11 @@ def _tuning_section(s: dict, settings: dict, order: list[str], runs: pd.DataFram
         # curve, with a sentence where one is still rising at the budget it had
         "effort": tuning.effort_sentence(per_variant, tune, epochs_of),
         "budget_sentences": tuning.budget_sentences(per_variant, tuning_metric),
-        "figures": {k: rel(v) for k, v in s["figures"].items() if k in catalog.TUNING_FIGURES},
+        "figures": {k: rel(v) for k, v in s["figures"].items()
+                    if k in catalog.TUNING_FIGURES and k not in interactive.DRAWN},
+        "figure_links": _figure_links(
+            {k: v for k, v in s["figures"].items() if k in catalog.TUNING_FIGURES},
+            s.get("figure_pdfs") or {}, rel),
         "chart": tuning.chart(per_variant, tuning_metric, colours),
         "budget": tuning.budget_chart(per_variant, tuning_metric, colours),
     }
@@ -321,6 +387,44 @@ def _decisions_in_words(runs: pd.DataFrame, settings: dict, summary: pd.DataFram
         "tally": {v: sum(1 for r in rows if r.get("verdict") == v)
                   for v in ("better", "worse", "equivalent", "undecided")} if has_verdicts else {},
     }
+
+
+class Bundle:
+    """The report's links, all inside its folder: a file already there is linked where it is,
+    one from elsewhere (tables, paper tables, run histories under results/) is copied to
+    `<folder>/results/<parts>` first (atomically: concurrent renders never see half a copy)."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder).resolve()
+
+    def link(self, path: str | Path, *parts: str) -> str:
+        """The relative link to `path`, copied to results/`parts` (default: its name) when it
+        lies outside the report's folder."""
+        path = Path(path).resolve()
+        if not path.is_relative_to(self.folder):
+            dest = self.folder.joinpath(BUNDLE, *(parts or (path.name,)))
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(dest) as tmp:
+                shutil.copyfile(path, tmp)
+            path = dest
+        return path.relative_to(self.folder).as_posix()
+
+
+def _varied(figure: catalog.Figure | None, config_of: dict[str, dict]) -> bool:
+    """Whether a study shows `figure`: always, unless the figure is about one run setting
+    (`about`) that all the study's variants share (one activation: no activation figure)."""
+    about = getattr(figure, "about", None)
+    if not about:
+        return True
+    values = {json.dumps(run.get(about), sort_keys=True, default=str)
+              for run in config_of.values()}
+    return len(values) > 1
+
+
+def _figure_links(figures: dict[str, str], pdfs: dict[str, str], rel) -> list[dict]:
+    """The static PNG and PDF of each figure the page draws interactively."""
+    return [{"name": k, "png": rel(v), "pdf": rel(pdfs[k]) if k in pdfs else None}
+            for k, v in figures.items() if k in interactive.DRAWN]
 
 
 # The line above each figure in the HTML report, from the figure registry.

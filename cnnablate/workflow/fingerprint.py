@@ -257,7 +257,9 @@ class Fingerprints:
         return self._memoised(("figures", "tuning"), modules, functions)
 
     def report(self) -> str:
-        """The report job's: its code and the figure titles it prints (catalog data, which
-        the catalog's exclusion from the closure would otherwise leave out)."""
+        """The report job's: its code, the figure titles it prints and the setting each figure
+        is about (which studies show it) (catalog data, which the catalog's exclusion from the
+        closure would otherwise leave out)."""
         titles = {name: fig.title for name, fig in catalog.FIGURES.items()}
-        return self._memoised(("report",), [], {"figure_titles": titles})
+        about = {name: fig.about for name, fig in catalog.FIGURES.items() if fig.about}
+        return self._memoised(("report",), [], {"figure_titles": titles, "figure_about": about})

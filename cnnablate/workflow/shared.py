@@ -7,7 +7,8 @@ baseline), is then equal, and so is what training would produce (training is det
 config and seed). The later study's run is not trained again: a light job copies the earlier
 run's files into its own run folder (`share_run`, rules/train.smk) and relabels `metrics.json`
 (study, variant, and `trained_as`: the run folder it was trained in). Every reader of run
-folders (tables, figures, report, `status`) keeps its one folder per (study, variant, seed).
+folders (tables, figures, report, `status`, `tensorboard --logdir results/runs/<study>`: the
+run's TensorBoard events are copied too) keeps its one folder per (study, variant, seed).
 
 Within one study two identical variants are left alone: that is a deliberate A/A check.
 
@@ -17,16 +18,21 @@ Plain Python: the Snakefile calls it while planning.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from cnnablate.base.atomic import atomic_path, write_json_atomic
 from cnnablate.base.ids import config_hash, run_id
+from cnnablate.training.monitor import TENSORBOARD_DIR  # plain Python at import
 from cnnablate.zoo.initializers import auto_initializer
 
 NAMING_KEYS = frozenset({"study", "variant", "baseline"})  # labels, not training settings
 COPIED = ("history.csv", "model.keras")  # copied as they are; metrics.json is relabelled
+# The run's TensorBoard events, copied as they are: TensorBoard names a run by its folder, so
+# the copy shows under the study that copied it.
+EVENTS = TENSORBOARD_DIR
 
 
 def training_key(run: Mapping) -> str:
@@ -68,8 +74,22 @@ def copy_shared_run(source_dir: str | Path, dest_dir: str | Path, run: Mapping,
     for name in COPIED:
         with atomic_path(dest_dir / name) as tmp:
             shutil.copyfile(source_dir / name, tmp)
+    copy_events(source_dir / EVENTS, dest_dir / EVENTS)
     metrics = json.loads((source_dir / "metrics.json").read_text())
     labels = {key: run[key] for key in NAMING_KEYS}
     metrics.update(study=run["study"], variant=run["variant"], trained_as=trained_as)
     metrics["run_config"] = {**metrics.get("run_config", {}), **labels}
     write_json_atomic(dest_dir / "metrics.json", metrics)
+
+
+def copy_events(source: Path, dest: Path) -> None:
+    """The folder `source` (a run's TensorBoard events) as `dest`, replacing what was there;
+    nothing where the run wrote none (`train: {tensorboard: false}`). Copied beside `dest`
+    first, so a reader never sees half of it."""
+    if not source.is_dir():
+        return
+    tmp = dest.with_name(f".tmp{os.getpid()}.{dest.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp)
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
