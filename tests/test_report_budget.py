@@ -8,11 +8,11 @@ import html as entities
 import pandas as pd
 import pytest
 
+from cnnablate.base import catalog
 from cnnablate.decisions import sentences
 from cnnablate.reporting import tuning
 from cnnablate.reporting.figures import figure_function, load_study_data
 from cnnablate.reporting.paper import write_paper_tables
-from cnnablate.workflow import catalog
 from tests.test_report import render, text
 from tests.test_report_tuning import TUNE, TUNING_CSV, _embedded, _study, write_csv
 
