@@ -1,12 +1,13 @@
 # The two commands of the README: `make report` and `make test`. Each makes the virtual
 # environment first if it is missing or older than the pins.
 # GPU=1 (e.g. `make report GPU=1`, or `make gpu-env`): requirements-gpu.txt (tensorflow[and-cuda])
-# in a venv of its own, .venv-gpu (tensorflow and tensorflow-cpu cannot share one).
+# and requirements-gpu-extras.txt (NVML's binding, filelock) in a venv of its own, .venv-gpu
+# (tensorflow and tensorflow-cpu cannot share one).
 # The default venv also has requirements-jax.txt (jax on the CPU), so that `make test` runs a
 # study on Keras's JAX backend too. `make jax-gpu-env`: .venv-jax-gpu, a JAX-only GPU venv.
 PYTHON ?= python3
 REQUIREMENTS := $(if $(GPU),requirements-gpu.txt,requirements.txt)
-EXTRA_REQUIREMENTS := $(if $(GPU),,requirements-jax.txt)
+EXTRA_REQUIREMENTS := $(if $(GPU),requirements-gpu-extras.txt,requirements-jax.txt)
 VENV ?= $(if $(GPU),.venv-gpu,.venv)
 BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
@@ -18,7 +19,7 @@ TEST_WORKERS ?= 2
 PYTEST_WORKERS := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: report test lint lock clean gpu-env gpu-requirements-check jax-gpu-env
+.PHONY: report test lint lock clean gpu-env gpu-requirements-check jax-gpu-env jax-wheelhouse
 
 # Also MLflow (optional for users, requirements-mlflow.txt: `cnnablate export mlflow`, MLflow's
 # UI and `mlflow server`, which tests/test_mlflow_export.py starts), JAX (EXTRA_REQUIREMENTS: Keras's JAX backend on the CPU, for its tests) and the project
@@ -38,7 +39,24 @@ jax-gpu-env:
 	$(PYTHON) -m venv .venv-jax-gpu
 	.venv-jax-gpu/bin/python -m pip install --quiet --upgrade pip
 	.venv-jax-gpu/bin/python -m pip install --quiet -r requirements-jax-gpu.txt -c requirements.lock
+	.venv-jax-gpu/bin/python -m pip install --quiet -r requirements-gpu-extras.txt
 	touch .venv-jax-gpu/.installed
+
+# The offline kit for a GPU host with JAX preinstalled and no internet: the wheels of
+# requirements-jax-kit.txt (keras and its requirements, NVML's binding) for that host's Python
+# (PY) and CPU (ARCH: x86_64, or aarch64 for Grace Hopper), in one folder. On the host:
+#   pip install --no-index --no-deps --find-links $(WHEELHOUSE) --target DIR -r requirements-jax-kit.txt
+#   PYTHONPATH=DIR python benchmarks/gpu_check.py --backend jax
+# (docs/cluster.md, "Keras on JAX"). Wheels only; the list is complete, so no resolving.
+PY ?= 3.12
+ARCH ?= x86_64
+WHEELHOUSE ?= wheelhouse-jax-py$(PY)-$(ARCH)
+jax-wheelhouse:
+	$(PYTHON) -m pip download --quiet --no-deps --only-binary=:all: --implementation cp \
+		--python-version $(PY) --platform manylinux_2_28_$(ARCH) \
+		--platform manylinux_2_17_$(ARCH) --platform manylinux2014_$(ARCH) \
+		--dest $(WHEELHOUSE) -r requirements-jax-kit.txt
+	@echo "$(WHEELHOUSE): $$(ls $(WHEELHOUSE) | wc -l) wheels for Python $(PY) on $(ARCH)"
 
 # The GPU environment only; then e.g. `make report GPU=1` or `.venv-gpu/bin/snakemake ...`.
 gpu-env:

@@ -15,7 +15,10 @@ from pathlib import Path
 
 import yaml
 
+from cnnablate.base.layout import METRICS, MLFLOW_DB, MODEL, Layout
 from cnnablate.workflow import config as cnnablate_config
+
+REAL = Layout()  # the folders of real (not smoke) runs, as the help names them
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +28,8 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE",
                         help="top-level overrides, as for Snakemake (e.g. smoke=true)")
     parser.add_argument("--directory", "-d", default=".",
-                        help="the workflow folder holding results/ and logs/ (default: .)")
+                        help=f"the workflow folder holding {REAL.results}/ and {REAL.logs}/ "
+                             "(default: .)")
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -44,15 +48,15 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "mlflow", help="one MLflow experiment per study, one run per (variant, seed); "
         "exporting again updates, never duplicates (needs requirements-mlflow.txt)")
     mlflow.add_argument("--tracking-uri", default=None, metavar="URI",
-                        help="any URI MLflow takes (default: sqlite:///results/mlflow.db, "
-                             "in --directory)")
+                        help="any URI MLflow takes (default: "
+                             f"sqlite:///{REAL.results}/{MLFLOW_DB}, in --directory)")
     mlflow.add_argument("--create", action="store_true",
                         help="start a new local store (a SQLite file, its folder) if there is "
                              "none at --tracking-uri; without it a path that does not exist is "
                              "refused, so that a typo cannot start a second store (the default "
                              "store is always made)")
     mlflow.add_argument("--copy-models", action="store_true",
-                        help="also copy each run's model.keras into the store's artifacts "
+                        help=f"also copy each run's {MODEL} into the store's artifacts "
                              "(default: a tag with its path)")
     _add_config_args(mlflow)
     return parser.parse_args(argv)
@@ -106,14 +110,13 @@ def _export_mlflow(args: argparse.Namespace) -> int:
     if planned is None:
         return 2
     runs, smoke = planned
-    from cnnablate.base.layout import Layout
 
     # The workflow's results and run folders (smoke mode's apart).
     root, layout = Path(args.directory), Layout(smoke=smoke)
     uri = args.tracking_uri or mlflow_export.default_tracking_uri(root / layout.results)
     # Only finished runs (metrics.json) go out.
     folders = [root / layout.run_dir(*layout.of(r)) for r in runs]
-    finished = [f for f in folders if (f / "metrics.json").is_file()]
+    finished = [f for f in folders if (f / METRICS).is_file()]
     try:
         outcomes = mlflow_export.export_runs(
             finished, uri, experiment_suffix=" (smoke)" if smoke else "",
@@ -121,7 +124,7 @@ def _export_mlflow(args: argparse.Namespace) -> int:
             create=args.create or args.tracking_uri is None)  # the default store: made
     except mlflow_export.ExportError as error:
         # One line on the console; what caused it, traceback and all, in the log.
-        log = root / layout.logs / "export_mlflow.log"
+        log = root / layout.export_log
         try:
             log.parent.mkdir(parents=True, exist_ok=True)
             log.write_text(traceback.format_exc())

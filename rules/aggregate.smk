@@ -3,8 +3,8 @@
 
 rule aggregate:
     input:
-        metrics=lambda wc: [f"{run_dir(run)}/metrics.json" for run in study_runs(wc.study)],
-        history=lambda wc: [f"{run_dir(run)}/history.csv" for run in study_runs(wc.study)],
+        metrics=lambda wc: [f"{run_dir(run)}/{METRICS}" for run in study_runs(wc.study)],
+        history=lambda wc: [f"{run_dir(run)}/{HISTORY}" for run in study_runs(wc.study)],
         stale=lambda wc: stale_marker(wc.study),
     output:
         runs=report(
@@ -32,7 +32,7 @@ rule aggregate:
     message:
         "aggregate study={wildcards.study} (log: {log})"
     log:
-        f"{LOGS}/aggregate/{{study}}.log",
+        LAYOUT.log("aggregate", "{study}"),
     conda:
         "../envs/report.yaml"
     script:
@@ -49,8 +49,8 @@ rule paper_table:
         # a tuned study's selection: the caption gives each variant's selected values
         tuning=lambda wc: tuning_files(wc.study),
     output:
-        tex=LAYOUT.study_file("{study}", "table.tex"),
-        md=LAYOUT.study_file("{study}", "table.md"),
+        tex=LAYOUT.paper_table("{study}", "tex"),
+        md=LAYOUT.paper_table("{study}", "md"),
     params:
         study=lambda wc: study_settings(wc.study),
         confidence=config["report"]["confidence"],
@@ -62,7 +62,7 @@ rule paper_table:
     message:
         "paper_table study={wildcards.study} (log: {log})"
     log:
-        f"{LOGS}/paper_table/{{study}}.log",
+        LAYOUT.log("paper_table", "{study}"),
     conda:
         "../envs/report.yaml"
     script:
@@ -73,13 +73,13 @@ rule paper_table:
 # rules/common.smk): made here, by a job, so that planning (`snakemake -n`) writes nothing.
 rule mark_stale:
     output:
-        marker=f"{RESULTS}/studies/{{study}}/{freshness.MARKER_PREFIX}{{digest}}",
+        marker=LAYOUT.study_file("{study}", f"{freshness.MARKER_PREFIX}{{digest}}"),
     wildcard_constraints:
         digest=r"[0-9a-f]{12}",
     message:
         "mark_stale study={wildcards.study} (results missing under built ones; log: {log})"
     log:
-        f"{LOGS}/stale/{{study}}-{{digest}}.log",
+        LAYOUT.log("stale", "{study}-{digest}"),
     # What is missing is read here, not given as a param: a param is recorded, and once the
     # files are rebuilt its change (to nothing missing) would rerun this job and all above it.
     run:

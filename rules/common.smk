@@ -1,5 +1,4 @@
 # Plans the runs from the config; plain Python only (no TensorFlow while planning).
-import glob
 import os
 import re
 import sys
@@ -13,13 +12,15 @@ from cnnablate.data.archive import ARCHIVES  # noqa: E402
 from cnnablate.base.catalog import FIGURES as FIGURE_REGISTRY  # noqa: E402
 from cnnablate.base.catalog import TUNING_FIGURES as TUNING_FIGURE_REGISTRY  # noqa: E402
 from cnnablate.workflow.fingerprint import Fingerprints  # noqa: E402
-from cnnablate.base.layout import RUN_FILES, TABLES, Layout  # noqa: E402
+from cnnablate.base.layout import (  # noqa: E402
+    HISTORY, META, METRICS, RUN_FILES, RUN_OUTPUTS, SPLIT_FILES, TABLES, Layout,
+)
+from cnnablate.workflow import plan  # noqa: E402
 from cnnablate.workflow.shared import shared_runs  # noqa: E402
 
 try:
-    RUNS = cnnablate_config.resolve_runs(config)
-    # the tuning runs of studies with `tune:` (rules/tuning.smk); none without
-    TUNING = cnnablate_config.resolve_tuning(config)
+    # the deciding runs, and the tuning runs of studies with `tune:` (rules/tuning.smk)
+    RUNS, TUNING = cnnablate_config.resolve(config)
 except cnnablate_config.ConfigError as error:
     raise WorkflowError(f"config error: {error}") from None
 
@@ -28,30 +29,17 @@ except cnnablate_config.ConfigError as error:
 # Every path comes from cnnablate/base/layout.py (also what `status` and the report read).
 SMOKE = any(run.get("smoke") for run in RUNS)
 LAYOUT = Layout(smoke=SMOKE)
-RESULTS, LOGS, REPORT = LAYOUT.results, LAYOUT.logs, LAYOUT.report_dir
 
 # A user's archive path that does not exist is a config mistake: say so before any job.
-for _name in dict.fromkeys(run["dataset"] for run in RUNS):
-    _archive = config["datasets"][_name].get("archive")
-    if _archive and not os.path.isfile(_archive):
-        raise WorkflowError(
-            f"config error: datasets.{_name}.archive: {_archive!r} is not a file (paths are "
-            "relative to the directory snakemake runs in); fix the path, or remove `archive:` "
-            "to download the official archive"
-        )
+_missing = plan.missing_archive(config["datasets"], plan.datasets_of(RUNS))
+if _missing:
+    raise WorkflowError(f"config error: {_missing}")
 
 # Smoke mode where a dataset's real files are absent: a SYNTHETIC stand-in in the real format
 # (cnnablate/data/synthetic.py), prepared apart from real data so a real run never reads it,
-# and flagged in every run config, hence in the logs, tables and report.
-from cnnablate.data.synthetic import real_data_present  # noqa: E402
-
-SYNTHETIC = {
-    name for name in dict.fromkeys(run["dataset"] for run in RUNS)
-    if SMOKE and not real_data_present(name, config["datasets"][name])
-}
-for _run in RUNS:
-    if _run["dataset"] in SYNTHETIC:
-        _run["synthetic"] = True
+# and flagged in every run config (deciding and tuning), hence in the logs, tables and report.
+SYNTHETIC = plan.synthetic_datasets(config["datasets"], plan.datasets_of(RUNS), SMOKE)
+plan.mark_synthetic([*RUNS, *TUNING.runs], SYNTHETIC)
 if SYNTHETIC:
     print(f"cnnablate: smoke run on SYNTHETIC stand-ins for {', '.join(sorted(SYNTHETIC))} "
           "(their real files are absent): a check of the pipeline, not of the data",
@@ -63,6 +51,11 @@ def data_dir(dataset):
     return LAYOUT.data_dir(dataset, synthetic=dataset in SYNTHETIC)
 
 
+def data_file(dataset, name):
+    """A prepared dataset's file (META, SPLIT_FILES): the real one, or smoke mode's stand-in."""
+    return LAYOUT.data_file(dataset, name, synthetic=dataset in SYNTHETIC)
+
+
 RUN_BY_ID = {run_id(run): run for run in RUNS}
 
 
@@ -72,11 +65,19 @@ def job_run(wildcards):
 
 
 STUDIES = list(dict.fromkeys(run["study"] for run in RUNS))
-DATASETS = list(dict.fromkeys(run["dataset"] for run in RUNS))
+DATASETS = plan.datasets_of(RUNS)
+
+
+def tuned(study):
+    """A study with `tune:` (its variants' own `tune:` need the study's): it has tuning runs,
+    a selection, a tuning.csv and its own figures (rules/tuning.smk, rules/report.smk)."""
+    return study in TUNING.specs
+
+
 # A run identical to an earlier study's (all but its names) is trained once and copied
 # (cnnablate/workflow/shared.py; the share_run job): {run id: the id of the run it copies}.
 # A tuned study's runs are never shared: their settings follow its selection (rules/tuning.smk).
-SHARED = shared_runs(RUNS, tuned_studies=[s for s in STUDIES if config["studies"][s].get("tune")])
+SHARED = shared_runs(RUNS, tuned_studies=[s for s in STUDIES if tuned(s)])
 
 
 def source_file(relative):
@@ -111,10 +112,7 @@ ARCHIVE_BY_FILENAME = {entry["filename"]: entry for entry in ARCHIVES.values()}
 
 def archive_of(wildcards):
     """The verified source archive a dataset needs: the user's copy or the download's."""
-    spec = config["datasets"][wildcards.dataset]
-    if spec["source"] not in ARCHIVES:
-        return []
-    return spec.get("archive") or f"results/downloads/{ARCHIVES[spec['source']]['filename']}"
+    return plan.archive_of(config["datasets"][wildcards.dataset], ARCHIVES, LAYOUT)
 
 
 # No stale results (cnnablate/workflow/freshness.py): a study whose tables, figures or report
@@ -156,41 +154,13 @@ def shared_source(wildcards):
 
 
 def failure_advice(snakemake_log):
-    """The Snakefile's onerror line: after Ctrl-C, what finished and how to resume; after a
-    failed job, where to look and that a rerun keeps what finished."""
-    done = sum(all(os.path.exists(f"{run_dir(run)}/{name}") for name in RUN_FILES) for run in RUNS)
-    interrupted = any(_ends_interrupted(path) for path in glob.glob(f"{LOGS}/**/*.log",
-                                                                    recursive=True))
-    if interrupted:
-        return (f"cnnablate: interrupted; {done} of {len(RUNS)} runs are complete. Rerun the "
-                "same command to resume: finished runs are kept, interrupted training resumes "
-                "at its last finished epoch, and the tables and report are rebuilt.")
-    return (f"cnnablate: a job failed ({done} of {len(RUNS)} runs are complete); its message "
-            "and log are named above. Fix what it says, then rerun the same command: finished "
-            "jobs are kept.")
+    """The Snakefile's onerror line (cnnablate.workflow.plan.failure_advice): a job of this
+    invocation that ended on Ctrl-C means interrupted, else failed."""
+    return plan.failure_advice(plan.runs_done(run_dir(run) for run in RUNS), len(RUNS),
+                               plan.interrupted(LAYOUT.logs, _PLANNED_AT))
 
 
 _PLANNED_AT = time.time()
-
-
-def _ends_interrupted(log_path):
-    """Whether a job of this invocation ended on Ctrl-C (cnnablate.workflow.smk.log_to's last line)."""
-    try:
-        if os.path.getmtime(log_path) < _PLANNED_AT:
-            return False
-        with open(log_path, "rb") as fh:
-            fh.seek(max(0, os.path.getsize(log_path) - 400))
-            return b"interrupted (Ctrl-C)" in fh.read()
-    except OSError:
-        return False
-
-
-# A tuned study (issue #21): its tuning.csv and its own figures (rules/report.smk).
-def tuned(study):
-    """A study with `tune:`, or with a variant that has its own (cnnablate.workflow.config)."""
-    variants = config["studies"][study].get("variants") or {}
-    return bool(study_settings(study).get("tune")) or any(
-        isinstance(v, dict) and v.get("tune") for v in variants.values())
 
 
 def study_figure_paths(study):

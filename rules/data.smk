@@ -3,7 +3,7 @@
 
 rule download_archive:
     output:
-        "results/downloads/{archive}",
+        LAYOUT.download("{archive}"),
     wildcard_constraints:
         archive="|".join(re.escape(name) for name in ARCHIVE_BY_FILENAME),
     params:
@@ -11,7 +11,7 @@ rule download_archive:
     message:
         "download_archive archive={wildcards.archive} (log: {log})"
     log:
-        "logs/download/{archive}.log",
+        LAYOUT.data_log("download", "{archive}"),
     conda:
         "../envs/data.yaml"
     script:
@@ -22,21 +22,17 @@ rule prepare_dataset:
     input:
         archive=archive_of,
     output:
-        **{
-            f"{split}_{kind}": f"results/data/{{dataset}}/{split}_{kind}.npy"
-            for split in ("train", "val", "test")
-            for kind in ("images", "labels")
-        },
-        meta="results/data/{dataset}/meta.json",
+        **{key: LAYOUT.data_file("{dataset}", name) for key, name in SPLIT_FILES.items()},
+        meta=LAYOUT.data_file("{dataset}", META),
     params:
         spec=lambda wc: config["datasets"][wc.dataset],
         code=lambda wc: CODE.prepare(config["datasets"][wc.dataset]["source"]),
     message:
         "prepare_dataset dataset={wildcards.dataset} (log: {log})"
     log:
-        "logs/data/{dataset}.log",
+        LAYOUT.data_log("data", "{dataset}"),
     benchmark:
-        "results/benchmarks/data/{dataset}.tsv"
+        LAYOUT.data_benchmark("{dataset}")
     conda:
         "../envs/data.yaml"
     script:
@@ -47,18 +43,17 @@ rule prepare_dataset:
 rule prepare_synthetic:
     output:
         **{
-            f"{split}_{kind}": f"{LAYOUT.data_dir('{dataset}', synthetic=True)}/{split}_{kind}.npy"
-            for split in ("train", "val", "test")
-            for kind in ("images", "labels")
+            key: LAYOUT.data_file("{dataset}", name, synthetic=True)
+            for key, name in SPLIT_FILES.items()
         },
-        meta=f"{LAYOUT.data_dir('{dataset}', synthetic=True)}/meta.json",
+        meta=LAYOUT.data_file("{dataset}", META, synthetic=True),
     params:
         spec=lambda wc: config["datasets"][wc.dataset],
         code=lambda wc: CODE.prepare_synthetic(config["datasets"][wc.dataset]["source"]),
     message:
         "prepare_synthetic dataset={wildcards.dataset} (SYNTHETIC; log: {log})"
     log:
-        f"{LOGS}/synthetic-data/{{dataset}}.log",
+        LAYOUT.synthetic_log("{dataset}"),
     conda:
         "../envs/data.yaml"
     script:

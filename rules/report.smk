@@ -5,13 +5,13 @@ TUNING_FIGURES = tuple(TUNING_FIGURE_REGISTRY)  # catalog.TUNING_FIGURES: tuned 
 FIGURE_PATH = LAYOUT.figure("{study}", "{name}")
 # The same figure as a vector PDF beside the PNG (cnnablate.reporting.figures.save_figure).
 FIGURE_PDF_PATH = FIGURE_PATH.removesuffix(".png") + ".pdf"
-TUNING_TABLE = LAYOUT.study_file("{study}", "tuning.csv")  # the selection step's (issue #21)
+TUNING_TABLE = LAYOUT.tuning_table("{study}")  # the selection step's (issue #21)
 
 
 rule figures:
     input:
-        metrics=lambda wc: [f"{run_dir(run)}/metrics.json" for run in study_runs(wc.study)],
-        history=lambda wc: [f"{run_dir(run)}/history.csv" for run in study_runs(wc.study)],
+        metrics=lambda wc: [f"{run_dir(run)}/{METRICS}" for run in study_runs(wc.study)],
+        history=lambda wc: [f"{run_dir(run)}/{HISTORY}" for run in study_runs(wc.study)],
         summary=rules.aggregate.output.summary,
         stale=lambda wc: stale_marker(wc.study),
     output:
@@ -32,7 +32,7 @@ rule figures:
     message:
         "figures study={wildcards.study} (log: {log})"
     log:
-        f"{LOGS}/figures/{{study}}.log",
+        LAYOUT.log("figures", "{study}"),
     conda:
         "../envs/report.yaml"
     script:
@@ -43,8 +43,8 @@ rule figures:
 # too; a rule of their own so that an untuned study's figures job is exactly as before.
 rule tuning_figures:
     input:
-        metrics=lambda wc: [f"{run_dir(run)}/metrics.json" for run in study_runs(wc.study)],
-        history=lambda wc: [f"{run_dir(run)}/history.csv" for run in study_runs(wc.study)],
+        metrics=lambda wc: [f"{run_dir(run)}/{METRICS}" for run in study_runs(wc.study)],
+        history=lambda wc: [f"{run_dir(run)}/{HISTORY}" for run in study_runs(wc.study)],
         summary=rules.aggregate.output.summary,
         tuning=TUNING_TABLE,
         stale=lambda wc: stale_marker(wc.study),
@@ -69,7 +69,7 @@ rule tuning_figures:
     message:
         "tuning figures study={wildcards.study} (log: {log})"
     log:
-        f"{LOGS}/figures/{{study}}-tuning.log",
+        LAYOUT.log("figures", "{study}-tuning"),
     conda:
         "../envs/report.yaml"
     script:
@@ -86,7 +86,7 @@ rule report:
         figure_pdfs=[vector for study in STUDIES for vector in study_figure_pdfs(study).values()],
         paper_tables=expand(rules.paper_table.output, study=STUDIES),
         # Class names, counts and checksum of each dataset, for the report's dataset facts.
-        meta=[f"{data_dir(dataset)}/meta.json" for dataset in DATASETS],
+        meta=[data_file(dataset, META) for dataset in DATASETS],
         template=source_file("report/templates/index.html.j2"),
         stale=lambda wc: [marker for study in STUDIES for marker in stale_marker(study)],
         # inlined into the page by cnnablate/reporting/interactive.py
@@ -123,7 +123,7 @@ rule report:
     message:
         "report (log: {log})"
     log:
-        f"{LOGS}/report.log",
+        LAYOUT.report_log,
     conda:
         "../envs/report.yaml"
     script:

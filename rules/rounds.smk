@@ -64,7 +64,7 @@ def round_files(study):
 checkpoint decide_round:
     input:
         metrics=lambda wc: [
-            f"{run_dir(run)}/metrics.json" for run in runs_through(wc.study, int(wc.round))
+            f"{run_dir(run)}/{METRICS}" for run in runs_through(wc.study, int(wc.round))
         ],
     output:
         state=LAYOUT.round_state("{study}", "{round}"),
@@ -77,7 +77,7 @@ checkpoint decide_round:
     message:
         "decide_round study={wildcards.study} round={wildcards.round} (log: {log})"
     log:
-        f"{LOGS}/rounds/{{study}}/round{{round}}.log",
+        LAYOUT.log("rounds", "{study}/round{round}"),
     conda:
         "../envs/report.yaml"
     script:

@@ -6,13 +6,13 @@ from cnnablate.base.rounds import is_adaptive
 
 rule train:
     input:
-        meta=lambda wc: f"{data_dir(job_run(wc)['dataset'])}/meta.json",
+        meta=lambda wc: data_file(job_run(wc)["dataset"], META),
         # a tuned variant's deciding runs wait for its selection (rules/tuning_plan.smk)
         selection=lambda wc: selection_input(wc),
     output:
         **{
-            name.split(".")[0]: LAYOUT.run_file("{study}", "{variant}", "{seed}", name)
-            for name in RUN_FILES
+            key: LAYOUT.run_file("{study}", "{variant}", "{seed}", name)
+            for key, name in RUN_OUTPUTS.items()
         },
     params:
         # a tuned variant's at its selected candidate (rules/tuning_plan.smk)
@@ -46,14 +46,11 @@ rule train:
 rule share_run:
     input:
         **{
-            name.split(".")[0]: lambda wc, name=name: f"{run_dir(shared_source(wc))}/{name}"
-            for name in RUN_FILES
+            key: lambda wc, name=name: f"{run_dir(shared_source(wc))}/{name}"
+            for key, name in RUN_OUTPUTS.items()
         },
     output:
-        **{
-            name.split(".")[0]: f"{LAYOUT.runs}/{{run}}/{name}"
-            for name in RUN_FILES
-        },
+        **{key: f"{LAYOUT.runs}/{{run}}/{name}" for key, name in RUN_OUTPUTS.items()},
     wildcard_constraints:
         run="|".join(re.escape(LAYOUT.run_key(*ident)) for ident in SHARED) or "(?!)",
     params:
@@ -63,7 +60,7 @@ rule share_run:
     message:
         "share_run run={wildcards.run} (trained once, as {params.trained_as})"
     log:
-        f"{LOGS}/share/{{run}}.log",
+        LAYOUT.log("share", "{run}"),
     conda:
         "../envs/report.yaml"
     script:

@@ -4,14 +4,13 @@
 
 use rule train as train_tuning with:
     input:
-        meta=lambda wc: f"{data_dir(tuning_run(wc)['dataset'])}/meta.json",
+        meta=lambda wc: data_file(tuning_run(wc)["dataset"], META),
         # halving: the last rung continues the run from its previous rung (rules/tuning_plan.smk)
         previous=previous_rung,
     output:
         **{
-            name: LAYOUT.run_file("{study}", "{variant}", "{seed}", file, "{candidate}")
-            for name, file in (("history", "history.csv"), ("metrics", "metrics.json"),
-                               ("model", "model.keras"))
+            key: LAYOUT.run_file("{study}", "{variant}", "{seed}", name, "{candidate}")
+            for key, name in RUN_OUTPUTS.items()
         },
     params:
         run=tuning_run,
@@ -42,7 +41,7 @@ use rule train_tuning as train_rung with:
         **{
             name: LAYOUT.run_file(
                 "{study}", "{variant}", "{seed}", f"rung-{{rung}}/{file}", "{candidate}")
-            for name, file in (("history", "history.csv"), ("metrics", "metrics.json"))
+            for name, file in (("history", HISTORY), ("metrics", METRICS))
         },
     params:
         run=tuning_run,
@@ -109,15 +108,15 @@ checkpoint select_tuning:
         # the grid's runs; under halving every rung's, and the zoom's (rules/tuning_plan.smk)
         metrics=lambda wc: selection_inputs(wc.study),
     output:
-        selection=LAYOUT.study_file("{study}", "tuning/selection.json"),
-        table=LAYOUT.study_file("{study}", "tuning.csv"),
+        selection=LAYOUT.tuning_selection("{study}"),
+        table=LAYOUT.tuning_table("{study}"),
     params:
         specs=lambda wc: TUNING.specs[wc.study],
         code=CODE.select_tuning(),
     message:
         "select_tuning study={wildcards.study} (log: {log})"
     log:
-        f"{LOGS}/tuning/{{study}}.log",
+        LAYOUT.log("tuning", "{study}"),
     conda:
         "../envs/report.yaml"
     script:

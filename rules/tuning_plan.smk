@@ -12,9 +12,6 @@ TUNING_RUN_BY_ID = {
     (run["study"], run["variant"], run["tuning"]["candidate"], int(run["seed"])): run
     for run in TUNING.runs
 }
-for _run in TUNING.runs:
-    if _run["dataset"] in SYNTHETIC:
-        _run["synthetic"] = True
 
 
 def tuning_run_dir(run):
@@ -62,7 +59,7 @@ def rung_candidates(study, variant, rung):
     return rung_state(study, rung - 1)["variants"][variant]["promoted"]
 
 
-def rung_file(run, rung, name="metrics.json"):
+def rung_file(run, rung, name=METRICS):
     """A tuning run's file at rung `rung`: a snapshot in rung-{epochs}/, the run's own at the
     last rung."""
     rungs = TUNING.specs[run["study"]][run["variant"]]["rungs"]
@@ -124,7 +121,7 @@ def zoom_inputs(study):
     path = checkpoints.tuning_zoom.get(study=study).output.state
     runs = _zoom_runs(study)
     TUNING_RUN_BY_ID.update(runs)
-    return [f"{tuning_run_dir(run)}/metrics.json" for run in runs.values()]
+    return [f"{tuning_run_dir(run)}/{METRICS}" for run in runs.values()]
 
 
 def selection_inputs(study):
@@ -135,7 +132,7 @@ def selection_inputs(study):
 
 
 def selection_path(study):
-    return LAYOUT.study_file(study, "tuning/selection.json")
+    return LAYOUT.tuning_selection(study)
 
 
 def tuning_files(study):
@@ -187,5 +184,5 @@ def selection_input(wildcards):
 # The cost before it is spent (the planning summary; `snakemake -n` shows it too): per tuned
 # study its tuning runs, their share of its training epochs, and that the deciding runs follow.
 if workflow.is_main_process:
-    for _line in cnnablate_config.planning_summary(RUNS, TUNING, RESULTS):
+    for _line in cnnablate_config.planning_summary(RUNS, TUNING, LAYOUT):
         print(_line, file=sys.stderr)

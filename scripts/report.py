@@ -7,6 +7,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 - the cn
 from cnnablate.workflow.smk import log_to  # noqa: E402
 
 with log_to(snakemake.log[0]):  # noqa: F821
+    from cnnablate.base.layout import HISTORY, METRICS
     from cnnablate.workflow.freshness import check_runs_exist
     from cnnablate.reporting.report import render_report
 
@@ -23,8 +24,8 @@ with log_to(snakemake.log[0]):  # noqa: F821
             "summary": inputs.summary[i],
             "paired": inputs.paired[i],
             "runs": inputs.runs[i],
-            "metrics_files": [f"{d}/metrics.json" for d in runs],
-            "history_files": [f"{d}/history.csv" for d in runs],
+            "metrics_files": [f"{d}/{METRICS}" for d in runs],
+            "history_files": [f"{d}/{HISTORY}" for d in runs],
             "figures": dict(params.figures[name]),
             "tuning": params.tuning.get(name),  # a tuned study's tuning.csv
             "figure_pdfs": dict(params.figure_pdfs[name]),

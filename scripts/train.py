@@ -25,6 +25,7 @@ with log_to(snakemake.log[0]) as log:  # noqa: F821
         runs_per_gpu=resources.get("runs_per_gpu", 1),
         allow_cpu_fallback=resources.get("allow_cpu_fallback", False),
     ):
+        from cnnablate.base.layout import resume_dir
         from cnnablate.training.train import RunPaths, train_run
 
         out = dict(snakemake.output.items())  # noqa: F821
@@ -38,7 +39,7 @@ with log_to(snakemake.log[0]) as log:  # noqa: F821
             Path(snakemake.input.meta).parent,  # noqa: F821
             RunPaths(Path(out["history"]), Path(out["metrics"]),
                      Path(out["model"]) if "model" in out else None,
-                     run_folder / ".resume" if run_folder else None),
+                     resume_dir(run_folder) if run_folder else None),
             threads=snakemake.threads,  # noqa: F821
             log=log,
             stop_after=rung,

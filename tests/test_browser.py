@@ -7,8 +7,7 @@ their own).
 
 Full-page screenshots are kept as CI artifacts: artifacts/report.png (desktop, 1280 px wide)
 and artifacts/report-phone.png (390 px) at the repo root.
-Skips (with the reason) where Chromium is missing and cannot be installed (not root, apt-get
-failing or offline).
+Skips where Chromium is missing, naming the command that installs it (tests install nothing).
 """
 
 from __future__ import annotations
@@ -205,3 +204,15 @@ def test_screenshots_saved(page, phone):
     assert width == 1280 and height > 1500
     width, height = _png_size(PHONE_SCREENSHOT)
     assert width == PHONE["width"] and height > 3000
+
+
+def test_a_missing_chromium_skips_with_the_install_command_and_installs_nothing(monkeypatch):
+    import subprocess
+
+    import tests.browser as browser
+
+    monkeypatch.setattr(browser.shutil, "which", lambda name: None)
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail(f"ran {a}"))
+    with pytest.raises(pytest.skip.Exception, match="apt-get install --no-install-recommends "
+                                                    "chromium"):
+        browser.chromium_or_skip()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_architecture import backward, cycles, subpackage_edges
 from tests.workflow import ROOT, copy_workflow, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
@@ -40,7 +41,7 @@ def test_each_extension_touches_only_its_module_and_registry():
         "cnnablate/zoo/activations.py", "cnnablate/base/catalog.py",
         # model, dataset source, figure: a module each (+ the figure's caption)
         "cnnablate/zoo/models/tiny_cnn.py", "cnnablate/data/stripes.py",
-        "cnnablate/figure_seconds.py", "report/captions/seconds_per_epoch.rst",
+        "cnnablate/reporting/figure_seconds.py", "report/captions/seconds_per_epoch.rst",
         # the example study
         "studies/extending_example.yaml",
     }
@@ -51,6 +52,12 @@ def extended(tmp_path_factory) -> Path:
     work = copy_workflow(tmp_path_factory.mktemp("ext") / "wf")
     apply(work)
     return work
+
+
+def test_the_extensions_keep_the_floors(extended):
+    """Each new module lives in its stage's subpackage and imports only from lower floors."""
+    edges = subpackage_edges(extended / "cnnablate")
+    assert backward(edges) == [] and cycles(edges) == []
 
 
 def test_the_example_study_plans_every_stage(extended):

@@ -585,3 +585,129 @@ def test_configure_tensorflow_on_this_cpu_only_tensorflow(monkeypatch):
     monkeypatch.setenv(gpu.ENV_REQUEST, "0")
     messages.clear()
     assert gpu.configure_tensorflow(tf, messages.append) == [] and messages == []
+
+
+# --- NVML (nvidia-ml-py's `pynvml`), from a fake binding on sys.path ---
+
+FAKE_PYNVML = '''
+"""A stand-in for nvidia-ml-py's pynvml: the calls cnnablate makes, with the real signatures
+(memory in bytes, UUIDs as str, compute capability as (major, minor)), answering from
+GPUS/MIGS, which the test writes below."""
+import json, os
+
+GPUS = json.loads(os.environ.get("FAKE_NVML_GPUS", "[]"))  # [uuid, total MB, free MB, cc]
+MIGS = json.loads(os.environ.get("FAKE_NVML_MIGS", "[]"))  # [uuid, parent index, total, free]
+DRIVER = os.environ.get("FAKE_NVML_DRIVER", "550.54.15")
+LOADED = os.environ.get("FAKE_NVML_LOADS", "1") == "1"
+MIG_BY_UUID = os.environ.get("FAKE_NVML_MIG_BY_UUID", "1") == "1"
+
+class NVMLError(Exception):
+    pass
+
+class _Memory:
+    def __init__(self, total_mb, free_mb):
+        self.total, self.free = total_mb * 2**20, free_mb * 2**20
+        self.used = self.total - self.free
+
+def nvmlInit():
+    if not LOADED:
+        raise NVMLError("NVML Shared Library Not Found")
+
+def nvmlShutdown():
+    pass
+
+def nvmlSystemGetDriverVersion():
+    return DRIVER
+
+def nvmlDeviceGetCount():
+    return len(GPUS)
+
+def nvmlDeviceGetHandleByIndex(index):
+    if not 0 <= index < len(GPUS):
+        raise NVMLError("Invalid Argument")
+    return ("gpu", index)
+
+def nvmlDeviceGetHandleByUUID(uuid):
+    for i, gpu in enumerate(GPUS):
+        if gpu[0] == uuid:
+            return ("gpu", i)
+    for i, mig in enumerate(MIGS):
+        if mig[0] == uuid and MIG_BY_UUID:
+            return ("mig", i)
+    raise NVMLError("Not Found")
+
+def nvmlDeviceGetMaxMigDeviceCount(handle):
+    return 7
+
+def nvmlDeviceGetMigDeviceHandleByIndex(handle, slot):
+    mine = [i for i, mig in enumerate(MIGS) if mig[1] == handle[1]]
+    if slot >= len(mine):
+        raise NVMLError("Not Found")
+    return ("mig", mine[slot])
+
+def nvmlDeviceGetUUID(handle):
+    return (GPUS if handle[0] == "gpu" else MIGS)[handle[1]][0]
+
+def nvmlDeviceGetDeviceHandleFromMigDeviceHandle(handle):
+    return ("gpu", MIGS[handle[1]][1])
+
+def nvmlDeviceGetMemoryInfo(handle):
+    row = (GPUS if handle[0] == "gpu" else MIGS)[handle[1]]
+    return _Memory(row[-2], row[-1]) if handle[0] == "mig" else _Memory(row[1], row[2])
+
+def nvmlDeviceGetCudaComputeCapability(handle):
+    if handle[0] != "gpu":
+        raise NVMLError("Not Supported")  # asked of the parent GPU
+    major, minor = GPUS[handle[1]][3].split(".")
+    return int(major), int(minor)
+'''
+
+
+@pytest.fixture
+def nvml(tmp_path, monkeypatch, tools):
+    """The fake binding importable as `pynvml`; `nvml(gpus, migs, **env)` sets what it says."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "pynvml.py").write_text(FAKE_PYNVML)
+    monkeypatch.syspath_prepend(str(site))
+
+    def configure(gpus, migs=(), **env):
+        monkeypatch.setenv("FAKE_NVML_GPUS", json.dumps(gpus))
+        monkeypatch.setenv("FAKE_NVML_MIGS", json.dumps(list(migs)))
+        for key, value in env.items():
+            monkeypatch.setenv(f"FAKE_NVML_{key.upper()}", value)
+        sys.modules.pop("pynvml", None)  # read again with these answers
+
+    yield configure
+    sys.modules.pop("pynvml", None)
+
+
+def test_gpu_memory_comes_from_nvml_where_it_is_installed(nvml, tools):
+    """NVML first; nvidia-smi, which says otherwise here, only without it."""
+    nvml([["GPU-aaaa", 81559, 80100, "9.0"], ["GPU-bbbb", 16384, 3000, "7.5"]])
+    fake_nvidia_smi(tools, [(1, 1, "6.0"), (1, 1, "6.0")])
+    assert gpu.gpu_memory("1") == gpu.GPUMemory(16384, 3000, 7, "NVML")
+    assert gpu.gpu_memory("GPU-aaaa") == gpu.GPUMemory(81559, 80100, 9, "NVML")
+    assert gpu.gpu_memory(None) == gpu.GPUMemory(16384, 3000, 7, "NVML")  # the fullest
+    assert gpu.driver_version() == "550.54.15 (NVML)"
+    ((cap, _, said),) = gpu.plan_memory(["0"], runs_per_gpu=4)
+    assert cap == int(81559 / 4 - margin(81559 / 4, 9)) and "(NVML)" in said
+
+
+@pytest.mark.parametrize("by_uuid", ["1", "0"])
+def test_a_mig_instance_has_its_exact_memory_from_nvml(nvml, tools, by_uuid):
+    """The instance's own memory (not 95 % of its profile's name) and its GPU's compute
+    capability, whether the driver takes MIG UUIDs directly or only through its GPU."""
+    nvml([["GPU-aaaa", 81559, 70000, "9.0"]],
+         [["MIG-1111", 0, 40192, 40000], ["MIG-2222", 0, 9856, 9000]], mig_by_uuid=by_uuid)
+    memory = gpu.gpu_memory("MIG-2222")
+    assert memory == gpu.GPUMemory(9856, 9000, 9, "NVML (MIG instance)")
+    ((cap, _, _),) = gpu.plan_memory(["MIG-2222"], runs_per_gpu=2)
+    assert cap == int(min(9856 / 2, 9000) - margin(9856 / 2, 9))
+
+
+def test_without_a_loadable_nvml_nvidia_smi_answers(nvml, tools):
+    nvml([["GPU-aaaa", 81559, 80100, "9.0"]], loads="0")
+    fake_nvidia_smi(tools, [(16384, 16000, "7.5")], driver="535.104.05")
+    assert gpu.gpu_memory("0") == gpu.GPUMemory(16384, 16000, 7, "nvidia-smi")
+    assert gpu.driver_version() == "535.104.05 (nvidia-smi)"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cnnablate.training import gpu
+from tests import tiny
 from tests.workflow import copy_workflow, snakemake, write_config
 
 pytestmark = pytest.mark.workflow
@@ -20,18 +21,8 @@ LOG = "logs/train/f/relu/seed0.log"
 
 def config(**resources) -> dict:
     return {
-        "datasets": {"digits": {"source": "sklearn_digits"}},
-        "studies": {
-            "f": {
-                "dataset": "digits",
-                "image_size": 16,
-                "model": {"name": "all_cnn_c", "width": 0.125},
-                "train": {"epochs": 1, "batch_size": 32, "max_train_images": 64,
-                          "max_eval_images": 32},
-                "seeds": [0],
-                "variants": {"relu": {"activation": "relu"}},
-            }
-        },
+        **tiny.config(f=tiny.study({"epochs": 1, "batch_size": 32, "max_train_images": 64,
+                                    "max_eval_images": 32})),
         "resources": {"gpu": 1, **resources},
     }
 

@@ -25,19 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None,
                                reason="jax is not installed (requirements-jax.txt)")
 
-TINY = {
-    "datasets": {"digits": {"source": "sklearn_digits"}},
-    "studies": {
-        "j": {
-            "dataset": "digits",
-            "image_size": 12,
-            "model": {"name": "all_cnn_c", "width": 0.25, "bn_momentum": 0.9, "dropout": False},
-            "train": {"epochs": 2, "batch_size": 64, "backend": "jax"},
-            "seeds": [0],
-            "variants": {"relu": {"activation": "relu"}, "elu": {"activation": "elu"}},
-        }
-    },
-}
+TINY = tiny.config(j=tiny.study(
+    {"epochs": 2, "batch_size": 64, "backend": "jax"}, image_size=12,
+    model={"width": 0.25, "bn_momentum": 0.9, "dropout": False},
+    variants={"relu": {"activation": "relu"}, "elu": {"activation": "elu"}},
+))
 
 
 def _config(**train) -> dict:
@@ -134,7 +126,8 @@ def test_prepare_jax_sets_backend_flags_and_cache_before_keras(tmp_path):
     assert env["KERAS_BACKEND"] == "jax"
     assert "--xla_gpu_deterministic_ops=true" in env["XLA_FLAGS"].split()
     assert env["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / ".cache" / "cnnablate" / "jax")
-    assert "XLA_PYTHON_CLIENT_MEM_FRACTION" not in env  # one run per GPU: JAX's default
+    assert "XLA_CLIENT_MEM_FRACTION" not in env  # one run per GPU: JAX's default
+    assert "XLA_PYTHON_CLIENT_MEM_FRACTION" not in env
     mine = _prepared_env(2, JAX_COMPILATION_CACHE_DIR=str(tmp_path / "c"), XLA_FLAGS="--a=1")
     assert mine["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "c")
     assert mine["XLA_FLAGS"].split() == ["--a=1", "--xla_gpu_deterministic_ops=true"]
@@ -143,13 +136,104 @@ def test_prepare_jax_sets_backend_flags_and_cache_before_keras(tmp_path):
 def test_prepare_jax_caps_each_packed_run():
     env = _prepared_env(1, CNNABLATE_RUNS_PER_GPU="4", CNNABLATE_GPU_MEMORY_MB="81920",
                         CUDA_VISIBLE_DEVICES="0")
-    # memory from the variable (compute capability unknown: the largest reserve, 1800 MB)
-    assert float(env["XLA_PYTHON_CLIENT_MEM_FRACTION"]) == pytest.approx(
+    # memory from the variable (compute capability unknown: the largest reserve, 1800 MB), under
+    # the name jaxlib 0.10 reads; never both names (jaxlib refuses to start with both)
+    assert float(env["XLA_CLIENT_MEM_FRACTION"]) == pytest.approx(
         (81920 / 4 - 1800) / 81920, abs=1e-3)
+    assert "XLA_PYTHON_CLIENT_MEM_FRACTION" not in env
     assert env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
-    mine = _prepared_env(1, CNNABLATE_RUNS_PER_GPU="4", CNNABLATE_GPU_MEMORY_MB="81920",
-                         CUDA_VISIBLE_DEVICES="0", XLA_PYTHON_CLIENT_MEM_FRACTION="0.1")
-    assert mine["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.1"  # the user's value is kept
+    for name in ("XLA_PYTHON_CLIENT_MEM_FRACTION", "XLA_CLIENT_MEM_FRACTION"):
+        mine = _prepared_env(1, CNNABLATE_RUNS_PER_GPU="4", CNNABLATE_GPU_MEMORY_MB="81920",
+                             CUDA_VISIBLE_DEVICES="0", **{name: "0.1"})
+        fractions = {k: v for k, v in mine.items() if k.endswith("MEM_FRACTION")}
+        assert fractions == {name: "0.1"}  # the user's value is kept, under their name only
+
+
+def _prepare_fails(**env: str) -> str:
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("XLA", "KERAS", "JAX", "CNNABLATE", "SLURM"))}
+    proc = subprocess.run(
+        [sys.executable, "-c", "from cnnablate.training.backend import prepare_jax\n"
+         "try:\n    prepare_jax(1, log=lambda m: None)\n"
+         "except Exception as e:\n    print(type(e).__name__, e); raise SystemExit(3)\n"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env={**base, "PYTHONPATH": str(ROOT), **env})
+    assert proc.returncode == 3, proc.stdout + proc.stderr[-2000:]
+    return proc.stdout.strip()
+
+
+def test_a_packed_jax_run_without_enough_free_memory_fails_in_one_line(tmp_path):
+    """4 runs on a 16 GB GPU of which 1 000 MB are free: TensorFlow's cap would be 1000 - 1050
+    (its reserve on compute capability 7) = -50 MB; JAX was given a fraction of -0.003."""
+    from cnnablate.training.gpu import GPUMemory, GPUUnavailable
+    from tests.test_gpu import fake_nvidia_smi
+
+    busy = GPUMemory(total_mb=16384, free_mb=1000, cc_major=7, source="test")
+    with pytest.raises(GPUUnavailable, match=r"leaves this run -50 MB"):
+        backend.jax_memory_fraction(0.25, busy)
+    fake_nvidia_smi(tmp_path / "bin", [(16384, 1000, "7.5")])
+    line = _prepare_fails(PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}",
+                          CNNABLATE_RUNS_PER_GPU="4", CUDA_VISIBLE_DEVICES="0")
+    assert line.startswith("GPUUnavailable gpu: GPU 0 leaves this run -50 MB") and "\n" not in line
+    assert "lower runs_per_gpu" in line
+
+
+def test_both_memory_fraction_names_set_is_refused_in_one_line():
+    line = _prepare_fails(XLA_CLIENT_MEM_FRACTION="0.2", XLA_PYTHON_CLIENT_MEM_FRACTION="0.3")
+    assert line.startswith("BackendError XLA_CLIENT_MEM_FRACTION='0.2' and "
+                           "XLA_PYTHON_CLIENT_MEM_FRACTION='0.3' are both set")
+    assert "\n" not in line
+
+
+@pytest.mark.parametrize(("version", "name"), [
+    ("0.10.2", "XLA_CLIENT_MEM_FRACTION"), ("0.11.0", "XLA_CLIENT_MEM_FRACTION"),
+    ("1.0.0", "XLA_CLIENT_MEM_FRACTION"), (None, "XLA_CLIENT_MEM_FRACTION"),
+    ("0.4.30", "XLA_PYTHON_CLIENT_MEM_FRACTION"), ("0.9.9", "XLA_PYTHON_CLIENT_MEM_FRACTION"),
+])
+def test_the_fraction_goes_under_the_name_the_installed_jaxlib_reads(version, name):
+    assert backend.fraction_variable(version) == name
+
+
+def test_a_job_seeing_every_gpu_does_not_preallocate_them(tmp_path):
+    """Under SLURM at a site that does not confine jobs to their GPUs, CUDA_VISIBLE_DEVICES is
+    unset: JAX would preallocate 75 % of every GPU of the node, other jobs' GPUs included."""
+    env = _prepared_env(1, SLURM_JOB_ID="7", CNNABLATE_GPU_REQUEST="1",
+                        CNNABLATE_RUNS_PER_GPU="1", PATH=str(tmp_path))  # no nvidia-smi
+    assert env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+    assert not [k for k in env if k.endswith("MEM_FRACTION")]  # alone: not capped
+    mine = _prepared_env(1, SLURM_JOB_ID="7", CNNABLATE_GPU_REQUEST="1",
+                         XLA_PYTHON_CLIENT_PREALLOCATE="true")
+    assert mine["XLA_PYTHON_CLIENT_PREALLOCATE"] == "true"  # the user's choice is kept
+    given = _prepared_env(1, SLURM_JOB_ID="7", CNNABLATE_GPU_REQUEST="1",
+                          CUDA_VISIBLE_DEVICES="2")
+    assert "XLA_PYTHON_CLIENT_PREALLOCATE" not in given  # its own GPU: JAX's default
+
+
+def test_the_compilation_cache_is_bounded_where_jax_can_evict(tmp_path):
+    """JAX evicts least recently used entries past jax_compilation_cache_max_size, with the
+    filelock package (jax/_src/lru_cache.py); without it a bound would stop the cache."""
+    stub = tmp_path / "site" / "filelock"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text("")
+    code = ("import os, sys; from cnnablate.training.backend import prepare_jax\n"
+            "prepare_jax(1, log=lambda m: print(m, file=sys.stderr))\n"
+            "import jax; print(jax.config.jax_compilation_cache_max_size)\n")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("XLA", "KERAS", "JAX"))}
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=120, cwd=ROOT, env={**base, "PYTHONPATH": os.pathsep.join(
+                               [str(ROOT), str(tmp_path / "site")])})
+    assert found.returncode == 0, found.stderr[-2000:]
+    assert int(found.stdout.split()[-1]) == 4 * 2**30  # JAX reads the bound prepare_jax set
+    if importlib.util.find_spec("filelock") is None:  # this venv: none, so unbounded and said
+        bare = subprocess.run([sys.executable, "-c", code.replace("import jax; print(jax.config."
+                                                                  "jax_compilation_cache_max_size)",
+                                                                  "print('JAX_COMPILATION_CACHE_"
+                                                                  "MAX_SIZE' in os.environ)")],
+                              capture_output=True, text=True, timeout=120, cwd=ROOT,
+                              env={**base, "PYTHONPATH": str(ROOT)})
+        assert bare.returncode == 0, bare.stderr[-2000:]
+        assert bare.stdout.split()[-1] == "False"
+        assert "compilation cache unbounded" in bare.stderr
 
 
 def test_prepare_jax_refuses_a_process_whose_keras_has_another_backend():
@@ -178,6 +262,53 @@ def test_jax_run_asking_for_a_gpu_that_jax_does_not_see_fails_fast(monkeypatch):
     monkeypatch.setenv(ENV_ALLOW_CPU, "1")
     assert backend.configure_jax(jax, lines.append) == []
     assert lines[-1].startswith("WARNING gpu: 1 GPU(s) requested")
+
+
+@needs_jax
+def test_the_jax_device_probe_runs_a_conv_and_a_gather_and_fails_in_one_line():
+    import jax
+
+    lines = []
+    backend.check_jax_kernels(jax, jax.devices("cpu"), lines.append)
+    assert len(lines) == 1
+    assert lines[0].startswith(f"gpu: {jax.devices('cpu')[0]} ran a test conv and gather")
+
+    class NoDevice:  # what jax.device_put cannot place anything on
+        def __str__(self):
+            return "cuda:7"
+
+    lines.clear()
+    from cnnablate.training.gpu import GPUUnavailable
+
+    with pytest.raises(GPUUnavailable) as failed:
+        backend.check_jax_kernels(jax, [NoDevice()], lines.append)
+    message = str(failed.value)
+    assert lines == [message] and "\n" not in message
+    assert message.startswith("gpu: a test conv and gather on cuda:7 failed (")
+    assert f"jax {jax.__version__}, jaxlib " in message and "NVIDIA driver " in message
+    assert "525.60.13" in message
+
+
+def test_the_nan_check_stops_after_a_non_finite_epoch_without_a_batch_hook():
+    import keras
+    from keras.src import utils
+
+    from cnnablate.training.train import stop_on_non_finite_loss
+
+    callback = stop_on_non_finite_loss(keras)
+    for hook in ("on_batch_end", "on_train_batch_end", "on_train_batch_begin"):
+        assert utils.is_default(getattr(callback, hook)), hook  # Keras stays asynchronous
+
+    class Model:  # what a callback sees of the model: its stop flag
+        stop_training = False
+
+    callback.set_model(Model())
+    callback.on_epoch_end(0, {"loss": 2.3, "val_loss": float("nan")})
+    assert callback.model.stop_training is False
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        callback.model.stop_training = False
+        callback.on_epoch_end(1, {"loss": bad})
+        assert callback.model.stop_training is True, bad
 
 
 # ---------------------------------------------------------------- the numpy feed's pixels
@@ -266,6 +397,21 @@ import cnnablate.training.train as T
 
 phase, run, data_dir, run_dir = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
 paths = T.RunPaths.in_dir(run_dir)
+# Every CallbackList Keras makes, to read its async flag: the training fit's holds CSVLogger.
+callback_lists, set_up = [], T.set_up
+
+def recording_set_up(*args, **kwargs):
+    keras, tf = set_up(*args, **kwargs)
+    init = keras.callbacks.CallbackList.__init__
+
+    def recording_init(self, *a, **k):
+        init(self, *a, **k)
+        callback_lists.append(self)
+
+    keras.callbacks.CallbackList.__init__ = recording_init
+    return keras, tf
+
+T.set_up = recording_set_up
 if phase == "part":
     keras, _ = T.set_up(run, 1)
     data = T.load_data(run, data_dir, print)
@@ -284,6 +430,8 @@ else:
 
     T.write_outputs = dump_weights
     T.train_run(run, data_dir, paths, threads=1)
+print("async_train:", json.dumps([lst._async_train for lst in callback_lists if any(
+    type(c).__name__ == "CSVLogger" for c in lst.callbacks)]))
 assert "tensorflow" not in sys.modules, "tensorflow was imported"
 print("no tensorflow")
 """
@@ -302,6 +450,10 @@ def _train_without_tf(phase: str, run: dict, data_dir: Path, run_dir: Path,
     # JAX's persistent compilation cache works without TensorFlow (it warns on each failure)
     assert "persistent compilation cache entry" not in proc.stderr, proc.stderr[-2000:]
     assert any(Path(cache).rglob("*")), "nothing was cached"
+    # Keras dispatched the fit's callbacks asynchronously: no callback of the run has a
+    # per-batch hook, so the host never waits for a step's loss before the next step
+    (flags,) = [line for line in proc.stdout.splitlines() if line.startswith("async_train:")]
+    assert json.loads(flags.split(":", 1)[1]) == [True], flags
     return proc.stdout
 
 

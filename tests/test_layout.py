@@ -4,8 +4,10 @@ studies (cnnablate/workflow/shared.py)."""
 from __future__ import annotations
 
 import copy
+import io
 import json
 import re
+import tokenize
 from pathlib import Path
 
 import yaml
@@ -87,3 +89,63 @@ def test_a_shared_run_is_copied_and_relabelled(tmp_path):
                                       "baseline": "other"}}
     assert sorted(p.name for p in Path(dest).iterdir()) == [
         "history.csv", "metrics.json", "model.keras"]  # no temporary file left
+
+
+# Path pieces the layout defines (cnnablate/base/layout.py), as the pattern that finds them in
+# a string of code: a bare folder name only as a path segment (`tensorboard` is a config key too).
+LAYOUT_LITERALS = {
+    "history.csv": None, "metrics.json": None, "model.keras": None, ".resume": None,
+    "heartbeat.json": None, "tensorboard": r"/tensorboard\b|\btensorboard/",
+    "meta.json": None, ".npy": None, "results/": None, "logs/": None, "downloads": None,
+    "synthetic-data": None, "benchmarks/": None, "/studies/": None, "rounds/round": None,
+    "tuning.csv": None, "selection.json": None, "table.tex": None, "table.md": None,
+    "mlflow.db": None, "index.html": r"index\.html(?!\.j2)",
+}
+BARE_NAMES = {"tensorboard", ".resume", "downloads"}  # folder names joined with `/ "name"`
+
+
+def code_strings(path: Path) -> list[tuple[int, str]]:
+    """(line, text) of every string literal of a Python or Snakemake file that is code, not a
+    docstring (a string alone on its logical line), with a bare folder name joined by `/`
+    marked by a leading "/" (`x / "tensorboard"` -> "/tensorboard")."""
+    tokens = [t for t in tokenize.generate_tokens(io.StringIO(path.read_text()).readline)
+              if t.type not in (tokenize.COMMENT, tokenize.NL)]
+    found = []
+    for i, tok in enumerate(tokens):
+        if tok.type != tokenize.STRING:
+            continue
+        before, after = tokens[i - 1] if i else None, tokens[i + 1]
+        starts_line = before is None or before.type in (tokenize.NEWLINE, tokenize.INDENT,
+                                                         tokenize.DEDENT)
+        if starts_line and after.type in (tokenize.NEWLINE, tokenize.ENDMARKER):
+            continue  # a docstring
+        text = tok.string
+        if before is not None and before.string == "/" and text.strip("\"'") in BARE_NAMES:
+            text = "/" + text.strip("\"'")
+        found.append((tok.start[0], text))
+    return found
+
+
+def test_no_layout_path_is_spelled_out_outside_the_layout():
+    """Run files, resume state, heartbeat, TensorBoard folder, prepared data, downloads, tuning
+    selection and table, paper tables, logs and benchmarks: only layout.py names them; the
+    package, the rules and the scripts take them from there."""
+    layout = (ROOT / "cnnablate/base/layout.py").read_text()
+    assert [name for name in LAYOUT_LITERALS if name not in layout] == []
+    sources = [p for p in sorted(ROOT.glob("cnnablate/**/*.py"))
+               if p.name != "layout.py" or p.parent.name != "base"]
+    sources += [*sorted(ROOT.glob("rules/*.smk")), *sorted(ROOT.glob("scripts/*.py")),
+                ROOT / "Snakefile"]
+    spelled = [f"{path.relative_to(ROOT)}:{line}: {text}"
+               for path in sources for line, text in code_strings(path)
+               for name, pattern in LAYOUT_LITERALS.items()
+               if re.search(pattern or re.escape(name), text)]
+    assert spelled == []
+
+
+def test_the_check_finds_a_path_in_code_but_not_in_a_docstring(tmp_path):
+    source = tmp_path / "x.py"
+    source.write_text('"""Writes metrics.json."""\n\ndef f(d):\n    """A .resume doc."""\n'
+                      '    return d / "tensorboard", f"{d}/history.csv", "tensorboard"\n')
+    assert [text for _, text in code_strings(source)] == [
+        "/tensorboard", 'f"{d}/history.csv"', '"tensorboard"']

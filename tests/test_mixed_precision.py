@@ -15,6 +15,7 @@ import pytest
 
 from cnnablate.data.prepare import prepare_dataset
 from cnnablate.workflow.config import resolve_runs
+from tests import tiny
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,20 +61,8 @@ def digits(tmp_path_factory):
 
 
 def run_config(precision: str) -> dict:
-    cfg = {
-        "datasets": {"digits": {"source": "sklearn_digits"}},
-        "studies": {
-            "mp": {
-                "dataset": "digits",
-                "image_size": 16,
-                "model": {"name": "all_cnn_c", "width": 0.125},
-                "train": {"epochs": 1, "batch_size": 32, "max_train_images": 96,
-                          "max_eval_images": 32, "precision": precision},
-                "seeds": [0],
-                "variants": {"relu": {"activation": "relu"}},
-            }
-        },
-    }
+    cfg = tiny.config(mp=tiny.study({"epochs": 1, "batch_size": 32, "max_train_images": 96,
+                                     "max_eval_images": 32, "precision": precision}))
     (run,) = resolve_runs(cfg)
     return run
 

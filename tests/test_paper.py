@@ -418,7 +418,7 @@ def test_report_links_the_pdfs_and_tables_relatively(tmp_path):
     links = re.findall(r'href="([^"#][^"]*)"', html)
     assert [link for link in links if link.endswith(".pdf")] == [
         f"figures/acts/{name}.pdf" for name in catalog.FIGURES]
-    assert "../results/studies/acts/table.tex" in links
-    assert "../results/studies/acts/table.md" in links
+    assert "results/studies/acts/table.tex" in links
+    assert "results/studies/acts/table.md" in links
     for link in links:
         assert (tmp_path / "report" / link).is_file(), link

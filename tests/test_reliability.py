@@ -16,6 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests import tiny
 from tests.workflow import copy_prepared, planned_jobs, snakemake, write_config
 
 pytestmark = pytest.mark.workflow
@@ -23,23 +24,13 @@ pytestmark = pytest.mark.workflow
 RUN = "results/runs/r/relu/seed3"
 TIMINGS = {"train_seconds", "seconds_per_epoch", "started_at", "finished_at"}
 
-CONFIG = {
-    "datasets": {"digits": {"source": "sklearn_digits"}},
-    "studies": {
-        "r": {
-            "dataset": "digits",
-            "image_size": 16,
-            # Dropout and RReLU draw random numbers every step: a resume must restore their
-            # generator state, not only the weights, to match an uninterrupted run.
-            "model": {"name": "all_cnn_c", "width": 0.125, "bn_momentum": 0.9},
-            # Augmentation draws per batch from stateless seeds: a resume must see the same.
-            "train": {"epochs": 4, "batch_size": 32, "learning_rate": 0.05,
-                      "augment": "flip_crop"},
-            "seeds": [3],
-            "variants": {"relu": {"activation": {"type": "rrelu"}}},
-        }
-    },
-}
+CONFIG = tiny.config(r=tiny.study(
+    # Augmentation draws per batch from stateless seeds: a resume must see the same.
+    {"epochs": 4, "batch_size": 32, "learning_rate": 0.05, "augment": "flip_crop"},
+    # Dropout and RReLU draw random numbers every step: a resume must restore their
+    # generator state, not only the weights, to match an uninterrupted run.
+    model={"bn_momentum": 0.9}, seeds=[3], variants={"relu": {"activation": {"type": "rrelu"}}},
+))
 
 
 def _history(work: Path) -> list[dict]:

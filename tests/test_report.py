@@ -19,6 +19,7 @@ import pytest
 
 from cnnablate.base import catalog
 from cnnablate.reporting.aggregate import aggregate_study
+from cnnablate.reporting.paper import write_paper_tables
 from cnnablate.reporting.report import render_report, verdict
 from tests.test_stats import write_run
 
@@ -43,7 +44,7 @@ def tiny_png(path: Path) -> Path:
 def make_study(root: Path, name: str, values: dict[str, list[float | None]], baseline: str,
                description: str = "", reference: dict | None = None,
                variant_descriptions: dict | None = None,
-               activations: dict[str, str] | None = None) -> dict:
+               activations: dict[str, str] | None = None, decisions: dict | None = None) -> dict:
     """Runs (a None value = a diverged run), the study's tables and placeholder figures, as
     scripts/report.py hands them to render_report. Each variant trains with the activation
     `activations` gives it (default: one of its own, named like it)."""
@@ -58,6 +59,7 @@ def make_study(root: Path, name: str, values: dict[str, list[float | None]], bas
         "baseline": baseline, "model": {"name": "all_cnn_c", "width": 0.125},
         "reference": reference or {},
         "variant_descriptions": {v: (variant_descriptions or {}).get(v, "") for v in values},
+        **({"decisions": decisions} if decisions else {}),
     }
     tables = root / "results" / "studies" / name
     tables.mkdir(parents=True, exist_ok=True)
@@ -183,6 +185,23 @@ def test_verdict_from_the_paired_test_when_intervals_overlap(tmp_path):
     v = verdict(pd.read_csv(study["summary"]), pd.read_csv(study["paired"]), "relu",
                 "best_val_accuracy")
     assert v["winner"] == "relu" and "elu significantly worse" in v["text"]
+
+
+def test_the_configured_alpha_is_the_one_the_report_and_paper_table_say(tmp_path):
+    """`report.alpha: 0.1` (the study's decisions.alpha): every alpha the report and the paper
+    table print is 0.1; the report's verdict and legend used to say 0.05 whatever it was."""
+    # the mirror image above: relu (the baseline) beats elu on every seed, paired p = 0.0041
+    study = make_study(tmp_path, "a10", {"relu": [0.811, 0.829, 0.851], "elu": [0.80, 0.82, 0.84]},
+                       baseline="relu", decisions={"alpha": 0.1, "seeds": [0, 1, 2]})
+    html = render(tmp_path, [study])
+    assert "elu significantly worse in the paired test (p &lt; 0.1)" in html
+    assert "at most 10% (Holm over its 1 comparison)" in html
+    tex, md = tmp_path / "table.tex", tmp_path / "table.md"
+    write_paper_tables(study["runs"], study["summary"], study["paired"], study["settings"], tex,
+                       md)
+    for text in (html, tex.read_text(), md.read_text()):
+        assert not re.search(r"(?<![\d.])0\.05(?!\d)|(?<![\d.])5(\\)?%", text)
+    assert "at most 10%" in md.read_text()
 
 
 def test_single_seeds_never_give_a_winner(tmp_path):

@@ -16,24 +16,17 @@ from cnnablate.base.rounds import all_seeds, n_rounds, round_seeds
 from cnnablate.decisions.decide import Design
 from cnnablate.workflow.config import ConfigError, load_schema, resolve_runs, study_settings
 from cnnablate.workflow.config import validate as validate_config
+from tests import tiny
 from tests.workflow import copy_workflow, planned_jobs, snakemake, write_config
 
 ADAPTIVE = {
-    "datasets": {"digits": {"source": "sklearn_digits"}},
-    "studies": {
-        "ada": {
-            "dataset": "digits",
-            "image_size": 16,
-            "model": {"name": "all_cnn_c", "width": 0.125},
-            "train": {"epochs": 1, "batch_size": 32, "learning_rate": 0.05,
-                      "max_train_images": 128, "max_eval_images": 64},
-            "seeds": {"initial": 3, "max": 6, "step": 3},
-            "min_effect": 0.02,
-            "baseline": "relu",
-            "variants": {"relu": {"activation": "relu"}, "elu": {"activation": "elu"},
-                         "dead": {"activation": "relu", "train": {"learning_rate": 1e-6}}},
-        },
-    },
+    **tiny.config(ada=tiny.study(
+        {"epochs": 1, "batch_size": 32, "learning_rate": 0.05, "max_train_images": 128,
+         "max_eval_images": 64},
+        seeds={"initial": 3, "max": 6, "step": 3}, min_effect=0.02, baseline="relu",
+        variants={"relu": {"activation": "relu"}, "elu": {"activation": "elu"},
+                  "dead": {"activation": "relu", "train": {"learning_rate": 1e-6}}},
+    )),
 }
 
 

@@ -29,6 +29,7 @@ import yaml
 from cnnablate.base.ids import run_id
 from cnnablate.workflow.config import resolve_runs
 from cnnablate.workflow.resources import dataset_counts, train_resources
+from tests import tiny
 from tests.workflow import copy_prepared
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
@@ -40,27 +41,12 @@ FAKE_GPUS = 2
 SHARDS_PER_GPU = 4
 
 STUDY = {
-    "datasets": {"digits": {"source": "sklearn_digits"}},
-    "studies": {
-        "tiny": {
-            "dataset": "digits",
-            "image_size": 16,
-            "model": {"name": "all_cnn_c", "width": 0.125},
-            "train": {
-                "epochs": 1,
-                "batch_size": 32,
-                "max_train_images": 128,
-                "max_eval_images": 64,
-            },
-            "seeds": [0],
-            "baseline": "relu",
-            "variants": {
-                "relu": {"activation": "relu"},
-                "elu": {"activation": "elu"},
-                "selu": {"activation": "selu", "init": "lecun_normal", "norm": "none"},
-            },
-        }
-    },
+    **tiny.config(tiny=tiny.study(
+        {"epochs": 1, "batch_size": 32, "max_train_images": 128, "max_eval_images": 64},
+        baseline="relu",
+        variants={"relu": {"activation": "relu"}, "elu": {"activation": "elu"},
+                  "selu": {"activation": "selu", "init": "lecun_normal", "norm": "none"}},
+    )),
     # three 1-GPU jobs on a 2-GPU node: the third must wait for a GPU
     "resources": {"gpu": 1, "train_threads": 1, "allow_cpu_fallback": True},
     "report": {"title": "cnnablate SLURM test"},

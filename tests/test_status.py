@@ -13,22 +13,15 @@ from pathlib import Path
 import yaml
 
 from cnnablate.workflow import status
+from tests import tiny
 
 ROOT = Path(__file__).resolve().parents[1]
 
-CONFIG = {
-    "datasets": {"digits": {"source": "sklearn_digits"}},
-    "studies": {
-        "s": {
-            "dataset": "digits",
-            "model": {"name": "all_cnn_c"},
-            "train": {"epochs": 4},
-            "seeds": [0, 1],
-            "variants": {"a": {"activation": "relu"}, "b": {"activation": "elu"},
-                         "c": {"activation": "selu"}},
-        }
-    },
-}
+CONFIG = tiny.config(s={
+    "dataset": "digits", "model": {"name": "all_cnn_c"}, "train": {"epochs": 4}, "seeds": [0, 1],
+    "variants": {"a": {"activation": "relu"}, "b": {"activation": "elu"},
+                 "c": {"activation": "selu"}},
+})
 
 
 def _dead_pid() -> int:

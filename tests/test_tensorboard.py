@@ -11,26 +11,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests import tiny
+
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 from tensorboard.util import tensor_util  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
-CONFIG = {
-    "datasets": {"digits": {"source": "sklearn_digits"}},
-    "studies": {
-        "t": {
-            "dataset": "digits",
-            "image_size": 16,
-            "model": {"name": "all_cnn_c", "width": 0.125, "bn_momentum": 0.9},
-            "train": {"epochs": 3, "batch_size": 32, "max_train_images": 128,
-                      "max_eval_images": 64},
-            "seeds": [0],
-            "variants": {"relu": {"activation": "relu"}},
-        }
-    },
-}
+CONFIG = tiny.config(t=tiny.study(
+    {"epochs": 3, "batch_size": 32, "max_train_images": 128, "max_eval_images": 64},
+    model={"bn_momentum": 0.9},
+))
 
 
 def _scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:

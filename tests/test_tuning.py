@@ -155,6 +155,13 @@ def test_untuned_study_has_no_tuning_and_unchanged_runs():
     assert cfg.study_settings(cfg.validate(config), "s")["tune"] is None
 
 
+def test_planning_resolves_the_deciding_and_tuning_runs_at_once():
+    config = _config(tune={"train.learning_rate": [0.01, 0.1], "seeds": [1000]})
+    runs, tuning = cfg.resolve(config)
+    assert runs == cfg.resolve_runs(config) and tuning == cfg.resolve_tuning(config)
+    assert len(tuning.runs) == 4
+
+
 def test_tuning_runs_are_resolved_runs_with_the_candidate_applied():
     config = _config(tune={"train.learning_rate": [0.01, 0.1], "train.momentum": [0.0, 0.9],
                            "seeds": [1000, 1001], "epochs": 2})

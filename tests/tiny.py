@@ -74,3 +74,20 @@ def config(**studies: dict) -> dict:
 def finished() -> dict:
     """A copy of FINISHED to edit."""
     return copy.deepcopy(FINISHED)
+
+
+# The smallest network the tests train: All-CNN-C at an eighth of its width, on 16x16 digits.
+SMALL_MODEL = {"name": "all_cnn_c", "width": 0.125}
+ONE_RELU = {"relu": {"activation": "relu"}}
+
+
+def study(train: dict, *, model: dict | None = None, seeds: list | dict | None = None,
+          variants: dict | None = None, **keys) -> dict:
+    """A study of digits at 16x16 on SMALL_MODEL (plus `model`'s keys): `train` as given, seed
+    0 and the one variant relu unless `seeds` and `variants` say otherwise, and any other study
+    keys (`image_size`, `baseline`, ...) as given. A copy: edit it freely."""
+    return copy.deepcopy({
+        "dataset": "digits", "image_size": 16, "model": {**SMALL_MODEL, **(model or {})},
+        "train": train, "seeds": [0] if seeds is None else seeds,
+        "variants": ONE_RELU if variants is None else variants, **keys,
+    })

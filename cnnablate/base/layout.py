@@ -12,10 +12,54 @@ wildcards (`"{study}"`) as the values to get a rule's output pattern.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+# A run's folder: a finished run's files (the train rule's outputs, by these names),
+HISTORY, METRICS, MODEL = "history.csv", "metrics.json", "model.keras"
+RUN_OUTPUTS = {"history": HISTORY, "metrics": METRICS, "model": MODEL}
+RUN_FILES = tuple(RUN_OUTPUTS.values())
+# the state an interrupted run resumes from (Snakemake deletes a failed job's outputs, not
+# this), holding the job's heartbeat while it runs, and its TensorBoard event files.
+RESUME_DIR = ".resume"
+HEARTBEAT = "heartbeat.json"
+TENSORBOARD_DIR = "tensorboard"
 
 REPORT_BUNDLE = "results"  # the report folder's copies: report/results/studies/..., runs/...
-RUN_FILES = ("history.csv", "metrics.json", "model.keras")  # a finished run's files
 TABLES = ("runs", "summary", "paired")  # a study's tables, results/studies/{study}/{name}.csv
+PAPER_TABLES = {"tex": "table.tex", "md": "table.md"}  # a study's paper tables, by format
+TUNING_SELECTION = "tuning/selection.json"  # a tuned study's selection, in its study folder
+TUNING_TABLE = "tuning.csv"  # and its tuning runs' table
+
+# Shared by real and smoke runs (the same files): prepared datasets, downloaded archives and
+# the logs and benchmarks of their jobs.
+PREPARED = "results/data"
+SYNTHETIC_DATA = "synthetic-data"  # smoke mode's stand-ins, in its results (and logs) folder
+DOWNLOADS = "results/downloads"
+META = "meta.json"  # a prepared dataset's description, written last
+SPLITS = ("train", "val", "test")
+SPLIT_FILES = {f"{split}_{kind}": f"{split}_{kind}.npy"
+               for split in SPLITS for kind in ("images", "labels")}
+DATA_LOGS = "logs"
+DATA_BENCHMARKS = "results/benchmarks"
+MLFLOW_DB = "mlflow.db"  # `cnnablate export`'s default MLflow store, in the results folder
+
+
+def resume_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / RESUME_DIR
+
+
+def heartbeat_file(run_dir: str | Path) -> Path:
+    return resume_dir(run_dir) / HEARTBEAT
+
+
+def tensorboard_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / TENSORBOARD_DIR
+
+
+def prepared_files(data_dir: str | Path) -> dict[str, Path]:
+    """Every file of a prepared dataset, keyed `{split}_images` / `{split}_labels` / `meta`."""
+    return {**{k: Path(data_dir) / name for k, name in SPLIT_FILES.items()},
+            "meta": Path(data_dir) / META}
 
 
 @dataclass(frozen=True)
@@ -49,16 +93,52 @@ class Layout:
     def data_dir(self, dataset: str, synthetic: bool = False) -> str:
         """A dataset's prepared arrays: the real ones, or smoke mode's SYNTHETIC stand-in."""
         if synthetic:
-            return f"{self.results}/synthetic-data/{dataset}"
-        return f"results/data/{dataset}"
+            return f"{self.results}/{SYNTHETIC_DATA}/{dataset}"
+        return f"{PREPARED}/{dataset}"
+
+    def data_file(self, dataset: str, name: str, synthetic: bool = False) -> str:
+        """A prepared dataset's file: META or one of SPLIT_FILES."""
+        return f"{self.data_dir(dataset, synthetic)}/{name}"
+
+    def download(self, filename: str) -> str:
+        """A source archive as downloaded (cnnablate.data.archive)."""
+        return f"{DOWNLOADS}/{filename}"
+
+    def data_log(self, kind: str, name: str) -> str:
+        """The log of a download (`download`) or a preparation (`data`) job: shared, as the
+        data is; smoke mode's SYNTHETIC stand-ins log with the smoke run (`synthetic_log`)."""
+        return f"{DATA_LOGS}/{kind}/{name}.log"
+
+    def synthetic_log(self, dataset: str) -> str:
+        return self.log(SYNTHETIC_DATA, dataset)
+
+    def data_benchmark(self, dataset: str) -> str:
+        return f"{DATA_BENCHMARKS}/data/{dataset}.tsv"
+
+    def log(self, stage: str, name: str) -> str:
+        """The log of a job of `stage` (aggregate, figures, tuning, ...) named `name`."""
+        return f"{self.logs}/{stage}/{name}.log"
+
+    @property
+    def report_log(self) -> str:
+        return f"{self.logs}/report.log"
+
+    @property
+    def export_log(self) -> str:
+        """What made `cnnablate export mlflow` fail, traceback and all."""
+        return f"{self.logs}/export_mlflow.log"
 
     def run_key(self, study: str, variant: str, seed: int | str,
                 candidate: str | None = None) -> str:
         """`study/variant/seed{seed}`: a run's folder below results/runs and logs/train; a
         tuning run's (a `tune:` candidate, cnnablate.workflow.config) `study/variant/
         tune-{candidate}/seed{seed}`, a level deeper so the two can never collide."""
+        return f"{study}/{self.run_name(variant, seed, candidate)}"
+
+    def run_name(self, variant: str, seed: int | str, candidate: str | None = None) -> str:
+        """A run within its study (`run_key` less the study): how `status` names it."""
         tuning = f"tune-{candidate}/" if candidate else ""
-        return f"{study}/{variant}/{tuning}seed{seed}"
+        return f"{variant}/{tuning}seed{seed}"
 
     def parse_run_key(self, key: str) -> tuple[str, str, int]:
         """(study, variant, seed) of a deciding run's `run_key` (a rule's wildcard naming a
@@ -102,8 +182,18 @@ class Layout:
         return f"{self.study_dir(study)}/{name}.csv"
 
     def study_file(self, study: str, name: str) -> str:
-        """Any other file of a study's: `table.tex`, `tuning.csv`, `tuning/selection.json`."""
+        """Any other file of a study's: PAPER_TABLES, TUNING_TABLE, TUNING_SELECTION."""
         return f"{self.study_dir(study)}/{name}"
+
+    def tuning_selection(self, study: str) -> str:
+        return self.study_file(study, TUNING_SELECTION)
+
+    def tuning_table(self, study: str) -> str:
+        return self.study_file(study, TUNING_TABLE)
+
+    def paper_table(self, study: str, kind: str) -> str:
+        """A study's paper table, `kind` one of PAPER_TABLES (tex, md)."""
+        return self.study_file(study, PAPER_TABLES[kind])
 
     def round_state(self, study: str, k: int | str) -> str:
         """The decision after round k of a study's adaptive seeds."""

@@ -90,7 +90,7 @@ def prepare_dataset(name: str, spec: dict, out_dir: str | Path) -> dict:
         _atomic_save_npy(files[f"{split}_labels"], np.asarray(labels, dtype=np.int64))
         counts[split] = int(len(labels))
         for kind in ("images", "labels"):
-            checksums[f"{split}_{kind}.npy"] = sha256_file(files[f"{split}_{kind}"])
+            checksums[files[f"{split}_{kind}"].name] = sha256_file(files[f"{split}_{kind}"])
     combined = hashlib.sha256("".join(checksums[k] for k in sorted(checksums)).encode()).hexdigest()
     meta = {
         "name": name,

@@ -60,7 +60,7 @@ def carve_validation(
 def subset_indices(n: int, limit: int | None) -> np.ndarray | None:
     """The examples a run keeps of a split of `n` under `max_*_images` = `limit` (None: all):
     a fixed, class-balanced-enough subset, the first `limit` of a seeded permutation, in
-    order. One definition for both input feeds (pipeline.Split, numpy_feed.NumpySplit)."""
+    order. One definition for both input feeds (cnnablate.training.held_split.HeldSplit)."""
     if limit is None or limit >= n:
         return None
     return np.sort(np.random.default_rng(12345).permutation(n)[:limit])

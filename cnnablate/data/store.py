@@ -13,19 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from cnnablate.base.atomic import write_json_atomic  # noqa: F401 - re-exported for its users
+from cnnablate.base.layout import META, SPLITS, prepared_files  # noqa: F401 - SPLITS too
 from cnnablate.data.splits import SplitArrays
-
-SPLITS = ("train", "val", "test")
 
 
 def output_files(out_dir: str | Path) -> dict[str, Path]:
     """Every file `prepare_dataset` writes, keyed `{split}_images` / `{split}_labels` / `meta`."""
-    out = Path(out_dir)
-    files = {
-        f"{s}_{kind}": out / f"{s}_{kind}.npy" for s in SPLITS for kind in ("images", "labels")
-    }
-    files["meta"] = out / "meta.json"
-    return files
+    return prepared_files(out_dir)
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -40,10 +34,11 @@ def load_prepared(data_dir: str | Path, split: str, mmap: bool = True) -> SplitA
     """A prepared split, memory-mapped so that jobs share the page cache instead of copying."""
     data_dir = Path(data_dir)
     mode = "r" if mmap else None
-    images = np.load(data_dir / f"{split}_images.npy", mmap_mode=mode)
-    labels = np.load(data_dir / f"{split}_labels.npy", mmap_mode=mode)
+    files = prepared_files(data_dir)
+    images = np.load(files[f"{split}_images"], mmap_mode=mode)
+    labels = np.load(files[f"{split}_labels"], mmap_mode=mode)
     return images, labels
 
 
 def load_meta(data_dir: str | Path) -> dict:
-    return json.loads((Path(data_dir) / "meta.json").read_text())
+    return json.loads((Path(data_dir) / META).read_text())

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnablate.base.layout import META, PREPARED, Layout
+
 CIFAR10_NAMES = [
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
 ]  # fmt: skip
@@ -273,7 +275,7 @@ def _tfds_data_dir(spec: dict) -> Path:
                 or Path.home() / "tensorflow_datasets")
 
 
-def real_data_present(name: str, spec: dict, prepared_root: str | Path = "results/data") -> bool:
+def real_data_present(name: str, spec: dict, prepared_root: str | Path = PREPARED) -> bool:
     """Whether dataset `name` can be prepared from local files, without a download.
 
     Cheap and TensorFlow-free (the Snakefile asks while planning): a prepared folder, the
@@ -283,10 +285,10 @@ def real_data_present(name: str, spec: dict, prepared_root: str | Path = "result
     from cnnablate.data.archive import ARCHIVES
 
     source = spec.get("source")
-    if (Path(prepared_root) / name / "meta.json").exists() or source == "sklearn_digits":
+    if (Path(prepared_root) / name / META).exists() or source == "sklearn_digits":
         return True
     if source in ARCHIVES:
-        archive = spec.get("archive") or Path("results/downloads") / ARCHIVES[source]["filename"]
+        archive = spec.get("archive") or Layout().download(ARCHIVES[source]["filename"])
         return Path(archive).is_file()
     if source == "image_folder":
         return Path(spec.get("path", "")).is_dir()
@@ -331,5 +333,5 @@ def prepare_synthetic(name: str, spec: dict, out_dir: str | Path, workdir: str |
         meta = prepare_dataset(name, stand_in, out_dir)
     meta["synthetic"] = True
     meta["spec"] = spec  # the user's, not the stand-in's temporary paths
-    write_json_atomic(Path(out_dir) / "meta.json", meta)
+    write_json_atomic(Path(out_dir) / META, meta)
     return meta

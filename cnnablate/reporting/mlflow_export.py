@@ -41,6 +41,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cnnablate.base.ids import config_hash
+from cnnablate.base.layout import HISTORY, METRICS, MLFLOW_DB, MODEL, tensorboard_dir
 
 INSTALL = "pip install -r requirements-mlflow.txt"
 HASH_TAG = "cnnablate.config_hash"
@@ -110,7 +111,7 @@ def sqlite_path(uri: str) -> Path | None:
 
 def _path_hint(uri: str) -> str:
     path = Path(uri)
-    suggestion = (path / "mlflow.db") if path.is_dir() else path
+    suggestion = (path / MLFLOW_DB) if path.is_dir() else path
     return (f"{uri} is a path, not a tracking URI: for a SQLite file write "
             f"sqlite:///{suggestion.as_posix()} (three slashes, then the path; four for an "
             "absolute one), for a server http://host:port (MLflow 3 takes a folder, "
@@ -131,7 +132,7 @@ def _check_local(uri: str, path: Path, create: bool, kind: str) -> None:
     if path.exists():
         if kind == "file" and path.is_dir():
             raise ExportError(f"{uri}: {path} is a folder, not a SQLite file (e.g. "
-                              f"sqlite:///{(path / 'mlflow.db').as_posix()})")
+                              f"sqlite:///{(path / MLFLOW_DB).as_posix()})")
         if kind == "folder" and not path.is_dir():
             raise ExportError(f"{uri}: {path} is a file, not a folder")
         return
@@ -168,7 +169,7 @@ def check_store(uri: str, *, create: bool = False,
     if base not in set(schemes) | {"sqlite", "file", "http", "https"}:
         known = ", ".join(f"{s}://" for s in sorted(set(schemes)))
         raise ExportError(f"{uri}: unknown scheme {scheme!r}; MLflow takes {known} (a SQLite "
-                          "file: sqlite:///path/mlflow.db; a server: http://host:port)")
+                          f"file: sqlite:///path/{MLFLOW_DB}; a server: http://host:port)")
     if base == "sqlite":
         path = sqlite_path(uri)
         if path is not None:
@@ -268,8 +269,8 @@ def _number(text: str | float | None) -> float | None:
 def read_run(run_dir: Path) -> tuple[dict, list[dict], str]:
     """(metrics.json, history rows, sha256 of both files) of a finished run folder."""
     try:
-        metrics_bytes = (run_dir / "metrics.json").read_bytes()
-        history_bytes = (run_dir / "history.csv").read_bytes()
+        metrics_bytes = (run_dir / METRICS).read_bytes()
+        history_bytes = (run_dir / HISTORY).read_bytes()
     except OSError as error:
         raise ExportError(f"{run_dir}: cannot read the run's files ({error})") from None
     metrics = json.loads(metrics_bytes)
@@ -345,8 +346,8 @@ def _tags(metrics: Mapping, run_dir: Path) -> dict[str, str]:
         HASH_TAG: run_config_hash(metrics),
         CURRENT_TAG: "true",
         "cnnablate.run_dir": str(run_dir.resolve()),
-        "cnnablate.model": str((run_dir / "model.keras").resolve()),
-        "cnnablate.tensorboard": str((run_dir / "tensorboard").resolve()),
+        "cnnablate.model": str((run_dir / MODEL).resolve()),
+        "cnnablate.tensorboard": str(tensorboard_dir(run_dir).resolve()),
         # What MLflow's UI shows as the run's source version (without the "+dirty" mark).
         "mlflow.source.git.commit": commit.removesuffix("+dirty"),
     }
@@ -407,7 +408,7 @@ def _create_run(mlflow, client, experiment_id: str, run_dir: Path, metrics: dict
         client.log_batch(run_id, params=batch)
     for batch in _chunks(_metrics(mlflow, metrics, history), BATCH_METRICS):
         client.log_batch(run_id, metrics=batch)
-    for name in ("metrics.json", "history.csv", *(("model.keras",) if copy_models else ())):
+    for name in (METRICS, HISTORY, *((MODEL,) if copy_models else ())):
         if (run_dir / name).is_file():
             client.log_artifact(run_id, str(run_dir / name))
     finished = metrics.get("status") == "completed"
@@ -496,7 +497,7 @@ def _export_study(mlflow, client, tracking_uri: str, experiment: str,
 def default_tracking_uri(results: Path) -> str:
     """`sqlite:///results/mlflow.db` (the results folder's own store, a relative path as
     given: SQLAlchemy reads `sqlite:///x` relative to the working directory)."""
-    return f"sqlite:///{(results / 'mlflow.db').as_posix()}"
+    return f"sqlite:///{(results / MLFLOW_DB).as_posix()}"
 
 
 def summary_line(outcomes: list[Outcome], tracking_uri: str) -> str:

@@ -24,15 +24,14 @@ import pandas as pd
 
 from cnnablate.base import catalog
 from cnnablate.base.atomic import atomic_path, write_text_atomic
-from cnnablate.base.layout import REPORT_BUNDLE
+from cnnablate.base.layout import HISTORY, REPORT_BUNDLE
 from cnnablate.decisions import sentences
-from cnnablate.decisions.decide import design_from_settings
+from cnnablate.decisions.decide import Design, design_from_settings
 from cnnablate.decisions.stats import METRIC_BOUNDS
 from cnnablate.reporting import interactive, tuning
 from cnnablate.reporting.aggregate import decide_study, headline_metric
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "report" / "templates"
-ALPHA = 0.05
 BUNDLE = REPORT_BUNDLE  # the report folder's copies of the files it links from elsewhere
 DECIDED = ("better", "worse", "equivalent")
 
@@ -82,7 +81,7 @@ def _names(names: list[str]) -> str:
 
 def verdict(
     summary: pd.DataFrame, paired: pd.DataFrame, baseline: str, metric: str,
-    confidence: float = 0.95, alpha: float = ALPHA,
+    confidence: float = 0.95, alpha: float = Design.alpha,
 ) -> dict:
     """Winner, or 'no significant difference', from the intervals and the paired tests.
 
@@ -262,11 +261,12 @@ def render_report(studies: list[dict], out_html: str | Path, title: str,
         for row in run_rows:
             row["history_link"] = rel(history_of[(row["variant"], int(row["seed"]))], "runs",
                                       name, str(row["variant"]), f"seed{_int(row['seed'])}",
-                                      "history.csv")
+                                      HISTORY)
         all_metrics += list(s["metrics_files"])
         reference = dict(settings.get("reference") or {})
         diverged = runs[runs["status"] != "completed"]
         tuned = _tuning_section(s, settings, list(position), runs, metric, epochs_of, rel)
+        alpha = design_from_settings(settings.get("decisions") or {}).alpha  # report.alpha
         shown = {k: v for k, v in s["figures"].items() if k not in catalog.TUNING_FIGURES
                  and _varied(catalog.FIGURES.get(k), config_of)}
         pdfs = s.get("figure_pdfs") or {}
@@ -278,7 +278,8 @@ def render_report(studies: list[dict], out_html: str | Path, title: str,
             "baseline": settings["baseline"],
             "metric": metric,
             "eval_split": settings["eval_split"],
-            "verdict": verdict(summary, paired, settings["baseline"], metric, confidence),
+            "verdict": verdict(summary, paired, settings["baseline"], metric, confidence, alpha),
+            "alpha": alpha,
             "summary": _records(summary),
             "paired": _records(paired),
             "runs": run_rows,
@@ -322,7 +323,7 @@ def render_report(studies: list[dict], out_html: str | Path, title: str,
     env.filters["short_title"] = lambda title: str(title).split(":")[0]
     html = env.get_template("index.html.j2").render(
         title=title, studies=sections, provenance=collect_provenance(all_metrics),
-        config_hash=config_hash, confidence=confidence, alpha=ALPHA,
+        config_hash=config_hash, confidence=confidence,
         figure_titles=FIGURE_TITLES, interactive_assets=interactive.assets(),
         interval_min_n=interval_min_n(),
         cross_study=sentences.cross_study(sections),
@@ -348,7 +349,7 @@ def _tuning_section(s: dict, settings: dict, order: list[str], runs: pd.DataFram
             tuning.all_keys(per_variant), seeds, tuning_metric, runs["seed"], metric,
             settings["eval_split"]),
         "scope": sentences.tuned_guarantee(
-            (settings.get("decisions") or {}).get("alpha", ALPHA)),
+            design_from_settings(settings.get("decisions") or {}).alpha),
         "cost": tuning.cost_sentence(per_variant, tune, epochs_of),
         # issue #31: each variant's runs and epochs (unequal grids flagged), and its budget
         # curve, with a sentence where one is still rising at the budget it had

@@ -20,10 +20,12 @@ from pathlib import Path
 import pandas as pd
 
 from cnnablate.decisions import halving, sentences
+from cnnablate.decisions.selection import TABLE_TAIL
 from cnnablate.decisions.sentences import compact, key_label
+from cnnablate.decisions.stages import STAGE_COLUMNS
 
-RESERVED = ("variant", "seed", "metric", "value", "status", "selected", "at_edge",
-            "at_edge_reason", "epochs", "stage")
+# the columns of tuning.csv besides the tuned keys (halving or a zoom add `epochs`, `stage`)
+RESERVED = ("variant", *TABLE_TAIL, *STAGE_COLUMNS)
 # A budget curve is "still rising" when its last candidate added at least this share of the
 # whole rise from one candidate to all (with 3 candidates 0.5, 0.8, 0.9: 20 %).
 RISING_SHARE = 0.1

@@ -12,6 +12,9 @@ jobs of all workflows on the machine. The kernel drops a flock when its process 
 crashed or SIGKILLed job never leaves a GPU claimed. Lock files are opened close-on-exec; a
 child created by a bare fork() (not fork+exec) would share the lock until it exits.
 
+GPU memory, compute capability and the driver's version come from NVML (nvidia-ml-py, where
+installed: requirements-gpu-extras.txt), else from nvidia-smi.
+
 Which GPUs exist, first match wins: $CNNABLATE_GPUS ("0,1"; "" for none; used by the tests),
 else a CUDA_VISIBLE_DEVICES the user set (only those are shared out), else `nvidia-smi -L`
 (MIG instances by UUID when there are any, else GPU indices in PCI bus order).
@@ -77,7 +80,7 @@ SMALL_GPU_SYSTEM_MB = 225
 MIN_CAP_MB = 256  # a packed run with less than this for TensorFlow would not train
 # A MIG instance's memory from its profile name ("3g.20gb"): the names round up (a 1g.10gb
 # instance has less than 10 GiB), so this fraction of the named size, a lower bound.
-MIG_NAME_FRACTION = 0.95
+MIG_NAME_FRACTION = 0.95  # nvidia-smi's fallback only: NVML gives the instance's memory
 # CUDA's JIT cache holds the kernels it compiles from PTX (every kernel of the build on a GPU
 # newer than its prebuilt ones: Hopper with TensorFlow 2.21, built for sm_60-sm_89 plus
 # compute_90 PTX). Its default (256 MiB or 1 GiB by CUDA version) is too small for them, so
@@ -431,13 +434,91 @@ def _query_gpus(gpu_id: str | None = None) -> list[GPUMemory]:
     return []
 
 
+@contextlib.contextmanager
+def _nvml() -> Iterator[object | None]:
+    """NVML's Python binding (nvidia-ml-py, `import pynvml`), initialised for the block; None
+    where it is not installed or the driver's libnvidia-ml does not load (then nvidia-smi)."""
+    try:
+        import pynvml
+    except ImportError:
+        yield None
+        return
+    try:
+        pynvml.nvmlInit()
+    except Exception:  # noqa: BLE001 - NVMLError_LibraryNotFound, DriverNotLoaded, ...
+        yield None
+        return
+    try:
+        yield pynvml
+    finally:
+        with contextlib.suppress(Exception):
+            pynvml.nvmlShutdown()
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _nvml_mig_handle(nv, uuid: str):
+    """A MIG instance's NVML handle by its UUID: directly where the driver takes MIG UUIDs,
+    else by walking each GPU's MIG devices."""
+    with contextlib.suppress(Exception):
+        return nv.nvmlDeviceGetHandleByUUID(uuid)
+    for index in range(nv.nvmlDeviceGetCount()):
+        gpu_handle = nv.nvmlDeviceGetHandleByIndex(index)
+        with contextlib.suppress(Exception):
+            for slot in range(nv.nvmlDeviceGetMaxMigDeviceCount(gpu_handle)):
+                with contextlib.suppress(Exception):
+                    mig = nv.nvmlDeviceGetMigDeviceHandleByIndex(gpu_handle, slot)
+                    if _text(nv.nvmlDeviceGetUUID(mig)) == uuid:
+                        return mig
+    raise LookupError(f"no MIG instance {uuid}")
+
+
+def _nvml_memory(gpu_id: str | None) -> list[GPUMemory] | None:
+    """NVML's total and free memory and compute capability of one GPU (an index in PCI bus
+    order, as claim_gpus sets CUDA_DEVICE_ORDER; a GPU UUID; a MIG instance's UUID: the
+    instance's own memory) or of every GPU; None where NVML cannot say (nvidia-smi then)."""
+    with _nvml() as nv:
+        if nv is None:
+            return None
+        try:
+            if gpu_id is None:
+                handles = [nv.nvmlDeviceGetHandleByIndex(i) for i in range(nv.nvmlDeviceGetCount())]
+            elif gpu_id.startswith("MIG-"):
+                handles = [_nvml_mig_handle(nv, gpu_id)]
+            elif gpu_id.startswith("GPU-"):
+                handles = [nv.nvmlDeviceGetHandleByUUID(gpu_id)]
+            else:
+                handles = [nv.nvmlDeviceGetHandleByIndex(int(gpu_id))]
+            rows = []
+            for handle in handles:
+                info = nv.nvmlDeviceGetMemoryInfo(handle)
+                parent = handle
+                if gpu_id is not None and gpu_id.startswith("MIG-"):
+                    parent = nv.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(handle)
+                try:
+                    major = int(nv.nvmlDeviceGetCudaComputeCapability(parent)[0])
+                except Exception:  # noqa: BLE001 - NVMLError_NotSupported: margin for unknown
+                    major = None
+                rows.append(GPUMemory(int(info.total) // 2**20, int(info.free) // 2**20, major,
+                                      f"NVML{' (MIG instance)' if parent is not handle else ''}"))
+        except Exception:  # noqa: BLE001 - any NVML failure: nvidia-smi may still answer
+            return None
+        return rows or None
+
+
 def gpu_memory(gpu_id: str | None) -> GPUMemory | None:
     """Memory of the GPU `gpu_id` (as in CUDA_VISIBLE_DEVICES: an index, a GPU UUID or a MIG
     instance's UUID; None: CUDA_VISIBLE_DEVICES unset, every GPU visible, so the smallest of
-    them): $CNNABLATE_GPU_MEMORY_MB (taken as free too), else nvidia-smi, else None."""
+    them): $CNNABLATE_GPU_MEMORY_MB (taken as free too), else NVML (exact, also per MIG
+    instance), else nvidia-smi (a MIG instance from its profile name), else None."""
     if os.environ.get(ENV_MEMORY_MB):
         mb = int(os.environ[ENV_MEMORY_MB])
         return GPUMemory(mb, mb, None, ENV_MEMORY_MB)
+    rows = _nvml_memory(gpu_id)
+    if rows:
+        return min(rows, key=lambda m: (m.free_mb, m.total_mb))
     if gpu_id is not None and gpu_id.startswith("MIG-"):
         return _mig_memory(gpu_id)
     rows = _query_gpus(gpu_id)
@@ -522,7 +603,11 @@ def hide_gpus(log: Callable[[str], None] | None = None) -> None:
 
 
 def driver_version() -> str:
-    """The NVIDIA driver's version as nvidia-smi reports it, or why it cannot."""
+    """The NVIDIA driver's version as NVML, else nvidia-smi, reports it, or why it cannot."""
+    with _nvml() as nv:
+        if nv is not None:
+            with contextlib.suppress(Exception):
+                return f"{_text(nv.nvmlSystemGetDriverVersion())} (NVML)"
     if shutil.which("nvidia-smi") is None:
         return "unknown (no nvidia-smi on PATH)"
     out = _run_nvidia_smi("--query-gpu=driver_version", "--format=csv,noheader")
@@ -569,23 +654,37 @@ def kernel_failure_message(device: str, error: BaseException, info: dict, driver
     )
 
 
-def _probe(tf, device: str) -> None:
-    """One small conv and one int64 gather (the device input path's) on `device`, read back
-    and checked against NumPy: kernels that load but compute garbage fail too."""
+def probe_inputs(index_dtype: str = "int64"):
+    """The probe's NHWC images, HWIO kernel, rows to gather and their indices, in NumPy."""
     import numpy as np
 
     x = np.arange(2 * 5 * 5 * 3, dtype=np.float32).reshape(2, 5, 5, 3) / 64.0
     w = np.linspace(-1.0, 1.0, 3 * 3 * 3 * 4, dtype=np.float32).reshape(3, 3, 3, 4)
-    rows = np.arange(4 * 3, dtype=np.int64).reshape(4, 3)
-    with tf.device(device):
-        conv = tf.nn.conv2d(tf.constant(x), tf.constant(w), 1, "VALID").numpy()
-        picked = tf.gather(tf.constant(rows), tf.constant([3, 1], tf.int64)).numpy()
+    rows = np.arange(4 * 3, dtype=index_dtype).reshape(4, 3)
+    return x, w, rows, np.array([3, 1], dtype=index_dtype)
+
+
+def check_probe(x, w, rows, indices, conv, picked) -> None:
+    """The device's VALID stride-1 conv of `x` by `w` and gather of `rows` at `indices`, read
+    back, against NumPy's: ArithmeticError when either is wrong."""
+    import numpy as np
+
     want = np.einsum("nhwc,hwck->nk", np.lib.stride_tricks.sliding_window_view(
         x, (3, 3), axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3).reshape(-1, 3, 3, 3), w)
-    if not np.allclose(conv.reshape(-1, 4), want, rtol=1e-3, atol=1e-3):
+    if not np.allclose(np.asarray(conv).reshape(-1, 4), want, rtol=1e-3, atol=1e-3):
         raise ArithmeticError("the conv's result is wrong")
-    if not np.array_equal(picked, rows[[3, 1]]):
+    if not np.array_equal(np.asarray(picked), rows[indices]):
         raise ArithmeticError("the gather's result is wrong")
+
+
+def _probe(tf, device: str) -> None:
+    """One small conv and one int64 gather (the device input path's) on `device`, read back
+    and checked against NumPy: kernels that load but compute garbage fail too."""
+    x, w, rows, indices = probe_inputs()
+    with tf.device(device):
+        conv = tf.nn.conv2d(tf.constant(x), tf.constant(w), 1, "VALID").numpy()
+        picked = tf.gather(tf.constant(rows), tf.constant(indices)).numpy()
+    check_probe(x, w, rows, indices, conv, picked)
 
 
 def check_kernels(tf, devices: Sequence[str], log: Callable[[str], None] = print) -> None:

@@ -26,9 +26,7 @@ import time
 from pathlib import Path
 
 from cnnablate.base.atomic import atomic_path, write_json_atomic
-
-HEARTBEAT = "heartbeat.json"
-TENSORBOARD_DIR = "tensorboard"
+from cnnablate.base.layout import HEARTBEAT, TENSORBOARD_DIR
 
 
 def write_heartbeat(work_dir: Path, epoch: int | None, epochs: int) -> None:

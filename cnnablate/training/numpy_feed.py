@@ -25,10 +25,17 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from cnnablate.data.splits import subset_indices
+from cnnablate.training.held_split import HeldSplit
 
-CACHE_BYTES = 1 << 30  # presize a split when it fits, as Split.load does
 CROP_PAD = 4
+# Batches are made ahead in Keras's OrderedEnqueuer (threads; numpy releases the GIL in the
+# gathers, resizes and flips), so the host makes the next batches while the device runs the
+# step: with workers=1 Keras makes each batch in the training loop itself, between steps. The
+# enqueuer yields them in index order, and a batch is a pure function of its index, so a run
+# is the same either way. PREFETCH bounds the batches held ahead (memory: MobileNetV2's 224 px
+# float32 batch of 64 is 38 MB).
+FEED_WORKERS = 2
+PREFETCH = 4
 
 
 @functools.cache
@@ -119,34 +126,18 @@ def scale(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
 
 
-@dataclass(frozen=True)
-class NumpySplit:
-    """One split held for a training job: uint8 pixels resized once (when they fit
-    CACHE_BYTES) or native (resized per batch), and labels."""
+def resize_split(images: np.ndarray, size: int, channels: int) -> np.ndarray:
+    """A whole split resized (`resize_uint8`), 512 images at a time to bound memory."""
+    if not len(images):
+        return np.zeros((0, size, size, channels), np.uint8)
+    return np.concatenate([resize_uint8(images[i:i + 512], size, channels)
+                           for i in range(0, len(images), 512)])
 
-    images: np.ndarray
-    labels: np.ndarray
-    image_size: int
-    channels: int
-    presized: bool
 
-    @classmethod
-    def load(cls, images: np.ndarray, labels: np.ndarray, image_size: int, channels: int = 3,
-             limit: int | None = None, cache_bytes: int = CACHE_BYTES) -> NumpySplit:
-        keep = subset_indices(len(labels), limit)
-        if keep is not None:
-            images, labels = images[keep], labels[keep]
-        labels = np.asarray(labels, dtype=np.int64)
-        if len(labels) * image_size * image_size * channels <= cache_bytes:
-            resized = np.concatenate([
-                resize_uint8(images[i:i + 512], image_size, channels)
-                for i in range(0, len(images), 512)
-            ]) if len(images) else np.zeros((0, image_size, image_size, channels), np.uint8)
-            return cls(resized, labels, image_size, channels, True)
-        return cls(np.asarray(images), labels, image_size, channels, False)
+class NumpySplit(HeldSplit):
+    """One split held for a training job (HeldSplit), resized with numpy."""
 
-    def __len__(self) -> int:
-        return len(self.labels)
+    resize = staticmethod(resize_split)
 
     def steps_per_epoch(self, batch_size: int) -> int:
         return math.ceil(len(self) / batch_size)
@@ -188,8 +179,9 @@ class TrainBatches(keras.utils.PyDataset):
     augmentation seed is (seed * 7919 + epoch, first index), the TF path's."""
 
     def __init__(self, split: NumpySplit, batch_size: int, seed: int, first_epoch: int,
-                 epochs: int, augment_mode: str = "none"):
-        super().__init__(workers=1, use_multiprocessing=False)
+                 epochs: int, augment_mode: str = "none", workers: int | None = None):
+        super().__init__(workers=workers or FEED_WORKERS, use_multiprocessing=False,
+                         max_queue_size=PREFETCH)
         self.split, self.batch_size, self.seed = split, batch_size, seed
         self.first_epoch, self.epochs, self.augment_mode = first_epoch, epochs, augment_mode
         self.steps = split.steps_per_epoch(batch_size)
@@ -208,8 +200,9 @@ class TrainBatches(keras.utils.PyDataset):
 class EvalBatches(keras.utils.PyDataset):
     """A split's examples in order, in batches."""
 
-    def __init__(self, split: NumpySplit, batch_size: int):
-        super().__init__(workers=1, use_multiprocessing=False)
+    def __init__(self, split: NumpySplit, batch_size: int, workers: int | None = None):
+        super().__init__(workers=workers or FEED_WORKERS, use_multiprocessing=False,
+                         max_queue_size=PREFETCH)
         self.split, self.batch_size = split, batch_size
 
     def __len__(self) -> int:

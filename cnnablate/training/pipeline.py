@@ -24,14 +24,11 @@ the compiled training step from splits placed on the device once.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
-from cnnablate.data.splits import subset_indices
-
-DEFAULT_CACHE_BYTES = 1 << 30
+from cnnablate.training.held_split import HeldSplit
 
 
 def match_channels(images: tf.Tensor, channels: int) -> tf.Tensor:
@@ -115,36 +112,10 @@ def resize_all(images: np.ndarray, size: int, channels: int, chunk: int = 512) -
     return out
 
 
-@dataclass(frozen=True)
-class Split:
-    """One split held for a training job: native pixels, or pixels resized once."""
+class Split(HeldSplit):
+    """One split held for a training job (HeldSplit), resized with TensorFlow, as tf.data."""
 
-    images: np.ndarray
-    labels: np.ndarray
-    image_size: int
-    channels: int
-    presized: bool
-
-    @classmethod
-    def load(
-        cls,
-        images: np.ndarray,
-        labels: np.ndarray,
-        image_size: int,
-        channels: int = 3,
-        limit: int | None = None,
-        cache_bytes: int = DEFAULT_CACHE_BYTES,
-    ) -> Split:
-        keep = subset_indices(len(labels), limit)
-        if keep is not None:
-            images, labels = images[keep], labels[keep]
-        labels = np.asarray(labels, dtype=np.int64)
-        if len(labels) * image_size * image_size * channels <= cache_bytes:
-            return cls(resize_all(images, image_size, channels), labels, image_size, channels, True)
-        return cls(np.asarray(images), labels, image_size, channels, False)
-
-    def __len__(self) -> int:
-        return len(self.labels)
+    resize = staticmethod(resize_all)
 
     @property
     def shrinks_per_batch(self) -> bool:

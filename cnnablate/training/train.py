@@ -12,7 +12,8 @@ from the process like SKIPPED_IMPORTS, its batches come from cnnablate/training/
 its TensorBoard scalars from the tensorboard package's own writer.
 
 Keras callbacks do the bookkeeping: an epoch backup for resuming a killed job at its last
-finished epoch, `CSVLogger` for the per-epoch history, `TerminateOnNaN` for divergence.
+finished epoch, `CSVLogger` for the per-epoch history, `stop_on_non_finite_loss` for
+divergence (per epoch: no per-batch hook, so Keras's callbacks stay asynchronous on JAX).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from cnnablate.base import layout
 from cnnablate.base.atomic import atomic_path, write_json_atomic
 from cnnablate.base.backends import run_backend
 from cnnablate.base.ids import config_hash
@@ -62,12 +64,12 @@ class RunPaths:
     def work_dir(self) -> Path:
         """Resume state that survives a kill (Snakemake deletes a failed job's outputs), and
         a halving rung's state that the next rung continues from."""
-        return self.work or self.metrics.parent / ".resume"
+        return self.work or layout.resume_dir(self.metrics.parent)
 
     @classmethod
     def in_dir(cls, run_dir: str | Path) -> RunPaths:
         run_dir = Path(run_dir)
-        return cls(run_dir / "history.csv", run_dir / "metrics.json", run_dir / "model.keras")
+        return cls(run_dir / layout.HISTORY, run_dir / layout.METRICS, run_dir / layout.MODEL)
 
 
 def configure_threads(threads: int) -> None:
@@ -405,7 +407,7 @@ def fit_with_resume(
     bs, epochs = int(train["batch_size"]), int(train["epochs"])
     target = min(epochs, int(stop_after)) if stop_after else epochs
     work.mkdir(parents=True, exist_ok=True)
-    partial_history = work / "history.csv"
+    partial_history = work / layout.HISTORY
     first_epoch = _resume_epoch(work, run_backend(run), lineage, target)
     _trim_history(partial_history, first_epoch)
     if first_epoch:
@@ -434,7 +436,7 @@ def fit_with_resume(
             log(f"epoch {epoch + 1}/{epochs} {shown}")
 
     callbacks = [
-        keras.callbacks.TerminateOnNaN(),
+        stop_on_non_finite_loss(keras),
         EpochClock(),
         keras.callbacks.CSVLogger(str(partial_history), append=True),
         *monitor.watch_callbacks(keras, run, work, first_epoch),  # heartbeat, TensorBoard
@@ -457,6 +459,24 @@ def fit_with_resume(
     return history_rows(_read_history(partial_history)), time.perf_counter() - t_fit
 
 
+def stop_on_non_finite_loss(keras):
+    """A callback that stops training after an epoch whose mean loss is NaN or infinite (the
+    run diverged: `summarize`). Keras's `TerminateOnNaN` checks every batch, and a callback
+    with a per-batch hook makes Keras's callbacks synchronous on JAX (CallbackList: async
+    dispatch only where no callback overrides the batch-end hooks): the host would wait for
+    every step's loss before dispatching the next step. A NaN batch makes the epoch's mean
+    loss NaN, so the run stops after the same epoch and writes the same history rows; the
+    rest of that epoch trains on already non-finite weights."""
+
+    class StopOnNonFiniteLoss(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                self.model.stop_training = True
+
+    return StopOnNonFiniteLoss()
+
+
 def history_rows(csv_rows: list[dict]) -> list[dict]:
     """CSVLogger's rows (0-based epochs, text) as 1-based epochs and floats (None: not finite)."""
     return [
@@ -468,7 +488,8 @@ def history_rows(csv_rows: list[dict]) -> list[dict]:
 def summarize(history: list[dict], epochs: int) -> dict:
     """What a run's history says: completed or diverged, the best and the last epoch.
 
-    A run diverged when a loss is not finite or it stopped before `epochs` (TerminateOnNaN);
+    A run diverged when a loss is not finite or it stopped before `epochs`
+    (`stop_on_non_finite_loss`);
     the best epoch is the one of highest validation accuracy (the first on ties)."""
     diverged = len(history) < epochs or any(
         h["loss"] is None or h["val_loss"] is None for h in history

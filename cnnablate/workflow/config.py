@@ -207,6 +207,12 @@ def resolve_tuning(config: dict) -> Tuning:
     return _resolve(config).tuning
 
 
+def resolve(config: dict) -> tuple[list[dict], Tuning]:
+    """`resolve_runs` and `resolve_tuning` of `config`, resolved once (what planning needs)."""
+    resolved = _resolve(config)
+    return resolved.runs, resolved.tuning
+
+
 def _resolve(config: dict) -> _Resolved:
     schema = load_schema()
     config = validate(copy.deepcopy(config), schema)
@@ -569,10 +575,11 @@ def run_folder(run: Mapping) -> str:
     return layout.run_key(*layout.of(dict(run)))
 
 
-def planning_summary(runs: list[dict], tuning: Tuning, results: str = "results") -> list[str]:
+def planning_summary(runs: list[dict], tuning: Tuning, layout: Layout | None = None) -> list[str]:
     """What a tuned study will cost before it runs: per tuned study, its tuning runs and their
     share of the study's training epochs (deciding epochs at the study's settings; adaptive
     seeds counted up to `max`). Empty for a config without tuning."""
+    layout = layout or Layout()
     lines = []
     for study, specs in tuning.specs.items():
         tune_runs = [r for r in tuning.runs if r["study"] == study]
@@ -584,7 +591,7 @@ def planning_summary(runs: list[dict], tuning: Tuning, results: str = "results")
             f"cnnablate: {study}: {len(tune_runs)} tuning runs for {len(specs)} variants, "
             f"{tune_epochs} of {tune_epochs + decide_epochs} training epochs ({share:.0%}); "
             "its tuned variants' deciding runs follow the selection "
-            f"({results}/studies/{study}/tuning/selection.json), known once the tuning runs end"
+            f"({layout.tuning_selection(study)}), known once the tuning runs end"
         )
         lines.extend(f"cnnablate: {study}: {line}" for line in _stage_lines(specs, grid_epochs))
     return lines

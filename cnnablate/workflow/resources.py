@@ -48,9 +48,15 @@ UNKNOWN_MODEL_KB_PER_PIXEL = 8.0
 
 MEM_FLOOR_MB = {"cpu": 2048, "gpu": 4096}  # measured RSS of a CPU run: ~0.8 GB
 GPU_HOST_ACTIVATION_SHARE = 0.25
-CACHE_BYTES_PER_SPLIT = 1 << 30  # cnnablate.training.pipeline.DEFAULT_CACHE_BYTES
+CACHE_BYTES_PER_SPLIT = 1 << 30  # cnnablate.training.held_split.CACHE_BYTES
 MEM_SAFETY = 1.5
 STARTUP_S = {"cpu": 60.0, "gpu": 180.0}
+# TensorFlow's CUDA 12 wheels hold Hopper's (and newer GPUs') kernels only as PTX, which the
+# driver compiles on first use: "could take 30 minutes or longer" (TensorFlow's own warning,
+# gpu_device.cc), once per node and driver until CUDA's JIT cache holds them (docs/cluster.md,
+# "First run on a GPU"). The planner does not know which GPU a job lands on, so every
+# TensorFlow GPU job's time limit allows for it; JAX's CUDA plugin ships Hopper kernels.
+TF_PTX_JIT_S = 1800.0
 RUNTIME_SAFETY = 1.5
 MIN_RUNTIME_MIN = 10
 # Without a limit or a prepared dataset to count, assume a CIFAR-sized dataset.
@@ -96,7 +102,8 @@ def _runtime_s(
     epochs = int(run["train"].get("epochs", 1))
     # Validation each epoch and one test pass; a forward pass is ~1/3 of a training step.
     per_epoch = n_train / ips + n_eval / (3.0 * ips)
-    return STARTUP_S[device] + epochs * per_epoch + n_eval / (3.0 * ips)
+    jit = TF_PTX_JIT_S if device == "gpu" and run_backend(run) == "tensorflow" else 0.0
+    return STARTUP_S[device] + jit + epochs * per_epoch + n_eval / (3.0 * ips)
 
 
 def _mem_mb(run: Mapping, device: str, n_train: int, n_eval: int) -> int:

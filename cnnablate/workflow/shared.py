@@ -25,11 +25,11 @@ from pathlib import Path
 
 from cnnablate.base.atomic import atomic_path, write_json_atomic
 from cnnablate.base.ids import config_hash, run_id
-from cnnablate.training.monitor import TENSORBOARD_DIR  # plain Python at import
+from cnnablate.base.layout import HISTORY, METRICS, MODEL, TENSORBOARD_DIR
 from cnnablate.zoo.initializers import auto_initializer
 
 NAMING_KEYS = frozenset({"study", "variant", "baseline"})  # labels, not training settings
-COPIED = ("history.csv", "model.keras")  # copied as they are; metrics.json is relabelled
+COPIED = (HISTORY, MODEL)  # copied as they are; METRICS is relabelled
 # The run's TensorBoard events, copied as they are: TensorBoard names a run by its folder, so
 # the copy shows under the study that copied it.
 EVENTS = TENSORBOARD_DIR
@@ -75,11 +75,11 @@ def copy_shared_run(source_dir: str | Path, dest_dir: str | Path, run: Mapping,
         with atomic_path(dest_dir / name) as tmp:
             shutil.copyfile(source_dir / name, tmp)
     copy_events(source_dir / EVENTS, dest_dir / EVENTS)
-    metrics = json.loads((source_dir / "metrics.json").read_text())
+    metrics = json.loads((source_dir / METRICS).read_text())
     labels = {key: run[key] for key in NAMING_KEYS}
     metrics.update(study=run["study"], variant=run["variant"], trained_as=trained_as)
     metrics["run_config"] = {**metrics.get("run_config", {}), **labels}
-    write_json_atomic(dest_dir / "metrics.json", metrics)
+    write_json_atomic(dest_dir / METRICS, metrics)
 
 
 def copy_events(source: Path, dest: Path) -> None:

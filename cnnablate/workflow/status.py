@@ -33,8 +33,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cnnablate.base import rounds
-from cnnablate.base.layout import Layout
-from cnnablate.training.monitor import HEARTBEAT
+from cnnablate.base.layout import HISTORY, METRICS, Layout, heartbeat_file, resume_dir
 from cnnablate.workflow.config import apply_selection
 
 STALE_AFTER = 900.0
@@ -74,7 +73,7 @@ def _float(value) -> float | None:
 
 def _partial_history(work: Path) -> list[dict]:
     try:
-        with open(work / "history.csv", newline="") as fh:
+        with open(work / HISTORY, newline="") as fh:
             return list(csv.DictReader(fh))
     except OSError:
         return []
@@ -124,7 +123,7 @@ def run_status(run: dict, run_dir: Path, log: Path, now: float | None = None) ->
     now = time.time() if now is None else now
     epochs = int(run["train"]["epochs"])
     ident = (run["study"], run["variant"], int(run["seed"]))
-    metrics = _read_json(run_dir / "metrics.json")
+    metrics = _read_json(run_dir / METRICS)
     if metrics is not None:
         diverged = metrics.get("status") == "diverged"
         return RunStatus(
@@ -133,13 +132,13 @@ def run_status(run: dict, run_dir: Path, log: Path, now: float | None = None) ->
             _float(metrics.get("best_val_accuracy")), _float(metrics.get("seconds_per_epoch")),
             f"at epoch {metrics.get('diverged_epoch')}; log: {log}" if diverged else "",
         )
-    work = run_dir / ".resume"
+    work = resume_dir(run_dir)
     rows = _partial_history(work)
     seconds = [s for s in (_float(r.get("seconds")) for r in rows) if s is not None]
     per_epoch = sum(seconds) / len(seconds) if seconds else None
     last_acc = _float(rows[-1].get("val_accuracy")) if rows else None
     done = len(rows)
-    beat_path = work / HEARTBEAT
+    beat_path = heartbeat_file(run_dir)
     beat, beat_mtime, log_mtime = _read_json(beat_path), _mtime(beat_path), _mtime(log)
     stale = max(STALE_AFTER, 3 * (per_epoch or 0.0))
     status = lambda state, detail="": RunStatus(  # noqa: E731
@@ -169,7 +168,7 @@ def _duration(seconds: float) -> str:
 
 
 def _name(s: RunStatus) -> str:
-    return f"{s.variant}/{f'tune-{s.tuning}/' if s.tuning else ''}seed{s.seed}"
+    return Layout().run_name(s.variant, s.seed, s.tuning or None)
 
 
 def _line(s: RunStatus, width: int = 24) -> str:
@@ -278,7 +277,7 @@ def at_selection(runs: list[dict], root: Path, smoke: bool = False,
     for run in runs:
         study = run["study"]
         if study not in selections:
-            state = _read_json(root / layout.study_file(study, "tuning/selection.json"))
+            state = _read_json(root / layout.tuning_selection(study))
             selections[study] = (state or {}).get("variants") or {}
         chosen = selections[study].get(run["variant"])
         out.append(apply_selection(run, chosen["values"], smoke_settings) if chosen else run)
