@@ -77,7 +77,7 @@ checkpoint tuning_rung:
     message:
         "tuning_rung study={wildcards.study} rung={wildcards.rung} (log: {log})"
     log:
-        f"{LOGS}/tuning/{{study}}.rung{{rung}}.log",
+        LAYOUT.log("tuning", "{study}.rung{rung}"),
     conda:
         "../envs/report.yaml"
     script:
@@ -96,7 +96,7 @@ checkpoint tuning_zoom:
     message:
         "tuning_zoom study={wildcards.study} (log: {log})"
     log:
-        f"{LOGS}/tuning/{{study}}.zoom.log",
+        LAYOUT.log("tuning", "{study}.zoom"),
     conda:
         "../envs/report.yaml"
     script:
