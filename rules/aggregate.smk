@@ -6,6 +6,9 @@ rule aggregate:
         metrics=lambda wc: [f"{run_dir(run)}/{METRICS}" for run in study_runs(wc.study)],
         history=lambda wc: [f"{run_dir(run)}/{HISTORY}" for run in study_runs(wc.study)],
         stale=lambda wc: stale_marker(wc.study),
+        # the headline split's labels: with each run's predictions.npy (where that split is
+        # fixed) the decisions count its images as well as the seeds
+        labels=lambda wc: headline_labels(wc.study),
     output:
         runs=report(
             LAYOUT.table("{study}", "runs"),

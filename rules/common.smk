@@ -35,6 +35,14 @@ _missing = plan.missing_archive(config["datasets"], plan.datasets_of(RUNS))
 if _missing:
     raise WorkflowError(f"config error: {_missing}")
 
+# A study whose permutation test cannot decide with the seeds configured: said before any run.
+from cnnablate.decisions.sentences import configured_reach  # noqa: E402
+
+for _study in dict.fromkeys(run["study"] for run in RUNS):
+    _reach = configured_reach(cnnablate_config.study_settings(config, _study))
+    if _reach:
+        print(f"cnnablate: {_reach}", file=sys.stderr)
+
 # Smoke mode where a dataset's real files are absent: a SYNTHETIC stand-in in the real format
 # (cnnablate/data/synthetic.py), prepared apart from real data so a real run never reads it,
 # and flagged in every run config (deciding and tuning), hence in the logs, tables and report.

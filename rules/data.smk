@@ -25,7 +25,7 @@ rule prepare_dataset:
         **{key: LAYOUT.data_file("{dataset}", name) for key, name in SPLIT_FILES.items()},
         meta=LAYOUT.data_file("{dataset}", META),
     params:
-        spec=lambda wc: config["datasets"][wc.dataset],
+        spec=lambda wc: cnnablate_config.prepared_spec(config["datasets"][wc.dataset]),
         code=lambda wc: CODE.prepare(config["datasets"][wc.dataset]["source"]),
     message:
         "prepare_dataset dataset={wildcards.dataset} (log: {log})"
@@ -48,7 +48,7 @@ rule prepare_synthetic:
         },
         meta=LAYOUT.data_file("{dataset}", META, synthetic=True),
     params:
-        spec=lambda wc: config["datasets"][wc.dataset],
+        spec=lambda wc: cnnablate_config.prepared_spec(config["datasets"][wc.dataset]),
         code=lambda wc: CODE.prepare_synthetic(config["datasets"][wc.dataset]["source"]),
     message:
         "prepare_synthetic dataset={wildcards.dataset} (SYNTHETIC; log: {log})"

@@ -8,6 +8,14 @@ from pathlib import Path as _Path
 from cnnablate.base import rounds as seed_rounds  # noqa: E402
 
 
+def headline_labels(study):
+    """The labels of a study's headline split: with the runs' predictions.npy (written where
+    that split is fixed) the decisions count its images as a sample too (issue #30)."""
+    settings = study_settings(study)
+    split = "test" if settings["eval_split"] == "test" else "val"
+    return data_file(settings["dataset"], SPLIT_FILES[f"{split}_labels"])
+
+
 def seed_spec(study):
     return study_settings(study)["decisions"]["seeds"]
 
@@ -66,6 +74,7 @@ checkpoint decide_round:
         metrics=lambda wc: [
             f"{run_dir(run)}/{METRICS}" for run in runs_through(wc.study, int(wc.round))
         ],
+        labels=lambda wc: headline_labels(wc.study),
     output:
         state=LAYOUT.round_state("{study}", "{round}"),
     params:

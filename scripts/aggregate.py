@@ -17,4 +17,5 @@ with log_to(snakemake.log[0]):  # noqa: F821
         out.summary,
         out.paired,
         confidence=snakemake.params.confidence,  # noqa: F821
+        labels=snakemake.input.get("labels"),  # noqa: F821
     )

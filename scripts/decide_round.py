@@ -14,4 +14,5 @@ with log_to(snakemake.log[0]):  # noqa: F821
         dict(snakemake.params.study),  # noqa: F821
         snakemake.params.round,  # noqa: F821
         snakemake.output.state,  # noqa: F821
+        labels=snakemake.input.get("labels"),  # noqa: F821
     )

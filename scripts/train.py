@@ -39,6 +39,7 @@ with log_to(snakemake.log[0]) as log:  # noqa: F821
             Path(snakemake.input.meta).parent,  # noqa: F821
             RunPaths(Path(out["history"]), Path(out["metrics"]),
                      Path(out["model"]) if "model" in out else None,
+                     Path(out["predictions"]) if "predictions" in out else None,
                      resume_dir(run_folder) if run_folder else None),
             threads=snakemake.threads,  # noqa: F821
             log=log,

@@ -116,7 +116,8 @@ def test_editing_figure_code_changes_only_the_figures(code):
 
 
 @pytest.mark.parametrize(
-    "module", ["training/train.py", "zoo/models/layers.py", "zoo/activations.py"]
+    "module", ["training/train.py", "zoo/models/layers.py", "zoo/activations.py",
+               "data/partition.py"]  # partition.py: which images each run sees
 )
 def test_editing_code_every_run_executes_changes_every_run(code, module):
     assert after_edit(code, lambda w: add_code(w / "cnnablate" / module)) == (

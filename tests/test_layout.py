@@ -74,13 +74,14 @@ def test_a_shared_run_is_copied_and_relabelled(tmp_path):
     source.mkdir(parents=True)
     (source / "history.csv").write_text("epoch,val_accuracy\n1,0.5\n")
     (source / "model.keras").write_bytes(b"\x00weights")
+    (source / "predictions.npy").write_bytes(b"\x93NUMPY predictions")
     run_config = {"study": "a", "variant": "relu", "baseline": "relu", "seed": 0, "lr": 0.1}
     (source / "metrics.json").write_text(json.dumps(
         {"study": "a", "variant": "relu", "seed": 0, "best_val_accuracy": 0.5,
          "run_config": run_config}))
     run = {**run_config, "study": "b", "variant": "base", "baseline": "other"}
     copy_shared_run(source, dest, run, "results/runs/a/relu/seed0")
-    for name in ("history.csv", "model.keras"):
+    for name in ("history.csv", "model.keras", "predictions.npy"):
         assert (dest / name).read_bytes() == (source / name).read_bytes()
     metrics = json.loads((dest / "metrics.json").read_text())
     assert metrics == {"study": "b", "variant": "base", "seed": 0, "best_val_accuracy": 0.5,
@@ -88,7 +89,7 @@ def test_a_shared_run_is_copied_and_relabelled(tmp_path):
                        "run_config": {**run_config, "study": "b", "variant": "base",
                                       "baseline": "other"}}
     assert sorted(p.name for p in Path(dest).iterdir()) == [
-        "history.csv", "metrics.json", "model.keras"]  # no temporary file left
+        "history.csv", "metrics.json", "model.keras", "predictions.npy"]  # no temporary left
 
 
 # Path pieces the layout defines (cnnablate/base/layout.py), as the pattern that finds them in

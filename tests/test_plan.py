@@ -50,9 +50,10 @@ def test_a_datasets_archive_is_the_users_or_the_download():
     assert plan.archive_of(DIGITS, ARCHIVES, layout) == []
 
 
-def test_a_run_is_done_with_all_three_files(tmp_path):
+def test_a_run_is_done_with_all_its_files(tmp_path):
     done, partial = tmp_path / "a", tmp_path / "b"
-    for folder, names in ((done, ("history.csv", "metrics.json", "model.keras")),
+    for folder, names in ((done, ("history.csv", "metrics.json", "model.keras",
+                                  "predictions.npy")),
                           (partial, ("history.csv", "metrics.json"))):
         folder.mkdir()
         for name in names:

@@ -33,8 +33,9 @@ def test_null_fwer_within_alpha_on_float32_counts(design, m, seeds, n, spread):
 def test_the_check_catches_values_taken_as_they_come(monkeypatch):
     # Without the grid (float32 noise read as spread) the first cell errs ~0.2: the same
     # check must fail, or it could not have caught issue #24.
-    monkeypatch.setattr(decide_module, "snap",
-                        lambda results: ({k: dict(v) for k, v in results.items()}, 0.0))
+    monkeypatch.setattr(decide_module, "snap_arms",
+                        lambda results: ({k: dict(v) for k, v in results.items()},
+                                         dict.fromkeys(results, 0.0)))
     design, m, seeds, n, spread = CELLS[0]
     result = recorded_sim.null_fwer(design, STUDIES, m, seeds, n, spread, seed=7, alpha=0.05)
     assert not result["ok"] and result["fwer"] > 0.1, result

@@ -66,6 +66,7 @@ def test_rerun_is_bit_identical(reference, finished, tmp_path):
     assert _history(work) == _history(reference)
     assert _metrics(work) == _metrics(reference)
     assert _metrics(work)["run_config"]["threads"] == 1
+    assert _metrics(work)["partition"]["mode"] == "per_seed"  # the default: seed 3's own split
 
 
 def _tensorboard_steps(log_dir: Path, tag: str) -> list[int]:

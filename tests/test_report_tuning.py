@@ -93,9 +93,9 @@ def test_text_candidates_are_never_an_edge():
 def test_decisions_say_what_they_compare_and_what_the_bound_covers():
     assert sentences.compared_at_best(["train.learning_rate"], [1000], "best_val_accuracy",
                                       [0, 1, 2, 3, 7], "test_accuracy", "test") == (
-        "Each variant is compared at its own best setting of learning_rate: chosen on tuning "
-        "seed 1000 by best_val_accuracy on the validation split; decided on the deciding seeds "
-        "0–3, 7 by test_accuracy on the test split.")
+        "Each variant is compared at the best of its listed candidates for learning_rate on "
+        "1 tuning seed: chosen on tuning seed 1000 by best_val_accuracy on the validation "
+        "split; decided on the deciding seeds 0–3, 7 by test_accuracy on the test split.")
     # a seed column with a row per run names each seed once (and in the singular for one)
     assert "on tuning seed 1000 by" in sentences.compared_at_best(
         ["train.learning_rate"], [1000, 1000, 1000], "m", [0, 0], "m", "val")
@@ -115,8 +115,8 @@ def test_untuned_study_names_the_learning_rate_its_variants_share():
              "adam_elu": {"learning_rate": 0.05, "optimizer": "adam"}}
     assert sentences.shared_setting(train, ["relu", "elu"]) == (
         "All variants share one learning rate, 0.05 (optimizer sgd), so each verdict is partly "
-        "a verdict on that setting; a study's tune: key compares each variant at its own best "
-        "learning rate instead.")
+        "a verdict on that setting; a study's tune: key compares each variant at the best of its "
+        "listed learning rates instead.")
     assert sentences.shared_setting(train, list(train)).startswith(
         "All variants but slow_elu (learning rate 0.01) and adam_elu (optimizer adam) share one "
         "learning rate, 0.05 (optimizer sgd), so")
@@ -265,9 +265,10 @@ def test_tuned_report_has_tuning_section_sentences_cost_and_own_best_wording(tmp
     # 18 tuning runs x 3 epochs = 54; 9 deciding runs x 5 = 45; 54 / 99 = 54.5 %
     assert ("Tuning cost: 18 tuning runs of 3 epochs each (tune.epochs: shorter than the "
             "deciding runs' 5), 54 of the study's 99 training epochs (55%") in page
-    assert ("Each variant is compared at its own best setting of learning_rate: chosen on "
-            "tuning seeds 1000, 1001 by best_val_accuracy on the validation split; decided on "
-            "the deciding seeds 0–2 by best_val_accuracy on the val split.") in page
+    assert ("Each variant is compared at the best of its listed candidates for learning_rate "
+            "on 2 tuning seeds: chosen on tuning seeds 1000, 1001 by best_val_accuracy on the "
+            "validation split; decided on the deciding seeds 0–2 by best_val_accuracy on the "
+            "val split.") in page
     assert "holds for the comparison of the selected configurations" in page
     assert "share one learning rate" not in page
     # drawn on the page (the interactive chart's data and its panel); its PNG linked, not shown
@@ -286,7 +287,7 @@ def test_untuned_report_says_its_variants_share_one_learning_rate(tmp_path):
     assert ("All variants but elu (learning rate 0.01) share one learning rate, 0.05 "
             "(optimizer sgd), so each verdict is partly a verdict on that setting") in page
     assert 'id="tuning-' not in html and "tuning" not in _embedded(html, "plain")
-    assert "own best setting" not in page and "Tuning cost" not in page
+    assert "listed candidates" not in page and "Tuning cost" not in page
     assert "tuning.png" not in html
 
 

@@ -57,7 +57,7 @@ def test_paths_contract(done):
     assert meta["class_names"] == [str(i) for i in range(10)] and meta["counts"]["train"] > 1000
     for study, variant, seed in FINISHED_RUNS:
         run = done / f"results/runs/{study}/{variant}/seed{seed}"
-        for name in ("history.csv", "metrics.json", "model.keras"):
+        for name in ("history.csv", "metrics.json", "model.keras", "predictions.npy"):
             assert (run / name).exists(), run / name
         assert not (run / ".resume").exists()
     for study in STUDIES:
@@ -111,7 +111,7 @@ def test_a_run_shared_between_studies_is_trained_once_and_copied(done, finished)
         source_dir = done / "results/runs/{}/{}/seed{}".format(*source)
         assert not (done / f"logs/train/{study}/{variant}/seed{seed}.log").exists()
         assert f"study={study} variant={variant} seed={seed}" not in out  # no train job
-        for name in ("history.csv", "model.keras"):
+        for name in ("history.csv", "model.keras", "predictions.npy"):
             assert (copy_dir / name).read_bytes() == (source_dir / name).read_bytes()
         copied = json.loads((copy_dir / "metrics.json").read_text())
         trained = json.loads((source_dir / "metrics.json").read_text())

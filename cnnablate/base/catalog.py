@@ -125,7 +125,8 @@ class Source:
     args: tuple = ()
 
 
-COMMON_DATASET_OPTIONS: tuple[str, ...] = ("source", "val_fraction", "split_seed", "description")
+COMMON_DATASET_OPTIONS: tuple[str, ...] = ("source", "val_fraction", "split_seed", "split",
+                                           "description")
 _CIFAR_OPTIONS = ("download", "archive", "verify", "expected_size", "expected_sha256")
 
 DATASET_SOURCES: dict[str, Source] = {

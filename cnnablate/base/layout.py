@@ -14,9 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-# A run's folder: a finished run's files (the train rule's outputs, by these names),
+# A run's folder: a finished run's files (the train rule's outputs, by these names).
+# predictions.npy: the predicted class (int16) of every image of the prepared test split, in
+# its order, -1 where the run evaluated a subset; for runs whose headline is on a fixed test set
+# (cnnablate.data.partition.saves_predictions), else empty.
 HISTORY, METRICS, MODEL = "history.csv", "metrics.json", "model.keras"
-RUN_OUTPUTS = {"history": HISTORY, "metrics": METRICS, "model": MODEL}
+PREDICTIONS = "predictions.npy"
+RUN_OUTPUTS = {"history": HISTORY, "metrics": METRICS, "model": MODEL,
+               "predictions": PREDICTIONS}
 RUN_FILES = tuple(RUN_OUTPUTS.values())
 # the state an interrupted run resumes from (Snakemake deletes a failed job's outputs, not
 # this), holding the job's heartbeat while it runs, and its TensorBoard event files.

@@ -22,6 +22,14 @@ The procedure (docs/statistics.md explains why):
   (-min_effect, +min_effect).
 - Comparisons that are decided stop; variants (and the reference) of open comparisons get the
   next `step` seeds.
+- Fixed evaluation images (issue #30): where both arms of a comparison come with per-image
+  correctness vectors (`correct`), the test counts the images as a sample as well as the seeds
+  (`cnnablate.decisions.crossed`: seeds x images crossed, test `crossed_t`).
+- `Design.test == "permutation"`: the exact paired sign-flip test (`sign_flip`) in place of the
+  t-test, under the same Holm; across looks each look tests at its alpha-spending increment
+  (valid for any p-value; the group-sequential levels are calibrated for the t-test).
+- Each arm's values are on its own count grid, and a comparison's rounding floor comes from its
+  two arms' steps (`grid.snap_arms`, `grid.pair_floor`).
 """
 
 from __future__ import annotations
@@ -31,12 +39,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 
+import numpy as np
 from scipy import integrate, special
 from scipy import stats as sps
 
 from cnnablate.base import rounds
-from cnnablate.decisions.grid import resolution, snap
-from cnnablate.decisions.sequential import nominal_levels
+from cnnablate.decisions import crossed as crossed_test
+from cnnablate.decisions import permutation
+from cnnablate.decisions.grid import pair_floors, snap_arms
+from cnnablate.decisions.sequential import nominal_levels, spend
 from cnnablate.decisions.stats import METRIC_BOUNDS
 
 VERDICTS = ("better", "worse", "equivalent", "undecided")
@@ -47,6 +58,7 @@ PAIRED_COLUMNS = (
 )
 MAX_SEEDS_NEEDED = 1000  # per arm: past this, "more than 1000" is the useful answer
 DECIMALS = 12  # as in cnnablate.decisions.stats: accuracies are multiples of 1/n_images
+TESTS = ("t", "permutation")  # decisions.test: the paired t-test, or the sign-flip test
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,7 @@ class Design:
     initial: int | None = None
     max: int | None = None
     step: int | None = None
+    test: str = "t"  # TESTS: "permutation" is the exact paired sign-flip test
 
     @property
     def adaptive(self) -> bool:
@@ -77,7 +90,12 @@ class Design:
         """The p-value level at `look` (1-based) of a comparison tested at overall `level`."""
         if not self.adaptive:
             return level
-        return nominal_levels(level, self.look_sizes(n_fixed))[look - 1]
+        sizes = self.look_sizes(n_fixed)
+        if self.test == "permutation":
+            # The exact group-sequential levels are the t-test's; each look's increment of the
+            # spending function is valid for any p-value (a Bonferroni bound across looks).
+            return spend(level, [n / sizes[-1] for n in sizes])[look - 1]
+        return nominal_levels(level, sizes)[look - 1]
 
 
 def design_from_settings(settings: Mapping) -> Design:
@@ -93,6 +111,7 @@ def design_from_settings(settings: Mapping) -> Design:
         initial=int(seeds["initial"]) if adaptive else None,
         max=int(seeds["max"]) if adaptive else None,
         step=int(seeds["step"]) if adaptive else None,
+        test=str(settings.get("test") or "t"),
     )
 
 
@@ -280,15 +299,132 @@ class Decisions:
         return self.look > 0 and not self.continuing
 
 
+def _paired_seeds(results: Mapping[str, Mapping[int, float]], variant: str, ref: str,
+                  seeds: Sequence[int]) -> list[int]:
+    a, b = results.get(ref, {}), results.get(variant, {})
+    return [s for s in seeds if _finite(a.get(s)) and _finite(b.get(s))]
+
+
 def _diff(results: Mapping[str, Mapping[int, float]], variant: str, ref: str,
           seeds: Sequence[int]) -> list[float]:
     a, b = results.get(ref, {}), results.get(variant, {})
-    out = []
-    for s in seeds:
-        x, y = a.get(s), b.get(s)
-        if x is not None and y is not None and math.isfinite(x) and math.isfinite(y):
-            out.append(round(float(y) - float(x), DECIMALS))
-    return out
+    return [round(float(b[s]) - float(a[s]), DECIMALS)
+            for s in _paired_seeds(results, variant, ref, seeds)]
+
+
+Correct = Mapping[str, Mapping[int, "np.ndarray"]]
+
+
+class PairedT:
+    """One comparison at one look: the paired t-test of the per-seed differences."""
+
+    name = "paired_t"
+
+    def __init__(self, diff: list[float], floor: Callable[[], float], precision: float):
+        self.diff, self.floor, self.precision = diff, floor, precision
+        self.mean = _mean_sd(diff, precision)[0] if diff else math.nan
+
+    def test(self) -> tuple[float, float]:
+        """(p-value, SD of the differences)."""
+        return paired_t(self.diff, self.floor, self.precision)
+
+    def interval(self, confidence: float) -> tuple[float, float]:
+        return t_interval_of(self.diff, confidence, self.floor, self.precision)
+
+    def prob_improvement(self, confidence: float) -> tuple[float, float, float]:
+        return prob_improvement(self.diff, confidence, self.precision)
+
+    def needed(self, sd: float, effect: float, level: float, power: float) -> int | None:
+        return seeds_needed(sd, effect, level, power)
+
+
+class SignFlip(PairedT):
+    """The exact paired sign-flip test (`decisions: {test: permutation}`); the interval and
+    P(improvement) are the t-test's."""
+
+    name = "sign_flip"
+
+    def test(self) -> tuple[float, float]:
+        _, sd = paired_t(self.diff, self.floor, self.precision)
+        return permutation.sign_flip_p(self.diff, self.precision), sd
+
+    def needed(self, sd: float, effect: float, level: float, power: float) -> int | None:
+        # The t-test's count (what the mean difference and spread call for), and never fewer
+        # than the sign-flip test can decide with at all at this level (2 / 2**n <= level).
+        base = seeds_needed(sd, effect, level, power)
+        if base is None:
+            return None
+        return max(base, permutation.min_seeds(level))
+
+
+class CrossedT(PairedT):
+    """Fixed evaluation images counted as a sample: `cnnablate.decisions.crossed`."""
+
+    name = "crossed_t"
+
+    def __init__(self, matrix: np.ndarray):
+        self.stats = crossed_test.crossed(matrix)
+        super().__init__([round(float(x), DECIMALS) for x in matrix.mean(axis=1)],
+                         lambda: 0.0, 0.0)
+        self.mean = self.stats.mean
+
+    def test(self) -> tuple[float, float]:
+        sd = _mean_sd(self.diff)[1]
+        return self.stats.pvalue(), sd
+
+    def interval(self, confidence: float) -> tuple[float, float]:
+        return self.stats.interval(confidence)
+
+    def prob_improvement(self, confidence: float) -> tuple[float, float, float]:
+        return crossed_test.prob_improvement(self.stats, self.diff, confidence)
+
+    def needed(self, sd: float, effect: float, level: float, power: float) -> int | None:
+        return crossed_seeds_needed(self.stats, effect, level, power)
+
+
+def crossed_seeds_needed(stats: crossed_test.Crossed, effect: float, level: float,
+                         power: float) -> int | None:
+    """Seeds per arm on the same fixed images for the crossed test at two-sided `level` to
+    detect `effect` with `power`, from the observed variance components (`Crossed.power_at`);
+    MAX_SEEDS_NEEDED + 1 when no number of seeds would do (the images' own share of the
+    variance stays whatever the seeds)."""
+    if not _finite(effect) or effect <= 0 or stats.variance_at(2) <= 0:
+        return None
+
+    def enough(n: int) -> bool:
+        return stats.power_at(n, effect, level) >= power
+
+    if not enough(MAX_SEEDS_NEEDED):
+        return MAX_SEEDS_NEEDED + 1
+    low, high = 1, MAX_SEEDS_NEEDED  # power grows with the seeds: enough(high), not enough(low)
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if enough(mid) else (mid, high)
+    return max(2, high)
+
+
+def _correct_for(correct: Correct | None, arm: str, seeds: Sequence[int]) -> list | None:
+    if not correct or arm not in correct:
+        return None
+    vectors = [correct[arm].get(s) for s in seeds]
+    return None if any(v is None for v in vectors) else vectors
+
+
+def pair_test(results: Mapping[str, Mapping[int, float]], pair: tuple[str, str],
+              seeds: Sequence[int], design: Design, floor: Callable[[], float],
+              precision: float, correct: Correct | None = None) -> PairedT:
+    """The test of one comparison at one look: crossed where both arms have per-image
+    correctness on the same images at every paired seed (and the t-test is configured),
+    else the paired t-test or the sign-flip test over seeds."""
+    variant, ref = pair
+    paired = _paired_seeds(results, variant, ref, seeds)
+    if design.test == "t" and len(paired) >= 2:
+        a, b = _correct_for(correct, variant, paired), _correct_for(correct, ref, paired)
+        if a is not None and b is not None and len({len(x) for x in (*a, *b)}) == 1 \
+                and len(a[0]) >= 2:
+            return CrossedT(crossed_test.difference_matrix(a, b))
+    diff = _diff(results, variant, ref, seeds)
+    return (SignFlip if design.test == "permutation" else PairedT)(diff, floor, precision)
 
 
 def decide(
@@ -298,6 +434,7 @@ def decide(
     variants: Sequence[str] | None = None,
     metric: str = "",
     extras: bool = True,
+    correct: Correct | None = None,
 ) -> Decisions:
     """Replay the design's looks over the per-seed `results` and decide every comparison.
 
@@ -307,11 +444,15 @@ def decide(
     when every arm of an open comparison has them (otherwise the result says which look is due).
     `extras=False` skips what no verdict depends on (probability of improvement, seeds
     needed): the simulations' fast path.
+    `correct[variant][seed]`: optional per-image correctness (booleans, the same images in the
+    same order for every run) on a fixed evaluation set: a comparison whose two arms have it
+    at every paired seed is tested with the images counted as a sample (`crossed`).
     """
     variants = list(variants or results)
-    # On the values' grid before any statistic: float32 accuracies are counts with noise in
-    # the 8th decimal, which a test would read as a real spread (grid.snap).
-    results, precision = snap(results)
+    # On each arm's own grid before any statistic: float32 accuracies are counts with noise in
+    # the 8th decimal, which a test would read as a real spread (grid.snap); a grid found by
+    # mixing arms with different denominators would be finer than either arm's (issue #30).
+    results, precision_of = snap_arms(results)
     pairs = comparisons(variants, baseline, design.all_pairs)
     m = len(pairs)
     all_seeds = sorted({s for v in variants for s in results.get(v, {})})
@@ -332,7 +473,7 @@ def decide(
             seeds_k = all_seeds
         looks_done = k
         # From this look's values only: a replay after more rounds decides each look as it was.
-        sd_floor = cache(lambda seeds=tuple(seeds_k): resolution(results, seeds) / math.sqrt(6))
+        floors = cache(lambda seeds=tuple(seeds_k): pair_floors(results, seeds))
         for v in {x for p in open_pairs for x in p}:
             used[v] = len(seeds_k)
         rejected = [p for p in pairs if state[p]["verdict"] in ("better", "worse")]
@@ -340,10 +481,11 @@ def decide(
         pvals = []
         for p in family:
             if p in open_pairs:
-                diff = _diff(results, p[0], p[1], seeds_k)
-                pval, sd = paired_t(diff, sd_floor, precision)
-                state[p].update(_describe(diff, design, pval, sd, k, extras, sd_floor,
-                                          precision, metric))
+                floor = cache(lambda a=p[0], b=p[1], fl=floors: fl()(a, b))
+                precision = max(precision_of.get(p[0], 0.0), precision_of.get(p[1], 0.0))
+                test = pair_test(results, p, seeds_k, design, floor, precision, correct)
+                pval, sd = test.test()
+                state[p].update(_describe(test, design, pval, sd, k, extras, metric))
                 pvals.append(pval)
             else:
                 pvals.append(1.0)  # stopped as equivalent: counted, never rejected later
@@ -365,8 +507,7 @@ def decide(
                 # (1 - 2 * alpha/2) interval at the look's nominal level. Half of alpha, because
                 # a truly better variant stopped early as `equivalent` is power lost for good
                 # (BENCHMARKS 7: at alpha it cost 2 points of power).
-                lo, hi = t_interval_of(s["_diff"], 1 - design.nominal(design.alpha, k, n_fixed),
-                                       sd_floor, precision)
+                lo, hi = s["_test"].interval(1 - design.nominal(design.alpha, k, n_fixed))
                 if -design.min_effect < lo and hi < design.min_effect:
                     s["verdict"] = "equivalent"
         open_pairs = [p for p in open_pairs if state[p]["verdict"] == "undecided"]
@@ -405,22 +546,20 @@ def _within(lo: float, hi: float, bounds: tuple[float, float]) -> tuple[float, f
     return max(lo, bounds[0]), min(hi, bounds[1])
 
 
-def _describe(diff: list[float], design: Design, pval: float, sd: float, look: int,
-              extras: bool, sd_floor: Callable[[], float], precision: float,
-              metric: str) -> dict:
-    n = len(diff)
-    mean = _mean_sd(diff, precision)[0] if n else math.nan
-    lo, hi = (t_interval_of(diff, design.confidence, sd_floor, precision) if extras
-              else (math.nan, math.nan))
+def _describe(test: PairedT, design: Design, pval: float, sd: float, look: int,
+              extras: bool, metric: str) -> dict:
+    n = len(test.diff)
+    mean = test.mean if n else math.nan
+    lo, hi = test.interval(design.confidence) if extras else (math.nan, math.nan)
     lo, hi = _within(lo, hi, diff_bounds(metric))
-    share, pi_lo, pi_hi = (prob_improvement(diff, design.confidence, precision) if extras
+    share, pi_lo, pi_hi = (test.prob_improvement(design.confidence) if extras
                            else (math.nan, math.nan, math.nan))
     return {
-        "_diff": diff, "_sd": sd, "n_pairs": n, "diff_mean": mean, "diff_ci_low": lo,
-        "diff_ci_high": hi, "p_value": pval,
+        "_test": test, "_diff": test.diff, "_sd": sd, "n_pairs": n, "diff_mean": mean,
+        "diff_ci_low": lo, "diff_ci_high": hi, "p_value": pval,
         "effect_size": mean / sd if _finite(sd) and sd > 0 else math.nan,
         "prob_improvement": share, "prob_improvement_ci_low": pi_lo,
-        "prob_improvement_ci_high": pi_hi, "look": look,
+        "prob_improvement_ci_high": pi_hi, "look": look, "test": test.name,
     }
 
 
@@ -430,11 +569,12 @@ def _row(pair: tuple[str, str], s: dict, design: Design, m: int, metric: str, lo
     if s["verdict"] == "undecided" and plan and s.get("n_pairs", 0) >= 2:
         effect = design.min_effect if design.min_effect else abs(s["diff_mean"])
         # Holm's first step tests at alpha/m: the level a comparison must pass in the worst case.
-        needed = seeds_needed(s["_sd"], effect, design.alpha / max(m, 1), design.power)
+        needed = s["_test"].needed(s["_sd"], effect, design.alpha / max(m, 1), design.power)
     row = {"variant": pair[0], "baseline": pair[1], "metric": metric}
     for col in PAIRED_COLUMNS[3:]:
         row[col] = s.get(col, math.nan)
-    row.update(verdict=s["verdict"], seeds_needed=needed, test="paired_t",
+    default_test = "sign_flip" if design.test == "permutation" else "paired_t"
+    row.update(verdict=s["verdict"], seeds_needed=needed, test=s.get("test", default_test),
                n_pairs=s.get("n_pairs", 0), p_holm=s.get("p_holm", math.nan),
                look=s.get("look", looks))
     return row

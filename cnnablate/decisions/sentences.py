@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
+from cnnablate.decisions import permutation
 from cnnablate.decisions.decide import MAX_SEEDS_NEEDED, Decisions, Design, more_than_max
 
 LEARNED_MARGIN = 0.05  # within this of 1/classes (or below) counts as chance level
@@ -62,8 +63,13 @@ def comparison_sentence(row: Mapping, metric: str, min_effect: float | None,
     holm = f"{adjusted_p_label(adaptive)} {_p(row.get('p_holm'))}"
     if verdict in ("better", "worse") and _ok(diff):
         verb = "beats" if verdict == "better" else "trails"
+        # A real difference whose whole interval lies inside +-min_effect: real, and smaller
+        # than what the study said matters (issue #30).
+        small = (f", by less than min_effect ({_num(min_effect, scale)}{unit})"
+                 if min_effect and _ok(lo) and _ok(hi) and -min_effect < float(lo)
+                 and float(hi) < min_effect else "")
         return (f"{v} {verb} {b} by {_num(abs(diff), scale)}{unit}{interval}{pi}, {holm}: "
-                f"{verdict}.")
+                f"{verdict}{small}.")
     if verdict == "equivalent":
         return (f"{v} vs {b}: equivalent within ±{_num(min_effect, scale)}{unit} after {n} "
                 f"seeds (difference {_num(diff, scale)}{interval}).")
@@ -82,13 +88,63 @@ def comparison_sentence(row: Mapping, metric: str, min_effect: float | None,
     return text + "."
 
 
-def guarantee(design: Design, n_comparisons: int, n_looks: int) -> str:
+def guarantee(design: Design, n_comparisons: int, n_looks: int, tuned: bool = False,
+              n_seeds: int | None = None) -> str:
+    """The family-wise bound in one line (`tuned`: about the selected settings; `n_seeds`:
+    the seeds of a fixed design, for the permutation test's reach)."""
     pct = f"{design.alpha * 100:g}%"
-    across = (f"; adaptive seeds: Pocock-type alpha spending over {n_looks} looks, "
-              "group-sequential levels for paired t-tests" if design.adaptive else "")
-    return (f"Guarantee: the chance that any of this study's better/worse verdicts is false is "
-            f"at most {pct} (Holm over its {n_comparisons} comparison"
+    permutation = design.test == "permutation"
+    if design.adaptive:
+        levels = ("alpha-spending increments for exact sign-flip tests" if permutation
+                  else "group-sequential levels for paired t-tests")
+        across = f"; adaptive seeds: Pocock-type alpha spending over {n_looks} looks, {levels}"
+    else:
+        across = "; exact paired sign-flip tests" if permutation else ""
+    about = " about the selected settings" if tuned else ""
+    text = (f"Guarantee: the chance that any of this study's better/worse verdicts is false"
+            f"{about} is at most {pct} (Holm over its {n_comparisons} comparison"
             f"{'s' if n_comparisons != 1 else ''}{across}).")
+    reach = permutation_reach(design, n_comparisons, n_seeds)
+    return f"{text} {reach}" if reach else text
+
+
+def configured_reach(settings: Mapping) -> str | None:
+    """`permutation_reach` for a study as configured (`study_settings`): said when the runs
+    are planned, before any seed is paid for."""
+    from cnnablate.decisions.decide import comparisons, design_from_settings
+
+    decisions = settings.get("decisions") or {}
+    design = design_from_settings(decisions)
+    if design.test != "permutation":
+        return None
+    variants = list(settings.get("variant_descriptions") or {})
+    m = len(comparisons(variants, settings.get("baseline") or variants[0], design.all_pairs))
+    seeds = decisions.get("seeds")
+    n = None if design.adaptive else len(list(seeds or []))
+    reach = permutation_reach(design, m, n)
+    return f"study {settings.get('name')}: {reach}" if reach else None
+
+
+def permutation_reach(design: Design, n_comparisons: int, n_seeds: int | None = None) -> str | None:
+    """With the sign-flip test: a sentence when no comparison can ever be decided with the
+    seeds configured (its smallest p-value with n seeds is 2/2^n, and Holm's first step needs
+    alpha/m at the look's level); None otherwise or for the t-test."""
+    if design.test != "permutation":
+        return None
+    sizes = design.look_sizes(n_seeds)
+    if not sizes or not sizes[-1]:
+        return None
+    m = max(n_comparisons, 1)
+    for k, n in enumerate(sizes, start=1):
+        if permutation.smallest_p(n) <= design.nominal(design.alpha / m, k, n_seeds):
+            return None
+    n = sizes[-1]
+    need = permutation.min_seeds(design.alpha / m)
+    return (f"With the permutation test and {n} seed{'s' if n != 1 else ''} no comparison can "
+            f"be decided at alpha {design.alpha:g}: its smallest two-sided p-value with {n} "
+            f"seeds is 2/2^{n} = {permutation.smallest_p(n):.3g}, above the "
+            f"{design.alpha / m:.3g} Holm's first step needs; it takes at least {need} seeds "
+            "(more with adaptive looks).")
 
 
 def seed_usage(decisions: Decisions, order: Sequence[str]) -> list[dict]:
@@ -272,8 +328,11 @@ def compared_at_best(keys: Sequence[str], tuning_seeds: Iterable[int], tuning_me
     # one mention per seed: callers may pass a seed column with a row per run
     tuning = sorted({int(x) for x in tuning_seeds})
     deciding = sorted({int(x) for x in deciding_seeds})
-    return (f"Each variant is compared at its own best setting of "
-            f"{_and([key_label(k) for k in keys])}: chosen on tuning seed"
+    # "its own best setting" claimed more than is measured: the best of the listed candidates
+    # on these few tuning seeds (issue #30).
+    return (f"Each variant is compared at the best of its listed candidates for "
+            f"{_and([key_label(k) for k in keys])} on {len(tuning)} tuning seed"
+            f"{'s' if len(tuning) != 1 else ''}: chosen on tuning seed"
             f"{'s' if len(tuning) != 1 else ''} {seed_list(tuning)} by {tuning_metric} on the "
             f"validation split; decided on the deciding seed{'s' if len(deciding) != 1 else ''} "
             f"{seed_list(deciding)} by {metric} on the {eval_split} split.")
@@ -313,8 +372,8 @@ def shared_setting(train_of: Mapping[str, Mapping], order: Sequence[str]) -> str
     who = f"All variants but {_and(others)}" if others else "All variants"
     opt = f" (optimizer {optimizer})" if optimizer else ""
     return (f"{who} share one learning rate, {compact(lr)}{opt}, so each verdict is partly a "
-            "verdict on that setting; a study's tune: key compares each variant at its own best "
-            "learning rate instead.")
+            "verdict on that setting; a study's tune: key compares each variant at the best of "
+            "its listed learning rates instead.")
 
 
 def _epochs(values: Sequence[int]) -> str:

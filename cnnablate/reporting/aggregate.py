@@ -4,17 +4,26 @@
 - summary.csv: one row per variant: n, diverged count, mean/std/CI of each metric, tied rank.
 - paired.csv: every variant against the baseline over the seeds both completed.
 Diverged runs are counted and listed, never averaged in.
+
+Where the headline split is fixed (an official test split, or a dataset with `split: fixed`),
+each run folder holds `predictions.npy` (int16, the predicted class of every image of that
+split in the prepared data's order) and the dataset's `{split}_labels.npy` the labels: the
+per-image correctness vectors then let the decisions count the images as a sample as well as
+the seeds (cnnablate.decisions.crossed). Runs without predictions keep the test over seeds.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cnnablate.base.atomic import atomic_path, write_json_atomic
+from cnnablate.base.layout import PREDICTIONS
 from cnnablate.decisions.decide import PAIRED_COLUMNS, Decisions, decide, design_from_settings
 from cnnablate.decisions.grid import snap_values
 from cnnablate.decisions.stats import METRIC_BOUNDS, bounded_interval, tied_ranks
@@ -25,6 +34,7 @@ RUN_COLUMNS = (
     "test_accuracy", "parameters", "train_seconds", "seconds_per_epoch",
 )
 ACCURACY_COLUMNS = ("best_val_accuracy", "final_val_accuracy", "test_accuracy")
+log = logging.getLogger(__name__)
 SUMMARY_METRICS = (
     "best_val_accuracy", "final_val_accuracy", "final_val_loss", "test_accuracy",
     "seconds_per_epoch",
@@ -48,9 +58,11 @@ def load_runs(metrics_files: Iterable[str | Path]) -> pd.DataFrame:
         rows[-1]["backend"] = (metrics.get("provenance") or {}).get("keras_backend",
                                                                      "tensorflow")
     runs = pd.DataFrame(rows, columns=[*RUN_COLUMNS, "data", "backend"])
-    # Image counts recorded through float32: on their grid before any statistic (grid.py).
+    # Image counts recorded through float32: on their grid before any statistic (grid.py),
+    # each variant on its own (a variant may be evaluated on fewer images: issue #30).
     for col in ACCURACY_COLUMNS:
-        runs[col] = snap_values(runs[col].tolist())
+        for _, index in runs.groupby("variant", sort=False).groups.items():
+            runs.loc[index, col] = snap_values(runs.loc[index, col].tolist())
     return runs.sort_values(["variant", "seed"], kind="stable").reset_index(drop=True)
 
 
@@ -102,23 +114,51 @@ def study_results(runs: pd.DataFrame, metric: str) -> dict[str, dict[int, float 
     return out
 
 
-def decide_study(runs: pd.DataFrame, study: dict, order: list[str] | None = None) -> Decisions:
-    """The study's decisions (cnnablate.decisions.decide) from its runs table."""
+def load_correct(metrics_files: Iterable[str | Path], labels: str | Path | None
+                 ) -> dict[str, dict[int, np.ndarray]]:
+    """variant -> seed -> per-image correctness (bool) on the headline split, from each run's
+    predictions.npy and the split's labels; {} without labels. A run without predictions, or
+    with a count that is not the labels', is left out (its comparisons test over seeds)."""
+    if not labels or not Path(labels).exists():
+        return {}
+    truth = np.load(labels)
+    out: dict[str, dict[int, np.ndarray]] = {}
+    for path in metrics_files:
+        predictions = Path(path).with_name(PREDICTIONS)
+        if not predictions.exists():
+            continue
+        metrics = json.loads(Path(path).read_text())
+        predicted = np.load(predictions)
+        if predicted.shape != truth.shape:
+            log.warning("%s: %d predictions for %d labels; its comparisons test over seeds only",
+                        predictions, predicted.size, truth.size)
+            continue
+        out.setdefault(metrics["variant"], {})[int(metrics["seed"])] = predicted == truth
+    return out
+
+
+def decide_study(runs: pd.DataFrame, study: dict, order: list[str] | None = None,
+                 correct: dict[str, dict[int, np.ndarray]] | None = None) -> Decisions:
+    """The study's decisions (cnnablate.decisions.decide) from its runs table (and, on a fixed
+    headline split, its runs' per-image correctness: `load_correct`)."""
     metric = headline_metric(study["eval_split"])
     order = order or [v for v in study["variant_descriptions"] if v in set(runs["variant"])]
     design = design_from_settings(study.get("decisions") or {})
-    return decide(study_results(runs, metric), study["baseline"], design, order, metric)
+    return decide(study_results(runs, metric), study["baseline"], design, order, metric,
+                  correct=correct)
 
 
 def paired_against_baseline(
     runs: pd.DataFrame, baseline: str, metric: str, confidence: float = 0.95,
     order: list[str] | None = None, decisions: dict | None = None,
+    correct: dict[str, dict[int, np.ndarray]] | None = None,
 ) -> pd.DataFrame:
     """One row per comparison with its decision (cnnablate.decisions.decide; fixed design by
     default)."""
     order = order or list(dict.fromkeys(runs["variant"]))
     design = design_from_settings({**(decisions or {}), "confidence": confidence})
-    result = decide(study_results(runs, metric), baseline, design, order, metric)
+    result = decide(study_results(runs, metric), baseline, design, order, metric,
+                    correct=correct)
     frame = pd.DataFrame(result.rows, columns=list(PAIRED_COLUMNS))
     # a count, or empty where not applicable (never "14.0")
     frame["seeds_needed"] = pd.to_numeric(frame["seeds_needed"]).astype("Int64")
@@ -132,26 +172,32 @@ def aggregate_study(
     out_summary: str | Path,
     out_paired: str | Path,
     confidence: float = 0.95,
+    labels: str | Path | None = None,
 ) -> None:
-    """Write a study's three tables; `study` is `cnnablate.workflow.config.study_settings(...)`."""
+    """Write a study's three tables; `study` is `cnnablate.workflow.config.study_settings(...)`;
+    `labels`: the headline split's labels (`{split}_labels.npy`), read with the runs'
+    predictions where they have them."""
+    metrics_files = list(metrics_files)
     runs = load_runs(metrics_files)
     headline = headline_metric(study["eval_split"])
     order = [v for v in study["variant_descriptions"] if v in set(runs["variant"])]
     summary = summarize(runs, order, headline, confidence)
     paired = paired_against_baseline(runs, study["baseline"], headline, confidence, order,
-                                     study.get("decisions"))
+                                     study.get("decisions"), load_correct(metrics_files, labels))
     for frame, path in ((runs, out_runs), (summary, out_summary), (paired, out_paired)):
         with atomic_path(path) as tmp:
             frame.to_csv(tmp, index=False)
 
 
 def write_round_state(
-    metrics_files: Iterable[str | Path], study: dict, round_no: int, out: str | Path
+    metrics_files: Iterable[str | Path], study: dict, round_no: int, out: str | Path,
+    labels: str | Path | None = None,
 ) -> dict:
     """The decision after round `round_no` of adaptive seeds, as JSON: the variants that run
     the next round's seeds (empty: the study is finished), and every comparison's verdict."""
+    metrics_files = list(metrics_files)
     runs = load_runs(metrics_files)
-    decisions = decide_study(runs, study)
+    decisions = decide_study(runs, study, correct=load_correct(metrics_files, labels))
     if decisions.look != round_no:
         raise RuntimeError(
             f"study {study['name']}: round {round_no}'s runs allow look {decisions.look}; "

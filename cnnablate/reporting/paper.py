@@ -35,7 +35,7 @@ from typing import Any
 import pandas as pd
 
 from cnnablate.base.atomic import write_text_atomic
-from cnnablate.decisions import sentences
+from cnnablate.decisions import scope, sentences
 from cnnablate.decisions.decide import design_from_settings
 from cnnablate.decisions.sentences import compact, key_label
 from cnnablate.reporting.aggregate import decide_study, headline_metric
@@ -100,6 +100,7 @@ class PaperTable:
     min_effect: float | None
     effort: str = ""  # a tuned study's tuning effort per variant (sentences.tuning_effort)
     settings: str = ""  # what the variants trained at, in words (settings_in_words)
+    scope: str = ""  # what the verdicts are about (cnnablate.decisions.scope.verdict_scope)
 
     @property
     def digits(self) -> int:
@@ -221,16 +222,22 @@ def paper_table(runs: pd.DataFrame, summary: pd.DataFrame, paired: pd.DataFrame,
     design = design_from_settings(study.get("decisions") or {})
     order = list(summary["variant"])
     decisions = decide_study(runs, dict(study), order)
+    # a tuned study's verdicts are about the selected settings (its tuning.csv, or the flag
+    # study_settings gives a study with `tune:` anywhere)
+    tuned = bool(study.get("tuned")) or tuning_csv is not None
     return PaperTable(
         study=study["name"], metric=metric, baseline=baseline, percent=percent,
         confidence=confidence,
         rows=table_rows(summary, paired, baseline, metric, 100.0 if percent else 1.0,
                         DIGITS[percent]),
         seeds=seeds_in_words(runs),
-        guarantee=sentences.guarantee(design, len(paired), decisions.n_looks),
+        guarantee=sentences.guarantee(design, len(paired), decisions.n_looks, tuned,
+                                      runs["seed"].nunique()),
         min_effect=design.min_effect,
         effort=tuning_effort(tuning_csv, study, runs, order) if tuning_csv else "",
         settings=settings_in_words(order, learning_rates, tuning_csv),
+        scope=scope.verdict_scope({**study, "tuned": tuned}, metric,
+                                  list(paired["test"]) if "test" in paired.columns else []),
     )
 
 
@@ -265,6 +272,8 @@ def _caption(table: PaperTable, latex: bool) -> str:
         *([esc(table.settings)] if table.settings else []),
         esc(table.guarantee),
     ]
+    if table.scope:
+        text.append(esc(table.scope))
     if diverged:
         text.append(f"Diverged runs, left out of every number: {', '.join(diverged)}.")
     if table.effort:

@@ -25,8 +25,9 @@ import pandas as pd
 from cnnablate.base import catalog
 from cnnablate.base.atomic import atomic_path, write_text_atomic
 from cnnablate.base.layout import HISTORY, REPORT_BUNDLE
-from cnnablate.decisions import sentences
+from cnnablate.decisions import scope, sentences
 from cnnablate.decisions.decide import Design, design_from_settings
+from cnnablate.decisions.grid import resolution
 from cnnablate.decisions.stats import METRIC_BOUNDS
 from cnnablate.reporting import interactive, tuning
 from cnnablate.reporting.aggregate import decide_study, headline_metric
@@ -376,18 +377,51 @@ def _decisions_in_words(runs: pd.DataFrame, settings: dict, summary: pd.DataFram
     rows = _records(paired)
     has_verdicts = "verdict" in paired.columns
     n_classes = len(_dataset_info(settings["dataset"], meta_path)["class_names"])
+    flags = failure_flags(runs, metric, n_classes)
+    tests = list(paired["test"]) if "test" in paired.columns else []
     return {
-        "sentences": [sentences.comparison_sentence(r, metric, design.min_effect,
-                                                    design.adaptive)
+        "sentences": [_flagged(sentences.comparison_sentence(r, metric, design.min_effect,
+                                                             design.adaptive), r, flags)
                       for r in rows] if has_verdicts else [],
         "adaptive": design.adaptive,
         "adjusted_p_label": sentences.adjusted_p_label(design.adaptive),
-        "guarantee": sentences.guarantee(design, len(rows), result.n_looks),
+        "guarantee": sentences.guarantee(design, len(rows), result.n_looks,
+                                         bool(settings.get("tuned")), runs["seed"].nunique()),
+        "scope": scope.verdict_scope(settings, metric, tests),
+        "failure_modes": [scope.flag_sentence(v, flags[v]) for v in order if flags.get(v)],
         "seed_usage": sentences.seed_usage(result, order),
         "did_not_learn": sentences.did_not_learn(_records(summary), metric, n_classes, train_of),
         "tally": {v: sum(1 for r in rows if r.get("verdict") == v)
                   for v in ("better", "worse", "equivalent", "undecided")} if has_verdicts else {},
     }
+
+
+def failure_flags(runs: pd.DataFrame, metric: str, n_classes: int) -> dict[str, list[str]]:
+    """variant -> its runs in a failure mode, in words (cnnablate.decisions.scope)."""
+    chance = 1.0 / n_classes if n_classes and "accuracy" in metric else None
+    values_of, statuses_of = {}, {}
+    for variant, group in runs.groupby("variant", sort=False):
+        values_of[str(variant)] = {
+            int(r.seed): (None if pd.isna(getattr(r, metric)) or r.status != "completed"
+                          else float(getattr(r, metric))) for r in group.itertuples()}
+        statuses_of[str(variant)] = {int(r.seed): str(r.status) for r in group.itertuples()}
+    pooled = scope.pooled_scale(values_of.values())
+    out = {}
+    for variant, values in values_of.items():
+        step = resolution({"arm": values}) if "accuracy" in metric else 0.0
+        modes = scope.failure_modes(values, statuses_of[variant], chance, step, pooled)
+        if modes:
+            out[variant] = modes
+    return out
+
+
+def _flagged(sentence: str, row: dict, flags: dict[str, list[str]]) -> str:
+    """A comparison's sentence, and in words which of its two arms has failed runs."""
+    who = [x for x in (row["variant"], row["baseline"]) if flags.get(x)]
+    if not who:
+        return sentence
+    return (f"{sentence} Flagged: {' and '.join(who)} "
+            f"ha{'ve' if len(who) > 1 else 's'} runs in a failure mode (below).")
 
 
 class Bundle:

@@ -268,6 +268,18 @@ class Feed:
             return next(iter(self.splits[split].eval_dataset(n)))
         return self.device.batch(SPLITS.index(split), tf.range(n, dtype=tf.int64))
 
+    def predict(self, split: str, batch_size: int) -> np.ndarray:
+        """The model's predicted class of every example of `split`, in order: the pixels of
+        `eval`'s batches through the run's model in inference mode, as `evaluate` scores
+        them."""
+        core = self.model.core if self.device is not None else self.model
+        classes = []
+        for batch in self.eval(split, batch_size):
+            on_device = self.device is not None
+            x = self.model.inputs_of(batch, training=False)[0] if on_device else batch[0]
+            classes.append(np.argmax(np.asarray(core.predict_on_batch(x)), axis=-1))
+        return np.concatenate(classes) if classes else np.zeros(0, np.int64)
+
 
 def make_feed(model: keras.Model, splits: Mapping[str, Split], setting: str | bool = "auto",
               augment: str = "none", metrics: list | None = None) -> Feed:

@@ -233,3 +233,11 @@ class NumpyFeed:
 
     def pixels(self, split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
         return self.splits[split].batch(np.arange(min(n, len(self.splits[split]))))
+
+    def predict(self, split: str, batch_size: int) -> np.ndarray:
+        """The model's predicted class of every example of `split`, in order (the batches
+        `eval` gives, so the classes `evaluate` scores)."""
+        batches = EvalBatches(self.splits[split], batch_size)
+        return np.concatenate(
+            [np.argmax(np.asarray(self.model.predict_on_batch(batches[i][0])), axis=-1)
+             for i in range(len(batches))] or [np.zeros(0, np.int64)])

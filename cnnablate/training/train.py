@@ -39,6 +39,14 @@ from cnnablate.base import layout
 from cnnablate.base.atomic import atomic_path, write_json_atomic
 from cnnablate.base.backends import run_backend
 from cnnablate.base.ids import config_hash
+from cnnablate.data.partition import (
+    NOT_EVALUATED,
+    PREDICTIONS_DTYPE,
+    SPLITS,
+    load_partition,
+    saves_predictions,
+)
+from cnnablate.data.splits import subset_indices
 from cnnablate.data.store import load_meta, load_prepared
 from cnnablate.training import monitor
 from cnnablate.training.backend import configure_jax, device_names, prepare_jax
@@ -57,6 +65,7 @@ class RunPaths:
     history: Path
     metrics: Path
     model: Path | None  # None: a halving rung's snapshot, which keeps no model
+    predictions: Path | None = None  # None: next to metrics.json
     # the run folder's, where the outputs are a rung's snapshot in a folder of its own
     work: Path | None = None
 
@@ -69,7 +78,12 @@ class RunPaths:
     @classmethod
     def in_dir(cls, run_dir: str | Path) -> RunPaths:
         run_dir = Path(run_dir)
-        return cls(run_dir / layout.HISTORY, run_dir / layout.METRICS, run_dir / layout.MODEL)
+        return cls(run_dir / layout.HISTORY, run_dir / layout.METRICS, run_dir / layout.MODEL,
+                   run_dir / layout.PREDICTIONS)
+
+    @property
+    def predictions_file(self) -> Path:
+        return self.predictions or self.metrics.parent / layout.PREDICTIONS
 
 
 def configure_threads(threads: int) -> None:
@@ -282,6 +296,8 @@ class RunData:
 
     meta: dict
     splits: dict  # split name -> cnnablate.training.pipeline.Split (numpy_feed.NumpySplit: JAX)
+    partition: dict  # metrics.json's `partition`: {mode, id, sizes, redrawn}
+    prepared_sizes: dict  # split name -> images in the prepared file (predictions' length)
 
 
 def set_up(run: dict, threads: int, log: Callable[[str], None] = print):
@@ -324,7 +340,8 @@ def _set_up_jax(run: dict, threads: int, log: Callable[[str], None]):
 
 
 def load_data(run: dict, data_dir: str | Path, log: Callable[[str], None]) -> RunData:
-    """The prepared dataset at the run's image size, limited to its max_*_images."""
+    """The run's partition of the prepared dataset (cnnablate.data.partition: the prepared
+    split, or one drawn for the run's seed) at its image size, limited to its max_*_images."""
     if run_backend(run) == "jax":
         from cnnablate.training.numpy_feed import NumpySplit as Split
     else:
@@ -333,20 +350,43 @@ def load_data(run: dict, data_dir: str | Path, log: Callable[[str], None]) -> Ru
     t_start = time.perf_counter()
     meta = load_meta(data_dir)
     size, train = int(run["image_size"]), run["train"]
+    files = {name: load_prepared(data_dir, name) for name in SPLITS}
+    arrays, partition = load_partition(files, run.get("partition"), run["dataset"],
+                                       int(run["seed"]))
     splits = {
         name: Split.load(
-            *load_prepared(data_dir, name),
+            *arrays[name],
             image_size=size,
             channels=3,
-            limit=train.get("max_train_images" if name == "train" else "max_eval_images"),
+            limit=_limit(train, name),
         )
-        for name in ("train", "val", "test")
+        for name in SPLITS
     }
     log(
         f"data: {meta['name']} train={len(splits['train'])} val={len(splits['val'])} "
-        f"test={len(splits['test'])} at {size}x{size} ({time.perf_counter() - t_start:.1f}s)"
+        f"test={len(splits['test'])} at {size}x{size} ({time.perf_counter() - t_start:.1f}s); "
+        f"partition {partition['mode']} {partition['id']}"
     )
-    return RunData(meta, splits)
+    return RunData(meta, splits, partition, {name: len(files[name][1]) for name in SPLITS})
+
+
+def _limit(train: dict, split: str) -> int | None:
+    return train.get("max_train_images" if split == "train" else "max_eval_images")
+
+
+def headline_predictions(feed: Feed, run: dict, data: RunData) -> np.ndarray:
+    """predictions.npy: for a run whose headline is on a fixed test set
+    (`partition.saves_predictions`), the predicted class of every image of the prepared test
+    split, in its order (NOT_EVALUATED where `max_eval_images` left an image out); else an
+    empty array (a test set drawn per seed: its sampling is in the seeds' spread already)."""
+    if not saves_predictions(run):
+        return np.zeros(0, dtype=PREDICTIONS_DTYPE)
+    n = data.prepared_sizes["test"]
+    out = np.full(n, NOT_EVALUATED, dtype=PREDICTIONS_DTYPE)
+    kept = subset_indices(n, _limit(run["train"], "test"))
+    predicted = feed.predict("test", int(run["train"]["batch_size"]))
+    out[np.arange(n) if kept is None else kept] = predicted
+    return out
 
 
 def build_and_compile(keras, run: dict, data: RunData, log: Callable[[str], None]):
@@ -515,13 +555,15 @@ def summarize(history: list[dict], epochs: int) -> dict:
 
 
 def write_outputs(paths: RunPaths, model, history: list[dict], metrics: dict,
-                  keep_state: bool = False) -> None:
-    """The run's three outputs, each renamed into place, metrics.json last (it marks a run
-    done); then the resume state goes (`keep_state`: a halving rung's, which the next rung
-    continues from)."""
+                  predictions: np.ndarray | None = None, keep_state: bool = False) -> None:
+    """The run's outputs, each renamed into place, metrics.json last (it marks a run done);
+    then the resume state goes (`keep_state`: a halving rung's, which the next rung continues
+    from)."""
     if paths.model is not None:
         with atomic_path(paths.model) as tmp:
             model.save(tmp)
+    with atomic_path(paths.predictions_file) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, np.zeros(0, PREDICTIONS_DTYPE) if predictions is None else predictions)
     with atomic_path(paths.history) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=HISTORY_COLUMNS)
         writer.writeheader()
@@ -565,6 +607,7 @@ def train_run(
 
     bs = int(run["train"]["batch_size"])
     test_loss, test_acc = feed.model.evaluate(feed.eval("test", bs), verbose=0)
+    predictions = headline_predictions(feed, run, data)
     stats_x = np.asarray(feed.pixels("val", STATS_IMAGES)[0])
     metrics = {
         "study": run["study"],
@@ -574,6 +617,7 @@ def train_run(
         **({"rung_epochs": target} if target < epochs else {}),
         "test_accuracy": _finite(test_acc),
         "test_loss": _finite(test_loss),
+        "partition": data.partition,
         "parameters": int(model.count_params()),
         "train_seconds": round(train_seconds, 3),
         "device": device_names(backend, tf) or [f"CPU: {cpu_model()}"],
@@ -593,6 +637,6 @@ def train_run(
             "keras_backend": keras.backend.backend(),
         },
     }
-    write_outputs(paths, model, history, metrics, keep_state=target < epochs)
+    write_outputs(paths, model, history, metrics, predictions, keep_state=target < epochs)
     log(f"done: status={metrics['status']} best_val_accuracy={metrics['best_val_accuracy']}")
     return metrics

@@ -22,6 +22,7 @@ import yaml
 from cnnablate.base import catalog, rounds
 from cnnablate.base.backends import BackendError, resolve_backend
 from cnnablate.base.layout import Layout
+from cnnablate.data.partition import DEFAULT_MODE, run_partition
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -258,6 +259,9 @@ def _resolve(config: dict) -> _Resolved:
                 "dataset": study["dataset"],
                 "image_size": study["image_size"],
                 "eval_split": study["eval_split"],
+                # what decides the run's partition besides (dataset, seed) and the prepared
+                # data: a change of the dataset's `split` reruns exactly its runs
+                "partition": dataset_partition(datasets[study["dataset"]]),
                 "baseline": baseline,
                 "activation": overrides.get("activation", study["activation"]),
                 "norm": overrides.get("norm", study["norm"]),
@@ -677,6 +681,17 @@ def _check_dataset(spec: dict, where: str) -> None:
             )
 
 
+def dataset_partition(spec: Mapping) -> dict:
+    """A dataset's `split` as runs hold it: {mode, redrawn} (cnnablate.data.partition)."""
+    return run_partition(spec.get("split", DEFAULT_MODE), spec["source"])
+
+
+def prepared_spec(spec: Mapping) -> dict:
+    """What preparing a dataset reads of its entry: all but `split`, which only decides how
+    runs partition the prepared data (changing it must not prepare the data again)."""
+    return {k: copy.deepcopy(v) for k, v in spec.items() if k != "split"}
+
+
 def _check_section(section: dict, schema: dict, where: str) -> None:
     validator = _default_filling_validator()(schema)
     errors = list(validator.iter_errors(section))
@@ -695,6 +710,9 @@ def study_settings(config: dict, study_name: str) -> dict:
         "description": study.get("description", ""),
         "dataset": study["dataset"],
         "eval_split": study["eval_split"],
+        # {mode, redrawn}: which splits the seeds draw (the sources of variation a verdict
+        # covers); runs with `partition.saves_predictions` have per-image predictions
+        "partition": dataset_partition(config["datasets"][study["dataset"]]),
         "baseline": study.get("baseline") or next(iter(variants)),
         "model": study["model"],
         "reference": study.get("reference", {}),
@@ -706,9 +724,26 @@ def study_settings(config: dict, study_name: str) -> dict:
             "min_effect": study.get("min_effect"),
             "seeds": (rounds.smoke_seeds(study["seeds"], config["smoke_settings"]["seeds"])
                       if config.get("smoke") else study["seeds"]),
+            "test": (study.get("decisions") or {}).get("test", "t"),
         },
+        # What the verdicts are about (cnnablate.decisions.scope): the dataset's source and
+        # partitioning, and the augmentations the variants train with.
+        "data": _data_scope(config, study, variants),
+        # a study-level `tune:` or a variant's own: its verdicts are at the selected settings
+        "tuned": bool(study.get("tune")) or any(
+            isinstance(v, Mapping) and v.get("tune")
+            for v in (study.get("variants") or {}).values()),
         "tune": _study_tune(study, bool(config.get("smoke"))),
     })
+
+
+def _data_scope(config: Mapping, study: Mapping, variants: Mapping[str, Mapping]) -> dict:
+    spec = (config.get("datasets") or {}).get(study["dataset"]) or {}
+    augments = {str((study.get("train") or {}).get("augment") or "none")}
+    augments |= {str(v["train"]["augment"]) for v in variants.values()
+                 if isinstance(v.get("train"), Mapping) and v["train"].get("augment")}
+    return {"source": spec.get("source"), "split": spec.get("split", "per_seed"),
+            "augment": sorted(augments)}
 
 
 def _smoke_grid(keys: Mapping[str, list], seeds: list[int]) -> tuple[dict[str, list], list[int]]:

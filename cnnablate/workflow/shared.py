@@ -25,11 +25,11 @@ from pathlib import Path
 
 from cnnablate.base.atomic import atomic_path, write_json_atomic
 from cnnablate.base.ids import config_hash, run_id
-from cnnablate.base.layout import HISTORY, METRICS, MODEL, TENSORBOARD_DIR
+from cnnablate.base.layout import HISTORY, METRICS, MODEL, PREDICTIONS, TENSORBOARD_DIR
 from cnnablate.zoo.initializers import auto_initializer
 
 NAMING_KEYS = frozenset({"study", "variant", "baseline"})  # labels, not training settings
-COPIED = (HISTORY, MODEL)  # copied as they are; METRICS is relabelled
+COPIED = (HISTORY, MODEL, PREDICTIONS)  # copied as they are; METRICS is relabelled
 # The run's TensorBoard events, copied as they are: TensorBoard names a run by its folder, so
 # the copy shows under the study that copied it.
 EVENTS = TENSORBOARD_DIR
