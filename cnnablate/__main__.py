@@ -79,6 +79,9 @@ def _planned_runs(args: argparse.Namespace, command: str) -> tuple[list[dict], b
         runs = cnnablate_config.resolve_runs(config)
         tuning = cnnablate_config.resolve_tuning(config).runs
         smoke_settings = cnnablate_config.validate(copy.deepcopy(config))["smoke_settings"]
+        smoke = any(run.get("smoke") for run in runs)
+        # the zoom stage's candidates, once its checkpoint has named them
+        tuning = tuning + status.zoom_runs(tuning, root, smoke, smoke_settings)
     except (OSError, yaml.YAMLError, cnnablate_config.ConfigError) as error:
         print(f"cnnablate {command}: {path}: {error}", file=sys.stderr)
         return None
@@ -95,7 +98,8 @@ def _status(args: argparse.Namespace) -> int:
     if planned is None:
         return 2
     runs, smoke = planned
-    print(status.format_status(status.collect(runs, Path(args.directory), smoke=smoke)))
+    statuses = status.collect(runs, Path(args.directory), smoke=smoke)
+    print(status.format_status(statuses, status.rung_notes(statuses, Path(args.directory), smoke)))
     return 0
 
 

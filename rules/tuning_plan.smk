@@ -19,9 +19,116 @@ def tuning_run_dir(run):
 
 
 def tuning_run(wildcards):
-    return TUNING_RUN_BY_ID[
-        (wildcards.study, wildcards.variant, wildcards.candidate, int(wildcards.seed))
+    """A tuning run's resolved config: a grid candidate's, or (zoom) one the zoom checkpoint
+    named, built from its variant's first candidate at the new values."""
+    ident = (wildcards.study, wildcards.variant, wildcards.candidate, int(wildcards.seed))
+    if ident not in TUNING_RUN_BY_ID:
+        TUNING_RUN_BY_ID.update(_zoom_runs(wildcards.study))
+    return TUNING_RUN_BY_ID[ident]
+
+
+# --- Stages of a study's tuning (issue #31; cnnablate.decisions.stages) ----------------------
+# `schedule: halving`: rung r's surviving candidates train to rungs[r] epochs (the train_rung
+# rule: a snapshot in the run folder's rung-{epochs}/, the resume state kept), the checkpoint
+# tuning_rung promotes the best `keep` fraction, and those continue their own runs; the last
+# rung is the run's own files (train_tuning). `zoom: k`: the checkpoint tuning_zoom names new
+# candidates around each variant's pick, trained the whole budget; select_tuning then picks the
+# best of everything that trained the whole budget.
+from cnnablate.decisions import stages as tuning_stages  # noqa: E402
+
+
+def tune_spec(study):
+    """The study's schedule (the same for every variant: set on the study's `tune:` only)."""
+    return next(iter(TUNING.specs[study].values()))
+
+
+def n_rungs(study):
+    return len(tune_spec(study)["rungs"])
+
+
+def rung_state(study, rung):
+    path = checkpoints.tuning_rung.get(study=study, rung=rung).output.state
+    return _json.loads(_Path(path).read_text())
+
+
+def rung_candidates(study, variant, rung):
+    """The candidates of a variant that train to rung `rung` (1-based): all at the first,
+    then those the previous rung's checkpoint promoted (Snakemake waits for it)."""
+    if rung == 1:
+        return [c["name"] for c in TUNING.specs[study][variant]["candidates"]]
+    return rung_state(study, rung - 1)["variants"][variant]["promoted"]
+
+
+def rung_file(run, rung, name=METRICS):
+    """A tuning run's file at rung `rung`: a snapshot in rung-{epochs}/, the run's own at the
+    last rung."""
+    rungs = TUNING.specs[run["study"]][run["variant"]]["rungs"]
+    if rung == len(rungs):
+        return f"{tuning_run_dir(run)}/{name}"
+    return f"{tuning_run_dir(run)}/{tuning_stages.rung_dir(rungs[rung - 1])}/{name}"
+
+
+def rung_inputs(study, rung):
+    """Every metrics file of rung `rung`: each surviving candidate on each tuning seed."""
+    return [
+        rung_file(TUNING_RUN_BY_ID[(study, variant, name, int(seed))], rung)
+        for variant, spec in TUNING.specs[study].items()
+        for name in rung_candidates(study, variant, rung)
+        for seed in spec["seeds"]
     ]
+
+
+def previous_rung(wildcards):
+    """[the same run's previous rung snapshot] for a rung job or a last-rung train_tuning job
+    of a halving candidate (it continues that run: same folder, resume state); none for a
+    grid's or a zoom candidate's run."""
+    spec = TUNING.specs[wildcards.study][wildcards.variant]
+    if wildcards.candidate not in {c["name"] for c in spec["candidates"]}:
+        return []  # a zoom candidate: trained straight through
+    run = TUNING_RUN_BY_ID[
+        (wildcards.study, wildcards.variant, wildcards.candidate, int(wildcards.seed))]
+    rungs = spec["rungs"]
+    rung = rungs.index(int(wildcards.rung)) + 1 if "rung" in wildcards.keys() else len(rungs)
+    return [rung_file(run, rung - 1)] if rung > 1 else []
+
+
+def zoom_path(study):
+    return LAYOUT.study_file(study, tuning_stages.ZOOM_FILE)
+
+
+def _zoom_runs(study):
+    """The zoom candidates' tuning runs, from the zoom checkpoint's file (on disk by the time
+    a job of theirs is planned), keyed as TUNING_RUN_BY_ID."""
+    path = zoom_path(study)
+    if not os.path.exists(path):
+        return {}
+    out = {}
+    for variant, entry in _json.loads(_Path(path).read_text())["variants"].items():
+        seeds = TUNING.specs[study][variant]["seeds"]
+        template = next(r for r in TUNING.runs if (r["study"], r["variant"]) == (study, variant))
+        for candidate in entry["candidates"]:
+            for seed in seeds:
+                run = cnnablate_config.tuning_run_at(template, candidate["values"],
+                                                      config["smoke_settings"])
+                out[(study, variant, candidate["name"], int(seed))] = {**run, "seed": int(seed)}
+    return out
+
+
+def zoom_inputs(study):
+    """The zoom candidates' metrics (Snakemake waits for the zoom checkpoint); none without."""
+    if not tune_spec(study).get("zoom"):
+        return []
+    path = checkpoints.tuning_zoom.get(study=study).output.state
+    runs = _zoom_runs(study)
+    TUNING_RUN_BY_ID.update(runs)
+    return [f"{tuning_run_dir(run)}/{METRICS}" for run in runs.values()]
+
+
+def selection_inputs(study):
+    """What the final selection reads: every rung's metrics (the grid's: its one rung) and
+    the zoom's."""
+    return [f for rung in range(1, n_rungs(study) + 1) for f in rung_inputs(study, rung)] + \
+        zoom_inputs(study)
 
 
 def selection_path(study):

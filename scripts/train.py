@@ -25,14 +25,24 @@ with log_to(snakemake.log[0]) as log:  # noqa: F821
         runs_per_gpu=resources.get("runs_per_gpu", 1),
         allow_cpu_fallback=resources.get("allow_cpu_fallback", False),
     ):
+        from cnnablate.base.layout import resume_dir
         from cnnablate.training.train import RunPaths, train_run
 
-        out = snakemake.output  # noqa: F821
+        out = dict(snakemake.output.items())  # noqa: F821
+        params = dict(snakemake.params.items())  # noqa: F821
+        # a halving rung (rules/tuning.smk, train_rung): a snapshot of the run at that epoch,
+        # in a folder of its own, the run folder's resume state kept for the next rung
+        rung = params.get("stop_after")
+        run_folder = Path(out["metrics"]).parent.parent if rung else None
         train_run(
-            dict(snakemake.params.run),  # noqa: F821
+            dict(params["run"]),
             Path(snakemake.input.meta).parent,  # noqa: F821
-            RunPaths(Path(out.history), Path(out.metrics), Path(out.model),
-                     Path(out.predictions)),
+            RunPaths(Path(out["history"]), Path(out["metrics"]),
+                     Path(out["model"]) if "model" in out else None,
+                     Path(out["predictions"]) if "predictions" in out else None,
+                     resume_dir(run_folder) if run_folder else None),
             threads=snakemake.threads,  # noqa: F821
             log=log,
+            stop_after=rung,
+            code=params.get("code"),
         )

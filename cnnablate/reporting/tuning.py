@@ -22,10 +22,10 @@ import pandas as pd
 from cnnablate.decisions import halving, sentences
 from cnnablate.decisions.selection import TABLE_TAIL
 from cnnablate.decisions.sentences import compact, key_label
+from cnnablate.decisions.stages import STAGE_COLUMNS
 
-# the columns of tuning.csv besides the tuned keys; `epochs` and `stage` come with halving or a
-# zoom stage (cnnablate.decisions.stages)
-RESERVED = ("variant", *TABLE_TAIL, "epochs", "stage")
+# the columns of tuning.csv besides the tuned keys (halving or a zoom add `epochs`, `stage`)
+RESERVED = ("variant", *TABLE_TAIL, *STAGE_COLUMNS)
 # A budget curve is "still rising" when its last candidate added at least this share of the
 # whole rise from one candidate to all (with 3 candidates 0.5, 0.8, 0.9: 20 %).
 RISING_SHARE = 0.1
@@ -238,7 +238,10 @@ def tuning_epochs(tuning: Sequence[VariantTuning], tune: Mapping,
     when that is tuned, else its variant's deciding runs' epochs (`epochs_of`)."""
     out = []
     for t in tuning:
-        for cand, values in zip(t.candidates, t.values):
+        for i, (cand, values) in enumerate(zip(t.candidates, t.values)):
+            if i < len(t.epochs) and t.epochs[i]:  # halving: what each run trained (`epochs`)
+                out.extend(int(e) for e in t.epochs[i].values())
+                continue
             each = tune.get("epochs") or cand.get("train.epochs") or epochs_of.get(t.variant)
             out.extend([int(each)] * len(values) if each else [])
     return out

@@ -64,13 +64,16 @@ BACKUP_STATE = "state.npz"
 class RunPaths:
     history: Path
     metrics: Path
-    model: Path
+    model: Path | None  # None: a halving rung's snapshot, which keeps no model
     predictions: Path | None = None  # None: next to metrics.json
+    # the run folder's, where the outputs are a rung's snapshot in a folder of its own
+    work: Path | None = None
 
     @property
     def work_dir(self) -> Path:
-        """Resume state that survives a kill (Snakemake deletes a failed job's outputs)."""
-        return layout.resume_dir(self.metrics.parent)
+        """Resume state that survives a kill (Snakemake deletes a failed job's outputs), and
+        a halving rung's state that the next rung continues from."""
+        return self.work or layout.resume_dir(self.metrics.parent)
 
     @classmethod
     def in_dir(cls, run_dir: str | Path) -> RunPaths:
@@ -153,16 +156,27 @@ def _read_history(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def _resume_epoch(work_dir: Path, backend: str = "tensorflow") -> int:
+def _resume_epoch(work_dir: Path, backend: str = "tensorflow", lineage: str | None = None,
+                  target: int | None = None) -> int:
     """Epochs the backup holds, read from the file that holds the state itself; 0 when it
     was saved by another Keras backend (a killed run whose study then switched backends:
-    its state is no start for this one). Backups from before backends: TensorFlow's."""
+    its state is no start for this one). Backups from before backends: TensorFlow's.
+
+    Also 0 when the backup was saved by another `lineage` (a halving rung's state kept for
+    the next rung, whose run config or code changed since) or holds more than `target`
+    epochs (a rung retrained after a later rung's state was saved): training cannot go back."""
     state = work_dir / "backup" / BACKUP_STATE
     if not state.exists():
         return 0
     with np.load(state) as saved:
         saved_by = str(saved["backend"]) if "backend" in saved.files else "tensorflow"
-        return int(saved["epoch"]) if saved_by == backend else 0
+        saved_lineage = str(saved["lineage"]) if "lineage" in saved.files else None
+        epoch = int(saved["epoch"])
+    if saved_by != backend:
+        return 0
+    if lineage is not None and saved_lineage is not None and saved_lineage != lineage:
+        return 0
+    return 0 if target is not None and epoch > target else epoch
 
 
 def _trim_history(path: Path, epochs_done: int) -> None:
@@ -184,7 +198,7 @@ def _state_variables(model) -> list:
     return [*model.variables, *model.optimizer.variables]
 
 
-def _save_backup(backup: Path, model, epochs_done: int) -> None:
+def _save_backup(backup: Path, model, epochs_done: int, lineage: str | None = None) -> None:
     """One file per backup, renamed into place, holding the epoch count with the state (so the
     two never disagree). Replaces Keras's `BackupAndRestore`, whose .weights.h5 writer walks
     every layer in Python: 0.57 s a backup for the default study's MobileNetV2, whose epochs
@@ -195,6 +209,7 @@ def _save_backup(backup: Path, model, epochs_done: int) -> None:
     variables = _state_variables(model)
     with atomic_path(backup / BACKUP_STATE) as tmp:
         np.savez(tmp, epoch=epochs_done, backend=keras.backend.backend(),
+                 **({"lineage": lineage} if lineage else {}),
                  **{f"v{i}": v.numpy() for i, v in enumerate(variables)})
     # A progress marker for people (and the kill test) watching a run; resuming reads state.npz.
     write_json_atomic(backup / "training_metadata.json", {"epoch": epochs_done})
@@ -418,21 +433,28 @@ def input_feed(model, run: dict, data: RunData, log: Callable[[str], None]) -> F
 
 
 def fit_with_resume(
-    keras, model, run: dict, feed: Feed, work: Path, log: Callable[[str], None]
+    keras, model, run: dict, feed: Feed, work: Path, log: Callable[[str], None],
+    stop_after: int | None = None, lineage: str | None = None,
 ) -> tuple[list[dict], float]:
     """Train `model` to the run's epochs on `feed` (`input_feed`: `fit` runs on `feed.model`,
     `model` itself or its DeviceTrainer), resuming from the epoch backup in `work` if there is
-    one; returns (history rows as `history_rows` makes them, seconds spent fitting now)."""
+    one; returns (history rows as `history_rows` makes them, seconds spent fitting now).
+
+    `stop_after`: stop after that epoch (a halving rung, issue #31); everything an epoch
+    computes (its batches, the learning-rate schedule over the run's epochs) stays the run's,
+    so a run stopped there and continued later equals one trained straight through."""
     train, seed = run["train"], int(run["seed"])
     bs, epochs = int(train["batch_size"]), int(train["epochs"])
+    target = min(epochs, int(stop_after)) if stop_after else epochs
     work.mkdir(parents=True, exist_ok=True)
     partial_history = work / layout.HISTORY
-    first_epoch = _resume_epoch(work, run_backend(run))
+    first_epoch = _resume_epoch(work, run_backend(run), lineage, target)
     _trim_history(partial_history, first_epoch)
     if first_epoch:
         log(f"resuming after epoch {first_epoch} from {work}")
     elif (work / "backup" / BACKUP_STATE).exists():
-        log(f"not resuming: the backup in {work} was saved by another Keras backend")
+        log(f"not resuming: the backup in {work} was saved by another Keras backend, run "
+            "config or code, or holds more epochs than this job trains to")
 
     _build_before_fit(feed.model, feed.pixels("val", bs))
     if first_epoch:
@@ -442,7 +464,7 @@ def fit_with_resume(
         # Last: the epoch's history row is written before the backup that counts it. The
         # run's model, not `self.model` (a DeviceTrainer shares its variables and optimizer).
         def on_epoch_end(self, epoch, logs=None):
-            _save_backup(work / "backup", model, epoch + 1)
+            _save_backup(work / "backup", model, epoch + 1, lineage)
 
     class EpochClock(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -461,11 +483,11 @@ def fit_with_resume(
         EpochBackup(),
     ]
     t_fit = time.perf_counter()
-    if first_epoch < epochs:
+    if first_epoch < target:
         feed.model.fit(
-            feed.train(bs, seed, first_epoch, epochs, augment=train.get("augment", "none")),
+            feed.train(bs, seed, first_epoch, target, augment=train.get("augment", "none")),
             validation_data=feed.eval("val", bs),
-            epochs=epochs,
+            epochs=target,
             initial_epoch=first_epoch,
             steps_per_epoch=feed.splits["train"].steps_per_epoch(bs),
             # the feed's order is the run's (a PyDataset would otherwise be reshuffled by
@@ -533,11 +555,13 @@ def summarize(history: list[dict], epochs: int) -> dict:
 
 
 def write_outputs(paths: RunPaths, model, history: list[dict], metrics: dict,
-                  predictions: np.ndarray | None = None) -> None:
+                  predictions: np.ndarray | None = None, keep_state: bool = False) -> None:
     """The run's outputs, each renamed into place, metrics.json last (it marks a run done);
-    then the resume state goes."""
-    with atomic_path(paths.model) as tmp:
-        model.save(tmp)
+    then the resume state goes (`keep_state`: a halving rung's, which the next rung continues
+    from)."""
+    if paths.model is not None:
+        with atomic_path(paths.model) as tmp:
+            model.save(tmp)
     with atomic_path(paths.predictions_file) as tmp, open(tmp, "wb") as fh:
         np.save(fh, np.zeros(0, PREDICTIONS_DTYPE) if predictions is None else predictions)
     with atomic_path(paths.history) as tmp, open(tmp, "w", newline="") as fh:
@@ -546,7 +570,8 @@ def write_outputs(paths: RunPaths, model, history: list[dict], metrics: dict,
         for h in history:
             writer.writerow({k: ("nan" if h[k] is None else h[k]) for k in HISTORY_COLUMNS})
     write_json_atomic(paths.metrics, metrics)
-    shutil.rmtree(paths.work_dir, ignore_errors=True)
+    if not keep_state:
+        shutil.rmtree(paths.work_dir, ignore_errors=True)
 
 
 def train_run(
@@ -555,8 +580,15 @@ def train_run(
     paths: RunPaths,
     threads: int = 1,
     log: Callable[[str], None] = print,
+    stop_after: int | None = None,
+    code: str | None = None,
 ) -> dict:
-    """Train one run as `run` (a resolved run config) says and write its three outputs."""
+    """Train one run as `run` (a resolved run config) says and write its three outputs.
+
+    `stop_after`: a halving rung (issue #31): train only to that epoch, keep the resume
+    state for the next rung, and record `rung_epochs` in metrics.json; the run config (and
+    its `config_hash`) stays the run's own, so the next rung continues it. `code`: the job's
+    code fingerprint; with the config hash it is the lineage a kept state must match."""
     backend = run_backend(run)
     keras, tf = set_up(run, threads, log)  # may fail fast (no GPU): nothing written yet
     monitor.write_heartbeat(paths.work_dir, None, int(run["train"]["epochs"]))  # for `status`
@@ -567,7 +599,11 @@ def train_run(
     data = load_data(run, data_dir, log)
     model = build_and_compile(keras, run, data, log)
     feed = input_feed(model, run, data, log)
-    history, train_seconds = fit_with_resume(keras, model, run, feed, paths.work_dir, log)
+    epochs = int(run["train"]["epochs"])
+    target = min(epochs, int(stop_after)) if stop_after else epochs
+    lineage = config_hash([run, code])
+    history, train_seconds = fit_with_resume(keras, model, run, feed, paths.work_dir, log,
+                                             stop_after=target, lineage=lineage)
 
     bs = int(run["train"]["batch_size"])
     test_loss, test_acc = feed.model.evaluate(feed.eval("test", bs), verbose=0)
@@ -577,7 +613,8 @@ def train_run(
         "study": run["study"],
         "variant": run["variant"],
         "seed": int(run["seed"]),
-        **summarize(history, int(run["train"]["epochs"])),
+        **summarize(history, target),
+        **({"rung_epochs": target} if target < epochs else {}),
         "test_accuracy": _finite(test_acc),
         "test_loss": _finite(test_loss),
         "partition": data.partition,
@@ -600,6 +637,6 @@ def train_run(
             "keras_backend": keras.backend.backend(),
         },
     }
-    write_outputs(paths, model, history, metrics, predictions)
+    write_outputs(paths, model, history, metrics, predictions, keep_state=target < epochs)
     log(f"done: status={metrics['status']} best_val_accuracy={metrics['best_val_accuracy']}")
     return metrics

@@ -307,8 +307,12 @@ def _resolve(config: dict) -> _Resolved:
 # the variant's selected candidate (cnnablate.decisions.tuning.select). The tuning seeds never
 # decide, so the decisions' guarantee holds for the selected configurations.
 
-TUNE_RESERVED = ("seeds", "metric", "epochs")
+TUNE_RESERVED = ("seeds", "metric", "epochs", "schedule", "rungs", "keep", "zoom")
+# How the candidates are trained (README, "Fair comparisons"): set on the study's `tune:` only,
+# so every variant of a study is tuned the same way (equal effort).
+SCHEDULE_KEYS = ("schedule", "rungs", "keep", "zoom")
 DEFAULT_TUNE_METRIC = "best_val_accuracy"
+DEFAULT_KEEP = 0.5
 # Not nuisance settings: the network itself is what a study fixes.
 UNTUNABLE = ("model.name",)
 
@@ -389,6 +393,12 @@ def _check_tune(tune: Mapping, run: dict, study: Mapping, overrides: Mapping, st
     if tune.get("epochs") and "train.epochs" in keys:
         raise ConfigError(f"{at('epochs')}: {tune['epochs']} conflicts with tuning "
                           "train.epochs; give one of them")
+    mine = [k for k in SCHEDULE_KEYS if k in (overrides.get("tune") or {})]
+    if mine:
+        raise ConfigError(
+            f"studies.{study_name}.variants.{variant}.tune.{mine[0]}: set it on the study's "
+            f"`tune:` (studies.{study_name}.tune.{mine[0]}): every variant is tuned the same way"
+        )
     seeds = [int(s) for s in tune["seeds"]]
     both = sorted(set(seeds) & set(deciding_seeds))
     if both:
@@ -405,11 +415,65 @@ def _check_tune(tune: Mapping, run: dict, study: Mapping, overrides: Mapping, st
         dup = next(n for n in names if names.count(n) > 1)
         raise ConfigError(f"{at(None)}: two candidates are both named {dup!r} (their values "
                           "print the same); list each value once")
+    epochs = int(tune.get("epochs") or run["train"]["epochs"])
     return {
         "keys": keys, "seeds": seeds, "metric": tune.get("metric") or DEFAULT_TUNE_METRIC,
         "epochs": tune.get("epochs"),
         "candidates": [{"name": n, "values": v} for n, v in zip(names, candidates)],
+        **_schedule(tune, keys, epochs, f"studies.{study_name}.tune",
+                    int(smoke["epochs"]) if smoke else None),
     }
+
+
+def _schedule(tune: Mapping, keys: Mapping[str, list], epochs: int, where: str,
+              smoke_epochs: int | None = None) -> dict:
+    """How a variant's candidates are trained: `schedule` (grid: every candidate the whole
+    tuning budget; halving: successive halving over `rungs`, keeping the best `keep` fraction
+    at each), `rungs` (epochs; the last is the tuning budget itself), `keep` and `zoom` (the
+    refinement stages after it). A ConfigError names the key and the value."""
+    from cnnablate.decisions import halving
+
+    schedule = tune.get("schedule") or "grid"
+    keep = tune.get("keep", DEFAULT_KEEP)
+    if not isinstance(keep, (int, float)) or isinstance(keep, bool) or not 0 < keep < 1:
+        raise ConfigError(f"{where}.keep: {keep!r} must lie strictly between 0 and 1 (the "
+                          "fraction of candidates each rung keeps, e.g. 0.5)")
+    zoom = tune.get("zoom", 0) or 0
+    if zoom and not [k for k, v in keys.items() if _numeric_candidates(v)]:
+        raise ConfigError(
+            f"{where}.zoom: {zoom} refines a numeric key around its pick, and no tuned key is "
+            f"numeric ({', '.join(f'{k}: {v}' for k, v in keys.items())}); remove zoom"
+        )
+    rungs = tune.get("rungs")
+    budget = min(epochs, smoke_epochs) if smoke_epochs else epochs  # smoke mode's cap
+    if schedule == "grid":
+        if rungs is not None:
+            raise ConfigError(f"{where}.rungs: {rungs} needs schedule: halving (a grid trains "
+                              "every candidate the whole tuning budget)")
+        return {"schedule": "grid", "rungs": [budget], "keep": float(keep), "zoom": int(zoom)}
+    if "train.epochs" in keys:
+        raise ConfigError(f"{where}.schedule: halving stops every candidate at the same "
+                          "epochs, and train.epochs is tuned; tune it on a grid")
+    if rungs is None:
+        rungs = halving.default_rungs(epochs, 1 / keep)
+    rungs = [int(r) for r in rungs]
+    if any(b <= a for a, b in zip(rungs, rungs[1:])):
+        raise ConfigError(f"{where}.rungs: {rungs} must increase (epochs at which each rung "
+                          "decides, e.g. [1, 2, 5])")
+    if rungs[-1] > epochs:
+        raise ConfigError(
+            f"{where}.rungs: {rungs} ends beyond the tuning runs' {epochs} epochs (tune.epochs, "
+            "else train.epochs); the last rung is at most that budget"
+        )
+    rungs = [r for r in rungs if r < budget]  # smoke mode: only the rungs below its budget
+    rungs.append(budget)  # the finalists always train the whole tuning budget
+    return {"schedule": "halving", "rungs": rungs, "keep": float(keep), "zoom": int(zoom)}
+
+
+def _numeric_candidates(values: Iterable) -> bool:
+    values = list(values)
+    return bool(values) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
 
 def _check_tune_key(key: str, candidates: list, run: dict, study: Mapping, overrides: Mapping,
@@ -482,6 +546,17 @@ def _tuning_runs(run: dict, spec: Mapping, smoke: Mapping | None) -> list[dict]:
     return out
 
 
+def tuning_run_at(template: dict, values: Mapping[str, Any],
+                  smoke: Mapping | None = None) -> dict:
+    """A tuning run of a candidate not in the grid (the zoom stage's, issue #31): a tuning run
+    of the same variant (`template`) at `values`, smoke mode's caps applied again."""
+    out = _with_values(template, values)
+    if smoke and template.get("smoke"):
+        _apply_smoke(out, smoke)
+    out["tuning"] = {"candidate": candidate_name(values), "values": copy.deepcopy(dict(values))}
+    return out
+
+
 def apply_selection(run: dict, values: Mapping[str, Any] | None,
                     smoke: Mapping | None = None) -> dict:
     """A tuned variant's deciding run at its selected candidate's `values` (smoke mode's caps
@@ -512,7 +587,8 @@ def planning_summary(runs: list[dict], tuning: Tuning, layout: Layout | None = N
     lines = []
     for study, specs in tuning.specs.items():
         tune_runs = [r for r in tuning.runs if r["study"] == study]
-        tune_epochs = sum(int(r["train"]["epochs"]) for r in tune_runs)
+        grid_epochs = sum(int(r["train"]["epochs"]) for r in tune_runs)
+        tune_epochs = sum(_tuning_epochs(spec) for spec in specs.values())
         decide_epochs = sum(int(r["train"]["epochs"]) for r in runs if r["study"] == study)
         share = tune_epochs / max(1, tune_epochs + decide_epochs)
         lines.append(
@@ -521,6 +597,43 @@ def planning_summary(runs: list[dict], tuning: Tuning, layout: Layout | None = N
             "its tuned variants' deciding runs follow the selection "
             f"({layout.tuning_selection(study)}), known once the tuning runs end"
         )
+        lines.extend(f"cnnablate: {study}: {line}" for line in _stage_lines(specs, grid_epochs))
+    return lines
+
+
+def _tuning_epochs(spec: Mapping) -> int:
+    """A variant's planned tuning epochs: the grid's, or halving's (a promoted candidate
+    continues its run: each rung adds only its new epochs), on every tuning seed."""
+    from cnnablate.decisions import halving
+
+    n, rungs = len(spec["candidates"]), spec["rungs"]
+    if len(rungs) == 1:
+        return n * rungs[0] * len(spec["seeds"])
+    return halving.halving_epochs(n, rungs, spec["keep"]) * len(spec["seeds"])
+
+
+def _stage_lines(specs: Mapping[str, Mapping], grid_epochs: int) -> list[str]:
+    """The rung plan per variant, halving's cost against the grid's, and the zoom stage."""
+    from cnnablate.decisions import halving
+
+    lines = []
+    first = next(iter(specs.values()))
+    if len(first["rungs"]) > 1:
+        rungs = first["rungs"]
+        plans = {v: halving.rung_plan(len(s["candidates"]), rungs, s["keep"])
+                 for v, s in specs.items()}
+        shown = "; ".join(f"{v} {' -> '.join(map(str, p))}" for v, p in plans.items())
+        spent = sum(_tuning_epochs(s) for s in specs.values())
+        lines.append(
+            f"successive halving, rungs at {', '.join(map(str, rungs))} epochs, keep "
+            f"{first['keep']:g}: candidates per rung {shown}; {spent} tuning epochs instead of "
+            f"the grid's {grid_epochs} ({spent / max(1, grid_epochs):.0%}); each rung is a "
+            "checkpoint (tuning_rung), and a promoted candidate continues its own run")
+    if first.get("zoom"):
+        lines.append(
+            f"zoom {first['zoom']}: after the {'last rung' if len(first['rungs']) > 1 else 'grid'}"
+            ", new candidates around each variant's pick (tuning_zoom), each trained "
+            f"{first['rungs'][-1]} epochs per tuning seed; not counted above (known after it)")
     return lines
 
 

@@ -177,6 +177,8 @@ def _line(s: RunStatus, width: int = 24) -> str:
     acc = f"{s.val_accuracy:.4f}" if s.val_accuracy is not None else "-"
     if s.state == "done":
         text = f"{s.epochs_done} epochs, best val_accuracy {acc}{speed}"
+        if s.detail:  # a halving candidate that a rung did not promote
+            text = f"{text}; {s.detail}"
     elif s.state == "diverged":
         text = s.detail
     elif s.state == "running":
@@ -201,8 +203,9 @@ def remaining_epochs(r: RunStatus) -> int:
     return 0 if r.state in ("done", "diverged") else r.epochs - r.epochs_done
 
 
-def format_status(statuses: list[RunStatus]) -> str:
-    """One header per study (progress bar, counts, ETA) and one line per run; a total."""
+def format_status(statuses: list[RunStatus], notes: dict[str, str] | None = None) -> str:
+    """One header per study (progress bar, counts, ETA) and one line per run; a total.
+    `notes`: a line per study shown under its tuning runs (halving's rungs, `rung_notes`)."""
     running_now = max(1, sum(s.state == "running" for s in statuses))
     # names of tuning runs are longer: keep the columns aligned
     width = max([24, *(len(_name(s)) for s in statuses)])
@@ -234,6 +237,8 @@ def format_status(statuses: list[RunStatus]) -> str:
         if tuning:
             out.append(f" tuning runs ({sum(r.epochs for r in tuning)} epochs):")
             out.extend(_line(r, width) for r in tuning)
+            if (notes or {}).get(study):
+                out.append(notes[study])
             out.append(" deciding runs (at each variant's selected candidate):")
         out.extend(_line(r, width) for r in runs if not r.tuning)
     if statuses:
@@ -314,7 +319,87 @@ def collect(runs: list[dict], root: Path, smoke: bool = False,
         ident = layout.of(run)  # a tuning run's: {variant}/tune-{candidate}/seed{seed}
         run_dir, log = root / layout.run_dir(*ident), root / layout.run_log(*ident)
         status = _status_at(run, run_dir, log, root, now)
+        if ident[3] and status.state in ("waiting", "failed"):
+            status = _at_rung(run, run_dir, root / layout.study_dir(run["study"]), status)
         out.append(replace(status, tuning=ident[3] or ""))
+    return out
+
+
+# --- halving's rungs (`tune: {schedule: halving}`, cnnablate.decisions.stages) ----------------
+def _rung_decisions(study_dir: Path) -> list[dict]:
+    """The study's written rung decisions (tuning/rung{r}.json), in rung order."""
+    found = [_read_json(p) for p in sorted((study_dir / "tuning").glob("rung*.json"))]
+    return sorted((d for d in found if d), key=lambda d: int(d.get("rung", 0)))
+
+
+def _at_rung(run: dict, run_dir: Path, study_dir: Path, status: RunStatus) -> RunStatus:
+    """A halving candidate between rungs: stopped (a rung decision did not promote it: done,
+    at that rung's epochs) or promoted and waiting for its next rung (not failed: its resume
+    state is kept on purpose). Others as `status` says."""
+    snapshots = sorted((int(p.parent.name.removeprefix("rung-")), p)
+                       for p in run_dir.glob(f"rung-*/{METRICS}")
+                       if p.parent.name.removeprefix("rung-").isdigit())
+    if not snapshots:
+        return status
+    epochs, path = snapshots[-1]
+    metrics = _read_json(path) or {}
+    candidate = run["tuning"]["candidate"]
+    for decision in _rung_decisions(study_dir):
+        entry = (decision.get("variants") or {}).get(run["variant"]) or {}
+        if entry.get("epochs") != epochs or candidate not in entry.get("trained", []):
+            continue
+        if candidate in entry.get("promoted", []):
+            break
+        return replace(
+            status, state="done", epochs=epochs, epochs_done=epochs,
+            val_accuracy=_float(metrics.get("best_val_accuracy")),
+            seconds_per_epoch=_float(metrics.get("seconds_per_epoch")),
+            detail=f"stopped at rung {decision['rung']}: not promoted")
+    if status.state == "failed" and "stopped" in status.detail:
+        return replace(status, state="waiting", epochs_done=epochs,
+                       val_accuracy=_float(metrics.get("best_val_accuracy")),
+                       detail=f"rung of {epochs} epochs done, continues")
+    return status
+
+
+def rung_notes(statuses: list[RunStatus], root: Path, smoke: bool = False) -> dict[str, str]:
+    """Per halving study, one line on its rungs: how many candidates each trained and kept."""
+    layout = Layout(smoke=smoke)
+    notes = {}
+    for study in dict.fromkeys(s.study for s in statuses if s.tuning):
+        decisions = _rung_decisions(root / layout.study_dir(study))
+        if not decisions:
+            continue
+        parts = []
+        for d in decisions:
+            entries = list((d.get("variants") or {}).values())
+            trained = sum(len(e.get("trained", [])) for e in entries)
+            kept = sum(len(e.get("promoted", [])) for e in entries)
+            epochs = sorted({e.get("epochs") for e in entries})
+            parts.append(f"rung {d['rung']} ({'/'.join(map(str, epochs))} epochs) "
+                         f"{kept} of {trained} candidates promoted")
+        notes[study] = " rungs: " + "; ".join(parts)
+    return notes
+
+
+def zoom_runs(tuning: list[dict], root: Path, smoke: bool = False,
+              smoke_settings: dict | None = None) -> list[dict]:
+    """The zoom stage's tuning runs of studies whose zoom checkpoint has written its new
+    candidates (results/studies/{study}/tuning/zoom.json); none before."""
+    from cnnablate.workflow.config import tuning_run_at
+
+    layout = Layout(smoke=smoke)
+    out = []
+    for study in dict.fromkeys(r["study"] for r in tuning):
+        state = _read_json(root / layout.study_file(study, "tuning/zoom.json")) or {}
+        for variant, entry in (state.get("variants") or {}).items():
+            mine = [r for r in tuning if (r["study"], r["variant"]) == (study, variant)]
+            if not mine:
+                continue
+            seeds = list(dict.fromkeys(int(r["seed"]) for r in mine))
+            for candidate in entry.get("candidates", []):
+                run = tuning_run_at(mine[0], candidate["values"], smoke_settings)
+                out.extend({**run, "seed": seed} for seed in seeds)
     return out
 
 
