@@ -110,13 +110,6 @@ def test_train_rule_conda_env_follows_the_runs_gpu(resources, run, expected):
     assert env(SimpleNamespace(), SimpleNamespace()) == expected
 
 
-def test_train_rule_uses_the_gpu_env_function():
-    text = (REPO / "rules" / "train.smk").read_text()
-    conda = text.split("conda:")[1].split("script:")[0]
-    assert "conda_env_by_gpu" in conda
-    assert '"../envs/train.yaml"' in conda and '"../envs/train-gpu.yaml"' in conda
-
-
 def test_gpu_tensorflow_pin_resolves_on_the_package_index():
     """The pinned tensorflow (the and-cuda extra's package) exists on the index for this Python
     and platform. `pip index versions` reads only the index page, not the ~600 MB wheel;

@@ -421,12 +421,12 @@ if phase == "part":
 else:
     write_outputs = T.write_outputs
 
-    def dump_weights(paths, model, history, metrics):
+    def dump_weights(paths, model, history, metrics, *rest, **keys):
         np.savez(Path(run_dir) / "weights.npz", *[np.asarray(v) for v in model.variables])
         conv = next(layer for layer in model.layers if layer.name.endswith("_conv"))
         (Path(run_dir) / "trained.json").write_text(json.dumps({
             "compute_dtype": conv.compute_dtype, "optimizer": type(model.optimizer).__name__}))
-        write_outputs(paths, model, history, metrics)
+        write_outputs(paths, model, history, metrics, *rest, **keys)
 
     T.write_outputs = dump_weights
     T.train_run(run, data_dir, paths, threads=1)
