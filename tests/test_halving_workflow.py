@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from cnnablate.workflow import config as cnnablate_config
+from tests import tiny
 from tests.workflow import (
     ROOT,
     copy_finished,
@@ -29,24 +30,12 @@ from tests.workflow import (
 
 STUDY = "halved"
 GRID = [0.003, 0.03, 0.1]
-HALVED = {
-    "datasets": {"digits": {"source": "sklearn_digits"}},
-    "studies": {
-        STUDY: {
-            "dataset": "digits",
-            "image_size": 12,
-            "model": {"name": "all_cnn_c", "width": 0.25, "bn_momentum": 0.9, "dropout": False},
-            "train": {"epochs": 2, "batch_size": 32, "learning_rate": 0.05,
-                      "max_train_images": 256, "max_eval_images": 128},
-            "seeds": [0],
-            "variants": {"relu": {"activation": "relu"}},
-            # 3 candidates: all train 1 epoch, the better 2 continue to 2 (ceil(3 * 0.5)), then
-            # one zoom stage around the pick, trained the whole 2 epochs
-            "tune": {"train.learning_rate": list(GRID), "seeds": [1000], "schedule": "halving",
-                     "rungs": [1, 2], "keep": 0.5, "zoom": 1},
-        },
-    },
-}
+HALVED = tiny.config(**{STUDY: tiny.tuning_study(
+    # 3 candidates: all train 1 epoch, the better 2 continue to 2 (ceil(3 * 0.5)), then one
+    # zoom stage around the pick, trained the whole 2 epochs
+    tune={"train.learning_rate": list(GRID), "seeds": [1000], "schedule": "halving",
+          "rungs": [1, 2], "keep": 0.5, "zoom": 1},
+)})
 STUDY_DIR = f"results/studies/{STUDY}"
 SELECTION = f"{STUDY_DIR}/tuning/selection.json"
 TIMINGS = {"train_seconds", "seconds_per_epoch", "started_at", "finished_at"}

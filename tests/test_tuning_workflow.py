@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import tiny
 from tests.workflow import (
     ROOT,
     copy_finished,
@@ -27,27 +28,16 @@ from tests.workflow import (
 pytestmark = pytest.mark.workflow
 
 STUDY = "tuned"
-TUNED = {
-    "datasets": {"digits": {"source": "sklearn_digits"}},
-    "studies": {
-        STUDY: {
-            "dataset": "digits",
-            "image_size": 12,
-            "model": {"name": "all_cnn_c", "width": 0.25, "bn_momentum": 0.9, "dropout": False},
-            "train": {"epochs": 2, "batch_size": 32, "learning_rate": 0.05,
-                      "max_train_images": 256, "max_eval_images": 128},
-            "seeds": [0],
-            "baseline": "relu",
-            "tune": {"train.learning_rate": [0.003, 0.1], "seeds": [1000], "epochs": 1},
-            "variants": {
-                "relu": {"activation": "relu"},
-                # its own grid (one candidate, the study's tuning seeds and budget): the test
-                # below adds a candidate to it alone
-                "tanh": {"activation": "tanh", "tune": {"train.learning_rate": [0.00001]}},
-            },
-        },
+TUNED = tiny.config(**{STUDY: tiny.tuning_study(
+    baseline="relu",
+    tune={"train.learning_rate": [0.003, 0.1], "seeds": [1000], "epochs": 1},
+    variants={
+        "relu": {"activation": "relu"},
+        # its own grid (one candidate, the study's tuning seeds and budget): the test
+        # below adds a candidate to it alone
+        "tanh": {"activation": "tanh", "tune": {"train.learning_rate": [0.00001]}},
     },
-}
+)})
 TABLES = f"results/studies/{STUDY}"
 
 

@@ -91,3 +91,15 @@ def study(train: dict, *, model: dict | None = None, seeds: list | dict | None =
         "train": train, "seeds": [0] if seeds is None else seeds,
         "variants": ONE_RELU if variants is None else variants, **keys,
     })
+
+
+# The tuning workflow tests' studies (test_tuning_workflow, test_halving_workflow): All-CNN-C at
+# 12x12, width 0.25 without dropout, 256 training and 128 evaluation images.
+TUNING_TRAIN = {"epochs": 2, "batch_size": 32, "learning_rate": 0.05, "max_train_images": 256,
+                "max_eval_images": 128}
+TUNING_MODEL = {"width": 0.25, "bn_momentum": 0.9, "dropout": False}
+
+
+def tuning_study(**keys) -> dict:
+    """A tuned study on digits for the tuning workflow tests: `keys` as given (`tune`, ...)."""
+    return study(dict(TUNING_TRAIN), model=TUNING_MODEL, image_size=12, **keys)
