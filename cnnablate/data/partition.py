@@ -26,14 +26,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 
-from cnnablate.base.layout import PREDICTIONS
+from cnnablate.base.layout import SPLITS
 from cnnablate.data.splits import SplitArrays
 
-SPLITS = ("train", "val", "test")
 MODES = ("per_seed", "fixed")
 DEFAULT_MODE = "per_seed"
 # Sources whose test split is drawn by `prepare.py` (no official test set): redrawn per seed.
@@ -159,7 +157,3 @@ def load_partition(files: Mapping[str, SplitArrays], partition: Mapping | None, 
         "redrawn": redrawn,
     }
     return splits, record
-
-
-def predictions_path(run_dir: str | Path) -> Path:
-    return Path(run_dir) / PREDICTIONS
