@@ -291,12 +291,15 @@ def test_timeout_from_environment(tmp_path, monkeypatch):
 
 def test_runs_per_gpu_packs_k_jobs_on_each_gpu_then_waits(workers):
     pool = workers("0,1")
-    procs = [pool.start(f"p{i}", runs_per_gpu=2) for i in range(4)]
-    claims = pool.wait_claims(4)
+    # one at a time, so that the order of the claims is known (the times they record need not
+    # follow the order of the locks when the workers start together on a loaded machine)
+    procs = []
+    for i in range(4):
+        procs.append(pool.start(f"p{i}", runs_per_gpu=2))
+        claims = pool.wait_claims(i + 1)
+        if i == 1:  # spread before doubling up: the first two claims took different GPUs
+            assert {c["ids"][0] for c in claims} == {"0", "1"}
     assert sorted(c["ids"][0] for c in claims) == ["0", "0", "1", "1"]
-    # spread before doubling up: the first two claims took different GPUs
-    first_two = sorted(claims, key=lambda c: c["t"])[:2]
-    assert {c["ids"][0] for c in first_two} == {"0", "1"}
     fifth = pool.start("p4", timeout=1.0, runs_per_gpu=2)
     assert fifth.wait(timeout=30) == 3  # both slots of both GPUs taken
     pool.release(procs[1])
