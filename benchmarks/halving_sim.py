@@ -17,8 +17,9 @@ Three ways to tune each arm over the grid 0.001, 0.003, 0.01, 0.03, 0.1 (half de
 user writes them) on `T` tuning seeds, all reading the *same* tuning runs (a promoted candidate
 resumes its run bit-identically, so halving sees a prefix of the grid's runs):
 - grid: every candidate trains the full budget, `select` picks;
-- halving: rungs `default_rungs(R, n_candidates=5)` = 1, 2, 4, 8 epochs, keep 0.5 (rung plan
-  5, 3, 2, 1), `promote_seeds` (select's rule) at each rung;
+- halving: the workflow's default rungs, `budget_rungs(R, [5, 5, 5], 0.5)` = 2, 3, 5, 8 epochs
+  (the latest geometric rungs within half the grid's epochs), keep 0.5 (rung plan 5, 3, 2, 1),
+  `promote_seeds` (select's rule) at each rung;
 - halving + zoom: halving, then `zoom_candidates(grid, pick, 1)` (geometric midpoints to the
   pick's neighbours; one step beyond an edge pick) train the full budget, and `select` picks
   among the pick and the new candidates.
@@ -53,7 +54,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cnnablate.decisions.decide import Design, decide  # noqa: E402
 from cnnablate.decisions.halving import (  # noqa: E402
-    default_rungs,
+    budget_rungs,
     promote_seeds,
     rung_plan,
     zoom_candidates,
@@ -63,7 +64,7 @@ from cnnablate.decisions.tuning import select  # noqa: E402
 GRID_LR = (0.001, 0.003, 0.01, 0.03, 0.1)  # as a user writes a half-decade grid
 EPOCHS = 8  # the tuning runs' (and deciding runs') full budget R
 KEEP = 0.5
-RUNGS = tuple(default_rungs(EPOCHS, 2, len(GRID_LR)))  # (1, 2, 4, 8)
+RUNGS = tuple(budget_rungs(EPOCHS, [len(GRID_LR)] * 3, KEEP))  # (2, 3, 5, 8)
 CHANCE = 0.1  # ten classes
 HALF_DECADE = 0.5
 K_PEAK = 1.2  # learning speed at the arm's best lr: epoch 1 gets 70 % of the way (R = 8)
@@ -445,7 +446,7 @@ def main() -> None:
     ap.add_argument("--gamma", type=float, nargs="+", default=[0.5, 1.0],
                     help="learning speed ∝ lr**gamma (the short-horizon bias of early rungs)")
     ap.add_argument("--rungs", type=int, nargs="+", default=list(RUNGS),
-                    help=f"halving's rungs in epochs, the last {EPOCHS} (default: default_rungs)")
+                    help=f"halving's rungs in epochs, the last {EPOCHS} (default: budget_rungs)")
     ap.add_argument("--keep", type=float, default=KEEP)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--figure", type=Path)

@@ -43,18 +43,22 @@ def test_bad_schedules_are_refused(rungs, keep):
         hv.rung_plan(4, rungs, keep)
 
 
-def test_default_rungs_are_geometric_and_end_at_the_full_budget():
-    assert hv.default_rungs(5) == [1, 2, 5]
-    assert hv.default_rungs(10) == [1, 2, 5, 10]
-    assert hv.default_rungs(30, eta=3) == [1, 3, 10, 30]
-    assert hv.default_rungs(27, eta=3) == [1, 3, 9, 27]
-    assert hv.default_rungs(1) == [1]
-    # with n candidates: ceil(log2 n) + 1 rungs, the latest ones
-    assert hv.default_rungs(5, n_candidates=2) == [2, 5]
-    assert hv.default_rungs(20, n_candidates=4) == [5, 10, 20]
-    assert hv.default_rungs(20, n_candidates=5) == [2, 5, 10, 20]
-    assert hv.default_rungs(20, n_candidates=1) == [20]
-    assert hv.rung_plan(4, hv.default_rungs(20, n_candidates=4), 0.5) == [4, 2, 1]
+def test_default_rungs_are_the_latest_within_half_the_grid():
+    # 4 candidates, 5 epochs: 4 -> 2 -> 1 over rungs [r1, r2, 5] costs 4 r1 + 2 (r2 - r1) +
+    # (5 - r2) = 2 r1 + r2 + 5 epochs of the grid's 20; at most 10 leaves r1 = 1, r2 = 3
+    assert hv.budget_rungs(5, [4], 0.5) == [1, 3, 5]
+    assert hv.budget_rungs(5, [4, 4, 4], 0.5) == [1, 3, 5]  # per variant the same share
+    # 5 candidates, 8 epochs: 5 -> 3 -> 2 -> 1; 5*2 + 3*1 + 2*2 + 1*3 = 20 of 40
+    assert hv.budget_rungs(8, [5], 0.5) == [2, 3, 5, 8]
+    assert hv.budget_rungs(20, [4], 0.5) == [5, 10, 20]  # 20 + 10 + 10 = 40 of 80
+    # 3 candidates, 5 epochs: no rungs reach 7.5 epochs; the cheapest, [1, 2, 5]: 3 + 2 + 3
+    # (by hand: [1, 5] 11, [1, 3, 5] 9, [2, 3, 5] 10, [1, 4, 5] 10)
+    assert hv.budget_rungs(5, [3], 0.5) == [1, 2, 5]
+    assert hv.budget_rungs(5, [1], 0.5) == [5]  # one candidate trains straight through
+    assert hv.budget_rungs(1, [4], 0.5) == [1]
+    assert [hv.rounds_to_one(n, 0.5) for n in (1, 2, 4, 5, 8)] == [1, 2, 3, 4, 4]
+    with pytest.raises(ValueError):
+        hv.budget_rungs(0, [4], 0.5)
 
 
 # --- promotion: select's rule ---------------------------------------------------------------

@@ -51,8 +51,8 @@ def test_halving_reads_a_prefix_of_the_grids_runs():
     pick_grid, spent_grid = tune_grid(runs)
     pick_halving, spent_halving = tune_halving(runs)
     assert spent_grid == len(GRID_LR) * cell.tuning_seeds * EPOCHS
-    # 5 to epoch 1, 3 on to 2, 2 on to 4, 1 on to 8 (per seed): 5 + 3 + 4 + 4 = 16
-    assert spent_halving == 16 * cell.tuning_seeds
+    # 5 to epoch 2, 3 on to 3, 2 on to 5, 1 on to 8 (per seed): 10 + 3 + 4 + 3 = 20
+    assert spent_halving == 20 * cell.tuning_seeds
     # the best-so-far metric never falls over a run's epochs
     for lr in GRID_LR:
         values = [runs.at(lr, e) for e in range(1, EPOCHS + 1)]

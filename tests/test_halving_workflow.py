@@ -273,7 +273,8 @@ def test_schedule_defaults_and_the_grid_unchanged():
     tune["epochs"] = None
     config["studies"][STUDY]["train"]["epochs"] = 5
     spec = cnnablate_config.resolve_tuning(config).specs[STUDY]["relu"]
-    # keep 0.5 halves: rungs at 5 / 2**k epochs (1, 2, 5), no zoom
+    # 3 candidates, 5 epochs: no rungs reach half the grid's 15 epochs; the cheapest, [1, 2, 5]
+    # (3 + 2 + 3 = 8; test_halving.py has the default rungs themselves), no zoom
     assert (spec["schedule"], spec["rungs"], spec["keep"], spec["zoom"]) == (
         "halving", [1, 2, 5], 0.5, 0)
     tune.pop("schedule")
@@ -284,3 +285,20 @@ def test_schedule_defaults_and_the_grid_unchanged():
     tune.update(schedule="halving", rungs=[1, 2, 5])
     spec = cnnablate_config.resolve_tuning(config).specs[STUDY]["relu"]
     assert spec["rungs"] == [1]
+
+
+def test_default_rungs_are_the_studys_when_the_variants_grids_differ():
+    """Every variant is tuned on the same rungs; with grids of 4 and 2 candidates at 5 epochs,
+    the study's default keeps both together within half their grid's 30 epochs."""
+    config = copy.deepcopy(HALVED)
+    study = config["studies"][STUDY]
+    study["train"]["epochs"] = 5
+    study["tune"] = {"train.learning_rate": [0.001, 0.01, 0.1, 1.0], "seeds": [1000],
+                     "schedule": "halving"}
+    study["variants"] = {"relu": {}, "elu": {"activation": "elu",
+                                             "tune": {"train.learning_rate": [0.01, 0.1]}}}
+    specs = cnnablate_config.resolve_tuning(config).specs[STUDY]
+    # alone: 4 candidates [1, 3, 5] (4 + 4 + 2 = 10 of 20); 2 candidates nothing under half,
+    # the cheapest [1, 5] (2 + 4 = 6 of 10). Together over [r1, r2, 5]: (4 r1 + 2 (r2 - r1) +
+    # 5 - r2) + (2 r1 + (5 - r1)) = 3 r1 + r2 + 10 <= 15 leaves r1 = 1, r2 = 2
+    assert specs["relu"]["rungs"] == specs["elu"]["rungs"] == [1, 2, 5]

@@ -71,30 +71,51 @@ def halving_epochs(n_candidates: int, rungs: Sequence[int], keep: float) -> int:
     return sum(n * (end - start) for n, start, end in zip(plan, starts, rungs))
 
 
-def default_rungs(epochs: int, eta: float = 2, n_candidates: int | None = None) -> list[int]:
-    """Geometric rungs ending at the tuning runs' full `epochs`: epochs / eta**k (rounded
-    down, at least 1, duplicates dropped), e.g. [1, 2, 5] for 5 epochs, [1, 3, 10, 30] for 30
-    at eta 3. With `n_candidates`, only the last ceil(log_eta n) + 1 rungs (Hyperband's most
-    aggressive bracket that still ends with one candidate): more rungs would promote a single
-    candidate through epochs it could have trained straight, fewer would prune too early."""
+# The default rungs' cost: at most half the full grid's tuning epochs (issue #31's target).
+DEFAULT_SHARE = 0.5
+_RATIOS = [r / 100 for r in range(99, 0, -1)]  # the rungs' ratio c, latest first
+
+
+def rounds_to_one(n_candidates: int, keep: float) -> int:
+    """How many rungs halving needs until one candidate is left: 3 for 4 candidates at keep
+    0.5 (4 -> 2 -> 1), 4 for 5 (5 -> 3 -> 2 -> 1), 1 for a single candidate."""
+    count, alive = 1, int(n_candidates)
+    while alive > 1:
+        alive = max(1, math.ceil(alive * keep - _CEIL_SLACK))
+        count += 1
+    return count
+
+
+def budget_rungs(epochs: int, n_candidates: Sequence[int], keep: float,
+                 share: float = DEFAULT_SHARE) -> list[int]:
+    """The default rungs: the latest geometric rungs that cost at most `share` of the full
+    grid's epochs. Rungs epochs * c**k (k = m-1 .. 1, rounded down, at least 1, duplicates
+    dropped) and the full `epochs`, m the rungs halving needs to reach one candidate (the
+    largest of `n_candidates`, one count per variant), c the largest ratio (in steps of 0.01)
+    at which the variants together cost at most `share` of their grid; where none does (few
+    epochs), the cheapest. `budget_rungs(5, [4, 4], 0.5) == [1, 3, 5]` (10 of 20 epochs each).
+
+    Why late rungs, not the budget halved down to one epoch ([1, 2, 5]): a rung decides on runs
+    that have trained only so far, and early epochs favour fast starters (the short-horizon
+    bias): on digits, [1, 2, 5] picked each variant's rate a decade below the grid's and
+    [1, 3, 5] the grid's (BENCHMARKS.md §13); deciding as late as the budget allows is where
+    that bias is smallest."""
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs: {epochs!r} must be a positive whole number")
-    if not eta > 1:
-        raise ValueError(f"eta: {eta!r} must be above 1")
-    rungs = [epochs]
-    k = 1
-    while rungs[0] > 1:
-        # round() first: 8 / 2**3 is exactly 1, but 27 / 3**3 may be 0.999...
-        step = max(1, math.floor(round(epochs / eta**k, 9)))
-        if step < rungs[0]:
-            rungs.insert(0, step)
-        k += 1
-    if n_candidates is not None:
-        if n_candidates < 1:
-            raise ValueError(f"n_candidates: {n_candidates} (at least 1)")
-        needed = math.ceil(round(math.log(n_candidates, eta), 9)) + 1 if n_candidates > 1 else 1
-        rungs = rungs[-needed:]
-    return rungs
+    if not n_candidates or min(n_candidates) < 1:
+        raise ValueError(f"n_candidates: {list(n_candidates)} (at least 1 each)")
+    m = min(rounds_to_one(max(n_candidates), keep), epochs)
+    grid = sum(n * epochs for n in n_candidates)
+    best: tuple[int, list[int]] | None = None
+    for c in _RATIOS:
+        early = {max(1, math.floor(round(epochs * c**k, 9))) for k in range(m - 1, 0, -1)}
+        rungs = [*sorted(r for r in early if r < epochs), epochs]
+        cost = sum(halving_epochs(n, rungs, keep) for n in n_candidates)
+        if cost <= share * grid + _CEIL_SLACK:
+            return rungs
+        if best is None or cost < best[0]:
+            best = (cost, rungs)
+    return best[1]
 
 
 def promote(scores: Mapping[str, float | None], n_keep: int,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import functools
 import itertools
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -298,6 +299,7 @@ def _resolve(config: dict) -> _Resolved:
                 _apply_smoke(run, smoke)
             for seed in seeds:
                 runs.append({**copy.deepcopy(run), "seed": int(seed)})
+        _study_default_rungs(study_name, study, tuning.specs.get(study_name, {}))
     return _Resolved(runs, tuning)
 
 
@@ -425,6 +427,26 @@ def _check_tune(tune: Mapping, run: dict, study: Mapping, overrides: Mapping, st
     }
 
 
+def _study_default_rungs(name: str, study: Mapping, specs: Mapping[str, dict]) -> None:
+    """Every variant is tuned on the same rungs: where they are the default and the variants'
+    grids differ in size (each variant's default then differs), the study's default from all
+    of them (`halving.budget_rungs`: the variants together at most half their grid's epochs)."""
+    from cnnablate.decisions import halving
+
+    tune = study.get("tune") or {}
+    if (tune.get("schedule") != "halving" or tune.get("rungs") is not None
+            or len({tuple(s["rungs"]) for s in specs.values()}) < 2):
+        return
+    budgets = {s["rungs"][-1] for s in specs.values()}
+    if len(budgets) > 1:
+        raise ConfigError(f"studies.{name}.tune.rungs: the variants' tuning "
+                          f"budgets differ ({sorted(budgets)} epochs); give the rungs")
+    rungs = halving.budget_rungs(budgets.pop(), [len(s["candidates"]) for s in specs.values()],
+                                 next(iter(specs.values()))["keep"])
+    for spec in specs.values():
+        spec["rungs"] = list(rungs)
+
+
 def _schedule(tune: Mapping, keys: Mapping[str, list], epochs: int, where: str,
               smoke_epochs: int | None = None) -> dict:
     """How a variant's candidates are trained: `schedule` (grid: every candidate the whole
@@ -455,7 +477,8 @@ def _schedule(tune: Mapping, keys: Mapping[str, list], epochs: int, where: str,
         raise ConfigError(f"{where}.schedule: halving stops every candidate at the same "
                           "epochs, and train.epochs is tuned; tune it on a grid")
     if rungs is None:
-        rungs = halving.default_rungs(epochs, 1 / keep)
+        n = math.prod(len(v) for v in keys.values())
+        rungs = halving.budget_rungs(epochs, [n], keep)
     rungs = [int(r) for r in rungs]
     if any(b <= a for a, b in zip(rungs, rungs[1:])):
         raise ConfigError(f"{where}.rungs: {rungs} must increase (epochs at which each rung "
