@@ -17,8 +17,8 @@ Every repetition is decided as the aggregate step decides it (`cnnablate.decisio
 the study's min_effect, alpha 0.05, Holm over the three comparisons). For every comparison and
 every pair of repetitions: do they contradict (`better` in one, `worse` in the other), agree
 (the same verdict), or does one say something the other leaves `undecided`? Also how often
-two repetitions' mean differences have opposite signs, and `spread_ratio`. Results, and why 2
-seeds per set (3 on a quiet machine): BENCHMARKS.md section 12.
+two repetitions' mean differences have opposite signs, and `spread_ratio`. Results (3 seeds
+per set; an earlier 2-seed measurement decided nothing): BENCHMARKS.md section 12.
 Runs are trained by the ordinary workflow in a copy of this repository (`--cores 2`); no run is
 shared between the two arms (their partitions differ).
 """
@@ -42,8 +42,8 @@ sys.path.insert(0, str(ROOT))
 from cnnablate.decisions.decide import Design, decide  # noqa: E402
 
 REPETITIONS = 6
-SEEDS_PER_SET = 2
-SEED_STRIDE = 3  # repetition r's seeds: 3r, 3r+1 (room for a third seed per set)
+SEEDS_PER_SET = 3
+SEED_STRIDE = 3  # repetition r's seeds: 3r, 3r+1, 3r+2
 BASELINE = "relu"
 VARIANTS = {"relu": {"activation": "relu"}, "elu": {"activation": "elu"},
             "selu": {"activation": "selu", "init": "lecun_normal"},
