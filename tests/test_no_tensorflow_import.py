@@ -69,20 +69,55 @@ def test_planning_and_report_modules_do_not_import_keras(module: str) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-PLANNING_MODULES = (*BASE_MODULES, "workflow.config", "workflow.resources",
-                    "workflow.fingerprint", "data.archive", "zoo.models",
-                    "workflow.shared", "workflow.freshness")
+def _snakefile_imports() -> list[str]:
+    """Every cnnablate module the Snakefile and rules/*.smk import while planning."""
+    text = "\n".join(p.read_text() for p in [ROOT / "Snakefile", *sorted(ROOT.glob("rules/*.smk"))])
+    found = set()
+    for package, names in re.findall(r"^\s*from cnnablate(\.[\w.]+)? import \(?([\w ,]+)", text,
+                                     re.M):
+        found.add(package.lstrip(".") if package else "")
+        found.update(f"{package.lstrip('.')}.{n.split()[0]}".lstrip(".")
+                     for n in names.split(",") if n.strip())
+    return sorted(m for m in found if m and (PACKAGE / (m.replace(".", "/") + ".py")).exists())
+
+
+PLANNING_MODULES = tuple(sorted({*BASE_MODULES, *_snakefile_imports(), "workflow.resources",
+                                 "zoo.models"}))
+# Loaded for real (a lazy module, cnnablate/base/lazy.py, is in sys.modules before its first use
+# and loads none of these).
+HEAVY = ("matplotlib", "pandas.core.frame", "scipy.stats._stats_py", "scipy.special._ufuncs",
+         "scipy.integrate._quadpack", "keras")
+
+
+def test_the_planning_modules_are_what_the_snakefile_imports():
+    assert {"decisions.sentences", "decisions.stages", "workflow.plan", "workflow.config",
+            "workflow.freshness"} <= set(PLANNING_MODULES)
 
 
 @pytest.mark.parametrize("module", PLANNING_MODULES)
 def test_planning_modules_do_not_import_matplotlib_or_pandas(module: str) -> None:
-    """What the Snakefile imports while planning stays light (benchmarks/planning.py)."""
+    """What the Snakefile imports while planning stays light (benchmarks/planning.py): the
+    decision rules it describes a study with compute with scipy and pandas only later."""
     result = run_python(
         f"import sys, cnnablate.{module}\n"
-        "bad = [m for m in ('matplotlib', 'pandas', 'scipy', 'keras') if m in sys.modules]\n"
+        f"bad = [m for m in {HEAVY!r} if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_a_lazily_imported_module_loads_on_first_use():
+    result = run_python(
+        "import sys\n"
+        "from cnnablate.decisions import decide\n"
+        "assert 'scipy.stats._stats_py' not in sys.modules\n"
+        "print(repr(float(decide.sps.t.ppf(0.975, 2))))\n"
+        "assert 'scipy.stats._stats_py' in sys.modules\n"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    # Student's t with 2 degrees of freedom has a closed-form quantile: (2p - 1) / sqrt(2p(1 - p))
+    p = 0.975
+    assert float(result.stdout) == pytest.approx((2 * p - 1) / (2 * p * (1 - p)) ** 0.5)
 
 
 BUILD_AND_RUN = """

@@ -39,8 +39,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, special
-from scipy import stats as sps
+
+from cnnablate.base.lazy import lazy_module
+
+optimize = lazy_module("scipy.optimize")  # imported when a decision computes: base/lazy.py
+special = lazy_module("scipy.special")
+sps = lazy_module("scipy.stats")
 
 
 @dataclass(frozen=True)

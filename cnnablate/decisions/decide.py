@@ -40,15 +40,18 @@ from dataclasses import dataclass, field
 from functools import cache
 
 import numpy as np
-from scipy import integrate, special
-from scipy import stats as sps
 
 from cnnablate.base import rounds
+from cnnablate.base.lazy import lazy_module
 from cnnablate.decisions import crossed as crossed_test
 from cnnablate.decisions import permutation
 from cnnablate.decisions.grid import pair_floors, snap_arms
 from cnnablate.decisions.sequential import nominal_levels, spend
 from cnnablate.decisions.stats import METRIC_BOUNDS
+
+integrate = lazy_module("scipy.integrate")  # imported when a decision computes: base/lazy.py
+special = lazy_module("scipy.special")
+sps = lazy_module("scipy.stats")
 
 VERDICTS = ("better", "worse", "equivalent", "undecided")
 PAIRED_COLUMNS = (

@@ -12,12 +12,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from cnnablate.base.atomic import atomic_path, write_json_atomic
 from cnnablate.base.errors import UserError
+from cnnablate.base.lazy import lazy_module
 from cnnablate.decisions.halving import ONLY_SURVIVOR, edge_reason
 from cnnablate.decisions.tuning import select
+
+pd = lazy_module("pandas")  # imported when a table is read: base/lazy.py
 
 # `at_edge_reason` (issue #31): why the pick may not be the best, `edge` or `only_survivor`
 # (cnnablate.decisions.halving.edge_reason); empty otherwise.

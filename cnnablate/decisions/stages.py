@@ -24,9 +24,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from cnnablate.base.atomic import atomic_path, write_json_atomic
+from cnnablate.base.lazy import lazy_module
 from cnnablate.decisions import halving
 from cnnablate.decisions.selection import (
     NoCandidateTrained,
@@ -36,6 +35,8 @@ from cnnablate.decisions.selection import (
     select_variant,
     tuning_table,
 )
+
+pd = lazy_module("pandas")  # imported when a table is read: base/lazy.py
 
 RUNG_FILE = "tuning/rung{rung}.json"  # below the study's folder (Layout.study_file)
 ZOOM_FILE = "tuning/zoom.json"
