@@ -81,4 +81,16 @@ def pytest_collection_modifyitems(config, items) -> None:
     files start at once and the short unit files fill in at the end, instead of one worker
     finishing a long file alone (xdist's own reordering puts files with many tests first)."""
     end_to_end = {item.path for item in items if item.get_closest_marker("workflow")}
-    items.sort(key=lambda item: item.path not in end_to_end)  # stable: files stay together
+    items.sort(key=lambda item: (item.path not in end_to_end, _longest_first(item.path.name)))
+
+
+# The longest files, longest first (a fresh clone's suite, BENCHMARKS.md §10): given out first,
+# they do not end the run on one worker while the other has finished (longest processing time
+# first); the others keep their order (the sort is stable, a file stays together).
+LONGEST = ("test_studies.py", "test_halving_workflow.py", "test_fresh_results.py",
+           "test_jax_backend.py", "test_reliability.py", "test_rounds.py",
+           "test_tuning_workflow.py", "test_slurm.py")
+
+
+def _longest_first(name: str) -> int:
+    return LONGEST.index(name) if name in LONGEST else len(LONGEST)
