@@ -107,12 +107,20 @@ def test_planning_modules_do_not_import_matplotlib_or_pandas(module: str) -> Non
 
 
 def test_a_lazily_imported_module_loads_on_first_use():
+    """Nothing stands in for the module in sys.modules (a half-made module there was read
+    without its attributes by Snakemake's other threads), and first uses from several threads
+    at once each get the real module."""
     result = run_python(
-        "import sys\n"
-        "from cnnablate.decisions import decide\n"
-        "assert 'scipy.stats._stats_py' not in sys.modules\n"
-        "print(repr(float(decide.sps.t.ppf(0.975, 2))))\n"
-        "assert 'scipy.stats._stats_py' in sys.modules\n"
+        "import sys, threading\n"
+        "from cnnablate.decisions import decide, stages\n"
+        "assert not {'scipy.stats', 'pandas'} & sys.modules.keys()\n"
+        "got = []\n"
+        "def use():\n"
+        "    got.append((stages.pd.DataFrame.__name__, float(decide.sps.t.ppf(0.975, 2))))\n"
+        "threads = [threading.Thread(target=use) for _ in range(8)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "assert len(set(got)) == 1 and len(got) == 8, got\n"
+        "print(repr(got[0][1]))\n"
     )
     assert result.returncode == 0, result.stderr[-3000:]
     # Student's t with 2 degrees of freedom has a closed-form quantile: (2p - 1) / sqrt(2p(1 - p))
