@@ -56,9 +56,18 @@ def conda_pip_pins(name: str) -> dict[str, str]:
     return pins(pip)
 
 
+def gpu_extras() -> dict[str, str]:
+    return pins(requirement_lines("requirements-gpu-extras.txt"))
+
+
 def test_gpu_conda_env_is_the_cpu_one_with_tensorflow_and_cuda_at_the_locked_pins():
     cpu, gpu = conda_pip_pins("train.yaml"), conda_pip_pins("train-gpu.yaml")
     assert gpu.pop(TF_GPU) == cpu.pop("tensorflow-cpu")
+    # NVML's binding and filelock, at requirements-gpu-extras.txt's pins (GPU hosts only)
+    extras = gpu_extras()
+    assert set(extras) == {"nvidia-ml-py", "filelock"}
+    for name, version in extras.items():
+        assert gpu.pop(name) == version, name
     assert gpu == cpu
     locked = lock()
     for name, version in {**gpu, "tensorflow-cpu": locked["tensorflow-cpu"]}.items():

@@ -51,6 +51,9 @@ def test_jax_conda_envs_are_at_the_locked_pins_without_tensorflow(name):
     locked = lock()
     if JAX_GPU in env:
         assert env.pop(JAX_GPU) == locked["jax"]
+        # the GPU env also has NVML's binding and filelock (JAX's bounded compilation cache)
+        extras = pins(requirement_lines("requirements-gpu-extras.txt"))
+        assert {n: env.pop(n) for n in extras} == extras
     assert not [n for n in env if n.startswith("tensorflow-") or n == "tensorflow"]
     for package, version in env.items():
         assert locked[package.replace("_", "-")] == version, package
