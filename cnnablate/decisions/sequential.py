@@ -29,6 +29,7 @@ import numpy as np
 from cnnablate.base.lazy import lazy_module
 
 special = lazy_module("scipy.special")  # imported when a decision computes: base/lazy.py
+
 PATHS = 200_000
 CALIBRATION_SEED = 20261130
 _CHUNK = 20_000

@@ -13,6 +13,7 @@ import numpy as np
 from cnnablate.base.lazy import lazy_module
 
 sps = lazy_module("scipy.stats")  # imported when a statistic computes: base/lazy.py
+
 WILCOXON_FROM = 6  # pairs from which the signed-rank test gives the p-value
 # Differences are rounded before testing: accuracies are multiples of 1/n_images, and
 # 0.84 - 0.82 != 0.04 - 0.02 in floating point would otherwise break ties between equal
