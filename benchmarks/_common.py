@@ -4,8 +4,10 @@ tables. Plain Python (no TensorFlow), so a benchmark's parent process stays ligh
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import datetime
+import json
 import os
 import platform
 import shutil
@@ -192,3 +194,50 @@ def start_together(spec: dict) -> None:
     (barrier / str(os.getpid())).touch()
     while len(list(barrier.iterdir())) < spec["parties"]:
         time.sleep(0.01)
+
+
+# --- command lines shared by the simulations and the real-data measurements -------------------
+
+def add_sim_outputs(parser: argparse.ArgumentParser) -> None:
+    """A simulation's outputs: --json (the record), --figure, and --tables (print BENCHMARKS.md's
+    tables, and draw --figure, from a finished run's record instead of simulating)."""
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--figure", type=Path)
+    parser.add_argument("--tables", type=Path, metavar="JSON",
+                        help="print BENCHMARKS.md's tables from a finished run's JSON (and draw "
+                             "--figure from it) instead of simulating")
+
+
+def replay_tables(args: argparse.Namespace, tables: Callable[[dict], str],
+                  plot: Callable[[dict, Path], None]) -> bool:
+    """With --tables: print and draw from that record; True when done so."""
+    if not args.tables:
+        return False
+    done = json.loads(args.tables.read_text())
+    print(tables(done))
+    if args.figure:
+        plot(done, args.figure)
+    return True
+
+
+def save_sim_outputs(args: argparse.Namespace, out: dict,
+                     plot: Callable[[dict, Path], None]) -> None:
+    """A finished simulation: its seconds printed, its record and figure written if asked."""
+    print(f"{out['seconds']:.0f} s", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1) + "\n")
+    if args.figure:
+        plot(out, args.figure)
+
+
+def workdir_main(doc: str, run_measurements: Callable[[Path], float],
+                 load: Callable[[Path], object], report: Callable[[object], str]) -> None:
+    """A real-data measurement's command line: train into --workdir (unless --analyze-only),
+    then print the report of what is there."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--analyze-only", action="store_true")
+    args = parser.parse_args()
+    if not args.analyze_only:
+        print(f"training: {run_measurements(args.workdir):.0f} s wall", file=sys.stderr)
+    print(report(load(args.workdir)))

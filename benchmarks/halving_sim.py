@@ -39,7 +39,6 @@ run stops), and the studies stopped because a variant had no candidate left.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -52,6 +51,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks._common import add_sim_outputs, replay_tables, save_sim_outputs  # noqa: E402
 from cnnablate.decisions.decide import Design, decide  # noqa: E402
 from cnnablate.decisions.halving import (  # noqa: E402
     budget_rungs,
@@ -448,26 +448,14 @@ def main() -> None:
     ap.add_argument("--rungs", type=int, nargs="+", default=list(RUNGS),
                     help=f"halving's rungs in epochs, the last {EPOCHS} (default: budget_rungs)")
     ap.add_argument("--keep", type=float, default=KEEP)
-    ap.add_argument("--json", type=Path)
-    ap.add_argument("--figure", type=Path)
-    ap.add_argument("--tables", type=Path, metavar="JSON",
-                    help="print BENCHMARKS.md's table from a finished run's JSON (and draw "
-                         "--figure from it) instead of simulating")
+    add_sim_outputs(ap)
     args = ap.parse_args()
-    if args.tables:
-        done = json.loads(args.tables.read_text())
-        print(tables(done))
-        if args.figure:
-            plot(done, args.figure)
+    if replay_tables(args, tables, plot):
         return
     if args.rungs[-1] != EPOCHS:
         ap.error(f"--rungs: the last rung is the full budget, {EPOCHS}")
     out = run(cells(tuple(args.gamma), tuple(args.rungs), args.keep), args.studies)
-    print(f"{out['seconds']:.0f} s", flush=True)
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=1) + "\n")
-    if args.figure:
-        plot(out, args.figure)
+    save_sim_outputs(args, out, plot)
     print(tables(out))
 
 

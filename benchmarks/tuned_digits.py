@@ -14,7 +14,6 @@ the deciding seeds, `cnnablate.decisions.decide.decide`, the function the aggreg
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import subprocess
 import sys
@@ -162,13 +161,9 @@ def report(runs: pd.DataFrame) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=Path, required=True)
-    parser.add_argument("--analyze-only", action="store_true")
-    args = parser.parse_args()
-    if not args.analyze_only:
-        print(f"training: {run_measurements(args.workdir):.0f} s wall", file=sys.stderr)
-    print(report(load(args.workdir)))
+    from benchmarks._common import workdir_main
+
+    workdir_main(__doc__, run_measurements, load, report)
 
 
 if __name__ == "__main__":

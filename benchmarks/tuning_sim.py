@@ -29,7 +29,6 @@ Scenarios (docs/statistics.md, "Tuned comparisons: what is guaranteed"; BENCHMAR
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -42,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks._common import add_sim_outputs, replay_tables, save_sim_outputs  # noqa: E402
 from cnnablate.decisions.decide import Design, decide  # noqa: E402
 from cnnablate.decisions.tuning import select  # noqa: E402
 
@@ -330,17 +330,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="300 studies per cell")
     ap.add_argument("--exact", action="store_true",
                     help="values as exact counts k/n instead of as recorded (float32), to compare")
-    ap.add_argument("--json", type=Path)
-    ap.add_argument("--figure", type=Path)
-    ap.add_argument("--tables", type=Path, metavar="JSON",
-                    help="print BENCHMARKS.md's tables from a finished run's JSON (and draw "
-                         "--figure from it) instead of simulating")
+    add_sim_outputs(ap)
     args = ap.parse_args()
-    if args.tables:
-        done = json.loads(args.tables.read_text())
-        print(tables(done))
-        if args.figure:
-            plot(done, args.figure)
+    if replay_tables(args, tables, plot):
         return
     groups = {"guarantee": guarantee_cells(), "scientific": scientific_cells(),
               "shortcut": shortcut_cells(), "shifted": shifted_cells()}
@@ -350,12 +342,7 @@ def main() -> None:
              "shortcut": args.other_studies, "shifted": args.other_studies}
     if args.quick:
         sizes = dict.fromkeys(sizes, 300)
-    out = run(groups, sizes)
-    print(f"{out['seconds']:.0f} s", flush=True)
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=1) + "\n")
-    if args.figure:
-        plot(out, args.figure)
+    save_sim_outputs(args, run(groups, sizes), plot)
 
 
 def _r(row: dict, key: str = "fwer_equal_picks") -> str:

@@ -25,7 +25,6 @@ shared between the two arms (their partitions differ).
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import shutil
@@ -238,13 +237,9 @@ def report(data: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=Path, required=True)
-    parser.add_argument("--analyze-only", action="store_true")
-    args = parser.parse_args()
-    if not args.analyze_only:
-        print(f"training: {run_measurements(args.workdir):.0f} s wall", file=sys.stderr)
-    print(report(load(args.workdir)))
+    from benchmarks._common import workdir_main
+
+    workdir_main(__doc__, run_measurements, load, report)
 
 
 if __name__ == "__main__":
