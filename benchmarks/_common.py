@@ -241,3 +241,8 @@ def workdir_main(doc: str, run_measurements: Callable[[Path], float],
     if not args.analyze_only:
         print(f"training: {run_measurements(args.workdir):.0f} s wall", file=sys.stderr)
     print(report(load(args.workdir)))
+
+
+def sim_machine() -> dict:
+    """What a simulation's record says of the machine: CPU model, cores, Python."""
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()}

@@ -40,8 +40,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
 import sys
 import time
 import zlib
@@ -51,7 +49,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks._common import add_sim_outputs, replay_tables, save_sim_outputs  # noqa: E402
+from benchmarks._common import (  # noqa: E402
+    add_sim_outputs,
+    replay_tables,
+    save_sim_outputs,
+    sim_machine,
+)
 from cnnablate.decisions.decide import Design, decide  # noqa: E402
 from cnnablate.decisions.halving import (  # noqa: E402
     budget_rungs,
@@ -347,25 +350,13 @@ def verdict_on_targets(res: dict) -> dict:
     }
 
 
-def machine() -> dict:
-    model = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version()}
-
-
 def cells(gammas: tuple[float, ...], rungs: tuple[int, ...] = RUNGS,
           keep: float = KEEP) -> list[Cell]:
     return [Cell(shape, gamma=g, rungs=rungs, keep=keep) for g in gammas for shape in SHAPES]
 
 
 def run(cell_list: list[Cell], studies: int) -> dict:
-    out: dict = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S UTC",
+    out: dict = {"machine": sim_machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S UTC",
                                                                  time.gmtime()),
                  "grid_lr": list(GRID_LR), "rungs": list(cell_list[0].rungs),
                  "keep": cell_list[0].keep,

@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
 import sys
 import time
 import zlib
@@ -41,7 +39,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks._common import add_sim_outputs, replay_tables, save_sim_outputs  # noqa: E402
+from benchmarks._common import (  # noqa: E402
+    add_sim_outputs,
+    replay_tables,
+    save_sim_outputs,
+    sim_machine,
+)
 from cnnablate.decisions.decide import Design, decide  # noqa: E402
 from cnnablate.decisions.tuning import select  # noqa: E402
 
@@ -290,20 +293,8 @@ def shifted_cells() -> list[Cell]:
             for t in TUNING_SEEDS for n in DECIDING_SEEDS for mode in ("shared", "fresh")]
 
 
-def machine() -> dict:
-    model = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version()}
-
-
 def run(groups: dict[str, list[Cell]], sizes: dict[str, int]) -> dict:
-    out: dict = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S UTC",
+    out: dict = {"machine": sim_machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S UTC",
                                                                  time.gmtime())}
     t0 = time.perf_counter()
     for group, cells in groups.items():
