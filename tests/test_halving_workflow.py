@@ -29,10 +29,12 @@ from tests.workflow import (
 )
 
 STUDY = "halved"
-GRID = [0.003, 0.03, 0.1]
+# Two candidates (each costs a training job's start-up: the suite's time) at two learning rates
+# a zoom step beyond either stays trainable (0.33 or 0.009): both train 1 epoch, the better one
+# continues to 2 (ceil(2 * 0.5)), then one zoom stage around the pick, trained the whole 2
+# epochs (test_halving.py has the zoom's midpoints inside a grid)
+GRID = [0.03, 0.1]
 HALVED = tiny.config(**{STUDY: tiny.tuning_study(
-    # 3 candidates: all train 1 epoch, the better 2 continue to 2 (ceil(3 * 0.5)), then one
-    # zoom stage around the pick, trained the whole 2 epochs
     tune={"train.learning_rate": list(GRID), "seeds": [1000], "schedule": "halving",
           "rungs": [1, 2], "keep": 0.5, "zoom": 1},
 )})
@@ -73,9 +75,9 @@ def done(tmp_path_factory, finished):
 @pytest.mark.workflow
 def test_dry_run_shows_the_rung_plan_and_cost(done):
     _, dry = done
-    # 3 candidates x 1 epoch, then 2 of them 1 more epoch: 5 of the grid's 3 x 2 = 6
+    # 2 candidates x 1 epoch, then 1 of them 1 more epoch: 3 of the grid's 2 x 2 = 4
     assert ("cnnablate: halved: successive halving, rungs at 1, 2 epochs, keep 0.5: candidates "
-            "per rung relu 3 -> 2; 5 tuning epochs instead of the grid's 6 (83%)") in dry
+            "per rung relu 2 -> 1; 3 tuning epochs instead of the grid's 4 (75%)") in dry
     assert "cnnablate: halved: zoom 1: after the last rung" in dry
     rung_jobs = sorted(line.split(": ", 1)[1].split(" (log")[0] for line in dry.splitlines()
                        if line.startswith("Job ") and ": train_rung " in line)
@@ -94,15 +96,15 @@ def test_the_rung_promotes_the_better_half_by_its_own_values(done):
     for metrics in values.values():
         assert metrics["rung_epochs"] == 1 and metrics["epochs_completed"] == 1
         assert metrics["run_config"]["train"]["epochs"] == 2  # the run's, not the rung's
-    # the better 2 of 3 (ties: the one listed first), recomputed from the snapshots
+    # the better 1 of 2 (ties: the one listed first), recomputed from the snapshots
     ranked = sorted(GRID, key=lambda lr: (-values[lr]["best_val_accuracy"], GRID.index(lr)))
     rung = json.loads((work / f"{STUDY_DIR}/tuning/rung1.json").read_text())
     relu = rung["variants"]["relu"]
     assert relu["trained"] == [f"learning_rate-{lr}" for lr in GRID]
-    assert relu["promoted"] == [f"learning_rate-{lr}" for lr in ranked[:2]]
+    assert relu["promoted"] == [f"learning_rate-{lr}" for lr in ranked[:1]]
     for lr in GRID:  # the promoted continued their own runs; the other stopped at rung 1
-        assert (_run_dir(work, lr) / "metrics.json").exists() == (lr in ranked[:2])
-    for lr in ranked[:2]:
+        assert (_run_dir(work, lr) / "metrics.json").exists() == (lr in ranked[:1])
+    for lr in ranked[:1]:
         log = (work / f"logs/train/{STUDY}/relu/tune-learning_rate-{lr}/seed1000.log").read_text()
         assert "resuming after epoch 1" in log
         full = _history(_run_dir(work, lr) / "history.csv")
@@ -162,7 +164,7 @@ def test_zoom_adds_candidates_around_the_pick_and_selects_the_best_of_all(done):
     with open(work / f"{STUDY_DIR}/tuning.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [float(r["train.learning_rate"]) for r in rows] == pytest.approx([*GRID, *new])
-    assert [r["stage"] for r in rows] == ["grid"] * 3 + ["zoom"] * len(new)
+    assert [r["stage"] for r in rows] == ["grid"] * len(GRID) + ["zoom"] * len(new)
     # every finalist and zoom candidate trained the 2 epochs; the stopped one 1
     assert [int(r["epochs"]) for r in rows] == [
         2 if f"learning_rate-{lr}" in finalists else 1 for lr in GRID] + [2] * len(new)
@@ -186,7 +188,7 @@ def test_nothing_reruns_and_status_shows_the_rungs(done):
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
     ).stdout
     assert "stopped at rung 1: not promoted" in out
-    assert "rungs: rung 1 (1 epochs) 2 of 3 candidates promoted" in out
+    assert "rungs: rung 1 (1 epochs) 1 of 2 candidates promoted" in out
     zoom = json.loads((work / f"{STUDY_DIR}/tuning/zoom.json").read_text())["variants"]["relu"]
     for candidate in zoom["candidates"]:  # the zoom's runs are listed too
         assert f"relu/tune-{candidate['name']}/seed1000" in out
@@ -214,7 +216,7 @@ def test_adding_a_candidate_trains_only_what_it_must(done, tmp_path):
         assert (_run_dir(work, lr) / "rung-1/metrics.json").stat().st_mtime_ns == snapshots[lr]
     rung_after = json.loads((work / f"{STUDY_DIR}/tuning/rung1.json").read_text())
     kept_before = set(rung_before["variants"]["relu"]["promoted"])
-    # 4 candidates keep 2; a finalist promoted before and after is not trained again
+    # 3 candidates keep 2; a finalist promoted before and after is not trained again
     for path, mtime in finals.items():
         name = path.parent.parent.name.removeprefix("tune-")
         if name in kept_before and name in rung_after["variants"]["relu"]["promoted"]:
@@ -270,6 +272,7 @@ def test_schedule_defaults_and_the_grid_unchanged():
     tune = config["studies"][STUDY]["tune"]
     for key in ("rungs", "keep", "zoom"):
         tune.pop(key)
+    tune["train.learning_rate"] = [0.003, 0.03, 0.1]
     tune["epochs"] = None
     config["studies"][STUDY]["train"]["epochs"] = 5
     spec = cnnablate_config.resolve_tuning(config).specs[STUDY]["relu"]

@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from tests import tiny
-from tests.workflow import copy_prepared, planned_jobs, snakemake, write_config
+from tests.workflow import copy_finished, copy_prepared, planned_jobs, snakemake, write_config
 
 pytestmark = pytest.mark.workflow
 
@@ -133,21 +133,20 @@ def test_sigkill_mid_epoch_resumes_at_last_finished_epoch(reference, prepared_co
     assert _tensorboard_steps(work / RUN / "tensorboard/validation", "epoch_loss") == [0, 1, 2, 3]
 
 
-def test_diverged_run_is_reported_not_fatal(prepared_copy):
+def test_diverged_run_is_reported_not_fatal(reference, tmp_path):
+    """A variant added beside the reference's run: only it trains (the reference's run is
+    the study's other variant), diverges, and the study's tables and report still build."""
     config = json.loads(json.dumps(CONFIG))
-    study = config["studies"]["r"]
-    study["train"]["epochs"] = 3
-    study["variants"] = {
-        "relu": {"activation": "relu"},
-        "exploding": {"activation": "relu", "norm": "none",
-                      "train": {"learning_rate": 1.0e12, "momentum": 0.0}},
-    }
-    work = prepared_copy
+    config["studies"]["r"]["variants"]["exploding"] = {
+        "activation": "relu", "norm": "none",
+        "train": {"learning_rate": 1.0e12, "momentum": 0.0}}
+    work = copy_finished(reference, tmp_path / "wf")
     write_config(work / "config.yaml", config)
+    assert [j for j in planned_jobs(work) if j[0] == "train"] == [("train", "r", "exploding", "3")]
     snakemake(work, "--cores", "2", "report/index.html")
     bad = json.loads((work / "results/runs/r/exploding/seed3/metrics.json").read_text())
     assert bad["status"] == "diverged" and bad["diverged_epoch"] == 1
-    assert bad["epochs_completed"] < 3 or bad["final_val_loss"] is None
+    assert bad["epochs_completed"] < 4 or bad["final_val_loss"] is None
     good = json.loads((work / "results/runs/r/relu/seed3/metrics.json").read_text())
     assert good["status"] == "completed"
     with open(work / "results/studies/r/summary.csv") as fh:

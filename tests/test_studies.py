@@ -1,8 +1,8 @@
 """The seed studies as study files (`studies/*.yaml`).
 
 - Each file is a valid config, faithful where the seeds are explicit, with its reference numbers.
-- `snakemake -n --configfile studies/X.yaml` plans one train job per (study, variant, seed) of
-  that file alone, without any of its data present.
+- `snakemake -n --configfile studies/*.yaml` plans one train job per (study, variant, seed) of
+  the files, without any of their data present.
 - All study files together run end to end in smoke mode (`--config smoke=true`) through the
   real rules, in one Snakemake invocation, with none of their data present and offline: on the
   SYNTHETIC stand-ins smoke mode generates in each source's real format (CIFAR binary archives,
@@ -220,18 +220,22 @@ def test_smoke_flag_may_be_the_text_snakemake_passes():
 # ---- dry runs: no data needed ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def dry_workdir(tmp_path_factory):
-    return copy_workflow(tmp_path_factory.mktemp("studies-dry"))
-
-
-@pytest.mark.parametrize("path", STUDY_FILES, ids=STEMS)
-def test_dry_run_plans_one_train_job_per_variant_and_seed(dry_workdir, path):
-    config = cfg.load(path)
-    jobs = planned_jobs(dry_workdir, "--configfile", f"studies/{path.name}")
-    expected = sorted(("train", *map(str, run_id(r))) for r in cfg.resolve_runs(config))
-    assert [j for j in jobs if j[0] == "train"] == expected  # and not the default study's
-    datasets = sorted({r["dataset"] for r in cfg.resolve_runs(config)})
+def test_one_dry_run_of_every_file_plans_one_train_job_per_variant_and_seed(tmp_path):
+    """All files at once, as a user may run them (test_files_can_share_a_directory): one
+    `snakemake -n` instead of one per file (each costs seconds of planning); that each file
+    stands alone is test_study_file_is_valid_and_says_what_it_chose's `resolve_runs`."""
+    work = copy_workflow(tmp_path / "wf")
+    files = [f"studies/{p.name}" for p in STUDY_FILES]
+    config = _merge(*(_raw(p) for p in STUDY_FILES))
+    runs = cfg.resolve_runs(config)
+    assert {r["study"] for r in runs} == set(SEED_FACTS)
+    jobs = planned_jobs(work, "--configfile", *files)
+    # a run the same as another study's is copied, not trained again (workflow/shared.py)
+    trained = [j[1:] for j in jobs if j[0] == "train"]
+    copied = [tuple(j[1].replace("/seed", "/").split("/")) for j in jobs if j[0] == "share_run"]
+    assert sorted(trained + copied) == sorted(tuple(map(str, run_id(r))) for r in runs)
+    assert not set(trained) & set(copied) and trained  # and not the default study's
+    datasets = sorted({r["dataset"] for r in runs})
     assert sorted(j[1] for j in jobs if j[0] == "prepare_dataset") == datasets
     archives = {"cifar10": "cifar-10-binary.tar.gz", "cifar100": "cifar-100-binary.tar.gz"}
     assert sorted(j[1] for j in jobs if j[0] == "download_archive") == sorted(
