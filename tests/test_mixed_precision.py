@@ -1,7 +1,11 @@
 """`train: {precision: mixed_float16 | mixed_bfloat16}` end to end on the CPU: a tiny model
 trains a few steps in the lower precision with float32 logits (and, for float16, dynamic loss
 scaling), writes its outputs, and the saved model reloads with the same policy and predictions.
-Each run is its own process: the dtype policy is global to a process."""
+
+The dtype policy is global to a process: the three precisions train one after the other in one
+process (one TensorFlow start instead of three), and each run must set its own policy (a
+float32 run after mixed ones is float32) and each saved model must load with the policy it was
+saved with, whatever the process's policy is then."""
 
 from __future__ import annotations
 
@@ -19,38 +23,52 @@ from tests import tiny
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Before loading a run's model the script sets a policy other than the run's (OTHER_POLICY),
+# so neither the load nor the next run can pass by inheriting the right one.
 SCRIPT = textwrap.dedent(
     """
     import json, sys
     import numpy as np
     from cnnablate.training.train import RunPaths, train_run
     import keras
-    run, data, out = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
-    compiled = []  # the optimizer the run trains with, as compile() left it
+    runs, data, out = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+    compiled = []  # the optimizer each run trains with, as compile() left it
     keras_compile = keras.Model.compile
     def compile(self, *args, **kwargs):
         keras_compile(self, *args, **kwargs)
         compiled.append(type(self.optimizer).__name__)
     keras.Model.compile = compile
-    metrics = train_run(run, data, RunPaths.in_dir(out), log=lambda m: None)
-    keras.Model.compile = keras_compile
-    keras.mixed_precision.set_dtype_policy("float32")  # as a fresh process that loads it
-    model = keras.models.load_model(f"{out}/model.keras")
-    x = np.random.default_rng(0).uniform(-1, 1, (4, 16, 16, 3)).astype("float32")
-    logits = model(x, training=False)
-    conv = next(l for l in model.layers if isinstance(l, keras.layers.Conv2D))
-    print(json.dumps({
-        "status": metrics["status"],
-        "losses": [h for h in [metrics["final_val_loss"], metrics["test_loss"]]],
-        "policy": keras.mixed_precision.dtype_policy().name,
-        "optimizer": compiled[0],
-        "logits_dtype": logits.dtype.name,
-        "conv_compute": conv.compute_dtype,
-        "conv_variable": conv.kernel.dtype,
-        "finite": bool(np.isfinite(np.asarray(logits)).all()),
-    }))
+    for i, (run, other) in enumerate(runs):
+        metrics = train_run(run, data, RunPaths.in_dir(f"{out}/{i}"), log=lambda m: None)
+        trained_with = keras.mixed_precision.dtype_policy().name
+        keras.mixed_precision.set_dtype_policy(other)
+        model = keras.models.load_model(f"{out}/{i}/model.keras")
+        x = np.random.default_rng(0).uniform(-1, 1, (4, 16, 16, 3)).astype("float32")
+        logits = model(x, training=False)
+        conv = next(l for l in model.layers if isinstance(l, keras.layers.Conv2D))
+        print(json.dumps({
+            "precision": run["train"]["precision"],
+            "status": metrics["status"],
+            "losses": [metrics["final_val_loss"], metrics["test_loss"]],
+            "trained_with": trained_with,
+            "policy": keras.mixed_precision.dtype_policy().name,
+            "optimizer": compiled[-1],
+            "logits_dtype": logits.dtype.name,
+            "conv_compute": conv.compute_dtype,
+            "conv_variable": conv.kernel.dtype,
+            "finite": bool(np.isfinite(np.asarray(logits)).all()),
+        }))
     """
 )
+# precision -> (compute dtype, optimizer): float16 needs loss scaling, bfloat16 (float32's
+# range) none; float32 last, after two mixed runs
+EXPECTED = {
+    "mixed_float16": ("float16", "LossScaleOptimizer"),
+    "mixed_bfloat16": ("bfloat16", "SGD"),
+    "float32": ("float32", "SGD"),
+}
+OTHER_POLICY = {"mixed_float16": "mixed_bfloat16", "mixed_bfloat16": "mixed_float16",
+                "float32": "mixed_float16"}
 
 
 @pytest.fixture(scope="module")
@@ -67,52 +85,25 @@ def run_config(precision: str) -> dict:
     return run
 
 
-@pytest.mark.parametrize(
-    ("precision", "compute", "optimizer"),
-    [
-        ("mixed_float16", "float16", "LossScaleOptimizer"),  # float16 needs loss scaling
-        ("mixed_bfloat16", "bfloat16", "SGD"),  # bfloat16 has float32's range: none
-        ("float32", "float32", "SGD"),
-    ],
-)
-def test_precision_end_to_end(digits, tmp_path, precision, compute, optimizer):
-    run = run_config(precision)
-    assert run["train"]["optimizer"] == "sgd"  # the default the expected names assume
+def test_every_precision_end_to_end_in_one_process(digits, tmp_path):
+    runs = [(run_config(p), OTHER_POLICY[p]) for p in EXPECTED]
+    assert {run["train"]["optimizer"] for run, _ in runs} == {"sgd"}  # what EXPECTED assumes
     proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT, json.dumps(run), str(digits), str(tmp_path / "run")],
+        [sys.executable, "-c", SCRIPT, json.dumps(runs), str(digits), str(tmp_path / "run")],
         capture_output=True, text=True, cwd=REPO, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert got["status"] == "completed"
-    assert all(loss is not None for loss in got["losses"]), got
-    assert got["policy"] == "float32"  # loading leaves the process's policy alone ...
-    assert got["conv_compute"] == compute  # ... the layers keep the one they were saved with
-    assert got["conv_variable"] == "float32"  # variables stay float32 under mixed policies
-    assert got["logits_dtype"] == "float32"  # a stable from_logits loss
-    assert got["optimizer"] == optimizer
-    assert got["finite"]
-
-
-def test_float32_run_after_a_mixed_run_in_one_process_is_float32(digits, tmp_path):
-    """The dtype policy is global: train_run sets it for every run, not only mixed ones."""
-    code = textwrap.dedent(
-        """
-        import json, sys
-        import keras
-        from cnnablate.training.train import RunPaths, train_run
-        runs, data, out = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
-        for i, run in enumerate(runs):
-            train_run(run, data, RunPaths.in_dir(f"{out}/{i}"), log=lambda m: None)
-        print(keras.mixed_precision.dtype_policy().name)
-        """
-    )
-    runs = [run_config("mixed_bfloat16"), run_config("float32")]
-    for run in runs:
-        run["train"]["max_train_images"] = 32
-    proc = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(runs), str(digits), str(tmp_path)],
-        capture_output=True, text=True, cwd=REPO, timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip().splitlines()[-1] == "float32"
+    results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert [got["precision"] for got in results] == list(EXPECTED)
+    for got in results:
+        precision = got["precision"]
+        compute, optimizer = EXPECTED[precision]
+        assert got["status"] == "completed", got
+        assert all(loss is not None for loss in got["losses"]), got
+        assert got["trained_with"] == precision, got  # each run sets its own policy
+        assert got["policy"] == OTHER_POLICY[precision], got  # loading leaves it alone ...
+        assert got["conv_compute"] == compute, got  # ... the layers keep the saved one
+        assert got["conv_variable"] == "float32", got  # variables stay float32 when mixed
+        assert got["logits_dtype"] == "float32", got  # a stable from_logits loss
+        assert got["optimizer"] == optimizer, got
+        assert got["finite"], got
