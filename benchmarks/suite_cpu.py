@@ -22,6 +22,13 @@ from pathlib import Path
 
 ENV_DIR = "SUITE_CPU"
 _started: dict[str, tuple[float, float]] = {}
+_controller = False  # pytest-xdist's controller: it hears of every test its workers run
+
+
+def pytest_configure(config) -> None:
+    global _controller
+    _controller = not hasattr(config, "workerinput") and bool(
+        getattr(config.option, "numprocesses", None))
 
 
 def _cpu_seconds() -> float:
@@ -35,7 +42,7 @@ def pytest_runtest_logstart(nodeid: str, location) -> None:
 
 
 def pytest_runtest_logfinish(nodeid: str, location) -> None:
-    if nodeid not in _started or not os.environ.get(ENV_DIR):
+    if _controller or nodeid not in _started or not os.environ.get(ENV_DIR):
         return
     cpu, wall = _started.pop(nodeid)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
