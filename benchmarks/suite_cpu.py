@@ -22,13 +22,16 @@ from pathlib import Path
 
 ENV_DIR = "SUITE_CPU"
 _started: dict[str, tuple[float, float]] = {}
-_controller = False  # pytest-xdist's controller: it hears of every test its workers run
+_recording = False
 
 
 def pytest_configure(config) -> None:
-    global _controller
-    _controller = not hasattr(config, "workerinput") and bool(
+    """Record where SUITE_CPU names a folder, and not in pytest-xdist's controller: it hears
+    of every test its workers run, and runs none."""
+    global _recording
+    controller = not hasattr(config, "workerinput") and bool(
         getattr(config.option, "numprocesses", None))
+    _recording = bool(os.environ.get(ENV_DIR)) and not controller
 
 
 def _cpu_seconds() -> float:
@@ -38,11 +41,12 @@ def _cpu_seconds() -> float:
 
 
 def pytest_runtest_logstart(nodeid: str, location) -> None:
-    _started[nodeid] = (_cpu_seconds(), time.time())
+    if _recording:
+        _started[nodeid] = (_cpu_seconds(), time.time())
 
 
 def pytest_runtest_logfinish(nodeid: str, location) -> None:
-    if _controller or nodeid not in _started or not os.environ.get(ENV_DIR):
+    if nodeid not in _started:
         return
     cpu, wall = _started.pop(nodeid)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")

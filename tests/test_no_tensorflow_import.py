@@ -83,8 +83,8 @@ def _snakefile_imports() -> list[str]:
 
 PLANNING_MODULES = tuple(sorted({*BASE_MODULES, *_snakefile_imports(), "workflow.resources",
                                  "zoo.models"}))
-# Loaded for real (a lazy module, cnnablate/base/lazy.py, is in sys.modules before its first use
-# and loads none of these).
+# Modules that only a real import of each package loads (a lazy module, cnnablate/base/lazy.py,
+# stands in for its package without importing anything until first use).
 HEAVY = ("matplotlib", "pandas.core.frame", "scipy.stats._stats_py", "scipy.special._ufuncs",
          "scipy.integrate._quadpack", "keras")
 
