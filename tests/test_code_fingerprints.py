@@ -274,3 +274,76 @@ def test_digest_ignores_docstrings_comments_and_layout(tmp_path):
     c.write_text("def f(x):\n    return x + 2\n")
     assert fingerprint.source_digest(a) == fingerprint.source_digest(b)
     assert fingerprint.source_digest(a) != fingerprint.source_digest(c)
+
+
+# --- the analysis cache: a command parses only what changed since any earlier one ---------------
+
+@pytest.fixture
+def cold_cache(tmp_path, monkeypatch) -> Path:
+    """An empty analysis cache of this test's own, and no analysis kept in this process."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    fingerprint._analysed.cache_clear()
+    yield tmp_path / "xdg" / "cnnablate" / "fingerprints"
+    fingerprint._analysed.cache_clear()
+
+
+def parsed_files(monkeypatch) -> list[str]:
+    """The files `ast.parse` is asked to parse from now on (it still parses them)."""
+    seen: list[str] = []
+    real = fingerprint.ast.parse
+
+    def parse(source, filename="<unknown>", *args, **kwargs):
+        seen.append(Path(filename).name)
+        return real(source, filename, *args, **kwargs)
+
+    monkeypatch.setattr(fingerprint.ast, "parse", parse)
+    return seen
+
+
+def test_a_warm_cache_gives_the_same_fingerprints_without_parsing(code, cold_cache, monkeypatch):
+    cold = job_fingerprints(code)  # parses every file and keeps each analysis
+    assert len(list(cold_cache.rglob("*.json"))) >= 30
+    fingerprint._analysed.cache_clear()  # a new command: only the cache on disk is left
+    parsed = parsed_files(monkeypatch)
+    assert job_fingerprints(code) == cold and parsed == []
+    # another checkout of the same code (the tests' copies, a second clone) hits it too
+    fingerprint._analysed.cache_clear()
+    assert job_fingerprints(copy_workflow(code.parent / "again")) == cold and parsed == []
+
+
+def test_an_edited_file_alone_is_parsed_again(code, cold_cache, monkeypatch):
+    before = job_fingerprints(code)
+    add_code(code / "cnnablate/zoo/models/nin.py")
+    fingerprint._analysed.cache_clear()
+    parsed = parsed_files(monkeypatch)
+    assert changed(before, job_fingerprints(code)) == NIN_RUNS
+    assert parsed == ["nin.py"]
+
+
+def test_the_same_text_elsewhere_in_the_package_is_analysed_there(code, cold_cache):
+    """A relative import names a module by where the file is: one text, two places, two
+    entries. Which names are modules is looked up each time (a module added later counts)."""
+    text = '"""Same text."""\nfrom . import helper  # noqa: F401\nfrom cnnablate.zoo import later\n'
+    zoo, data = code / "cnnablate/zoo/extra.py", code / "cnnablate/data/extra.py"
+    zoo.write_text(text)
+    data.write_text(text)
+    (code / "cnnablate/zoo/helper.py").write_text('"""Only in zoo."""\n')
+    assert "cnnablate.zoo.helper" in fingerprint.imported_modules(zoo, code)
+    assert "cnnablate.zoo.helper" not in fingerprint.imported_modules(data, code)
+    assert "cnnablate.zoo.later" not in fingerprint.imported_modules(data, code)
+    (code / "cnnablate/zoo/later.py").write_text('"""Added after."""\n')
+    fingerprint._analysed.cache_clear()
+    assert "cnnablate.zoo.later" in fingerprint.imported_modules(data, code)
+
+
+def test_a_broken_or_unwritable_cache_only_costs_the_parse(code, cold_cache, monkeypatch):
+    expected = job_fingerprints(code)
+    for entry in cold_cache.rglob("*.json"):
+        entry.write_text("{not json")  # e.g. a disk that filled up under another writer
+    fingerprint._analysed.cache_clear()
+    assert job_fingerprints(code) == expected
+    blocked = code.parent / "not-a-folder"
+    blocked.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))  # nothing can be written under it
+    fingerprint._analysed.cache_clear()
+    assert job_fingerprints(code) == expected

@@ -17,7 +17,10 @@ parameters, a figure's function or title, a source's loader).
 Imports are followed as written, absolute (`import cnnablate.x`, `from cnnablate.x import y`) or
 relative (`from . import x`, `from .x import y`, resolved from the importing file's package).
 
-Pure Python (ast, hashlib): the Snakefile calls it while planning.
+Pure Python (ast, hashlib): the Snakefile calls it while planning. Parsing is most of a
+planning's own time (~0.3 s of every `snakemake` command for ~60 files), so each file's analysis
+is kept in a cache keyed by its content (`cache_dir()`, BENCHMARKS.md §5d): a command re-parses
+only what changed since any earlier one, in any checkout of the workflow.
 """
 
 from __future__ import annotations
@@ -26,11 +29,14 @@ import ast
 import functools
 import hashlib
 import json
+import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from cnnablate.base import catalog
+from cnnablate.base.atomic import write_json_atomic
 
 PACKAGE = "cnnablate"
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,16 +95,67 @@ def source_digest(path: Path, root: Path = ROOT) -> str:
 
 @functools.lru_cache(maxsize=512)
 def _analysed(path: str, mtime_ns: int, root: str) -> tuple[frozenset[str], str]:
-    """(imported cnnablate modules, digest) of one version of a file: parsed and walked once."""
-    tree = ast.parse(Path(path).read_text(), filename=path)
-    found: set[str] = set()
+    """(imported cnnablate modules, digest) of one version of a file: parsed and walked once,
+    in any process (`_cached`)."""
+    source = Path(path).read_bytes()
+    names, digest = _cached(source, Path(path), Path(root))
+    # which names are modules is the tree's, not the file's: looked up each time
+    found = {prefix for name in names for prefix in _prefixes(name) if module_file(prefix, root)}
+    return frozenset(found), digest
+
+
+def cache_dir() -> Path:
+    """Where analysed files are kept: `$XDG_CACHE_HOME/cnnablate/fingerprints` (else
+    `~/.cache/...`). Safe to delete at any time; it only saves parsing."""
+    home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(home) / "cnnablate" / "fingerprints"
+
+
+# What an entry depends on besides the file's bytes: this analyser's own code (an edit to it
+# invalidates every entry) and the Python version (whose `ast.dump` the digest is of).
+_ANALYSER = hashlib.sha256(Path(__file__).read_bytes() + sys.version.encode()).hexdigest()
+
+
+def _cached(source: bytes, path: Path, root: Path) -> tuple[list[str], str]:
+    """`_analyse`'s result for this content at this place in the package, from the cache where
+    an earlier command left it. An unreadable or unwritable cache only costs the parse."""
+    try:
+        where = path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:  # outside the tree: relative imports resolve to nothing (_relative_base)
+        where = str(path.resolve())
+    key = hashlib.sha256(f"{_ANALYSER}\0{where}\0".encode() + source).hexdigest()
+    entry = cache_dir() / key[:2] / f"{key}.json"
+    try:
+        saved = json.loads(entry.read_text())
+        return list(saved["names"]), str(saved["digest"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    names, digest = _analyse(source, path, root)
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(entry, {"names": names, "digest": digest})
+    except OSError:
+        pass
+    return names, digest
+
+
+def _analyse(source: bytes, path: Path, root: Path) -> tuple[list[str], str]:
+    """(dotted names the file's imports may name, digest): every name is a candidate module."""
+    tree = ast.parse(source, filename=str(path))
+    names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
-            found.update(_imported(node, Path(path), Path(root)))
+            names.update(_import_names(node, path, root))
         elif isinstance(node, _DOCUMENTED):
             _drop_docstring(node)
     _drop_docstring(tree)
-    return frozenset(found), hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+    return sorted(names), hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+
+
+def _prefixes(name: str) -> list[str]:
+    """`a.b.c` -> a, a.b, a.b.c: importing a module runs its packages' `__init__` too."""
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
 _DOCUMENTED = (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
@@ -115,7 +172,7 @@ def _drop_docstring(node: ast.AST) -> None:
         node.body = body[1:] or [ast.Pass()]
 
 
-def _imported(node: ast.Import | ast.ImportFrom, path: Path, root: Path) -> set[str]:
+def _import_names(node: ast.Import | ast.ImportFrom, path: Path, root: Path) -> list[str]:
     names: list[str] = []
     if isinstance(node, ast.ImportFrom):
         base = node.module if node.level == 0 else _relative_base(node, path, root)
@@ -126,14 +183,7 @@ def _imported(node: ast.Import | ast.ImportFrom, path: Path, root: Path) -> set[
             names.extend(f"{base}.{alias.name}" for alias in node.names)
     else:
         names.extend(alias.name for alias in node.names)
-    found = set()
-    for name in names:
-        parts = name.split(".")
-        for i in range(1, len(parts) + 1):
-            prefix = ".".join(parts[:i])
-            if module_file(prefix, root):
-                found.add(prefix)
-    return found
+    return [name for name in names if name.partition(".")[0] == PACKAGE]
 
 
 def _relative_base(node: ast.ImportFrom, path: Path, root: Path) -> str | None:
