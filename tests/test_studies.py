@@ -21,7 +21,7 @@ import yaml
 
 from cnnablate.base.ids import run_id
 from cnnablate.workflow import config as cfg
-from tests.workflow import ROOT, copy_workflow, planned_jobs, snakemake, write_config
+from tests.workflow import ROOT, copy_workflow, jobs_in, planned_jobs, snakemake, write_config
 
 STUDY_DIR = ROOT / "studies"
 # The seed studies only: studies/tuned_digits.yaml and tuned_bn_digits.yaml are this project's
@@ -286,25 +286,10 @@ def smoke(tmp_path_factory):
     config = _merge(*(_raw(work / f) for f in files), {"smoke": "true"})
     # No tfds folder anywhere (the real beans would be found under ~/tensorflow_datasets).
     env = {"TFDS_DATA_DIR": str(tmp / "no-tfds-data")}
-    plan = planned_jobs_env(work, env, "--configfile", *files, "--config", "smoke=true")
     proc = snakemake(work, "--configfile", *files, "--config", "smoke=true", "--cores", "2",
                      env=env)
-    return {"work": work, "config": config, "proc": proc, "plan": plan}
-
-
-def planned_jobs_env(work: Path, env: dict, *args: str) -> list[tuple]:
-    import os
-
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        return planned_jobs(work, *args)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    # the jobs it ran, as it listed them (a dry run first would cost a planning more)
+    return {"work": work, "config": config, "proc": proc, "ran": jobs_in(proc.stdout + proc.stderr)}
 
 
 @pytest.mark.workflow
@@ -338,8 +323,8 @@ def test_smoke_runs_the_expected_jobs_through_the_real_rules(smoke):
 def test_smoke_without_data_runs_offline_on_labelled_synthetic_stand_ins(smoke):
     work = smoke["work"]
     # Nothing is downloaded and nothing lands where real runs read prepared data.
-    assert not any(j[0] in ("download_archive", "prepare_dataset") for j in smoke["plan"])
-    assert sorted(j[1] for j in smoke["plan"] if j[0] == "prepare_synthetic") == [
+    assert not any(j[0] in ("download_archive", "prepare_dataset") for j in smoke["ran"])
+    assert sorted(j[1] for j in smoke["ran"] if j[0] == "prepare_synthetic") == [
         "beans", "cifar10", "cifar100", "ndsb"]
     assert not (work / "results/data").exists() and not (work / "results/downloads").exists()
 
@@ -377,8 +362,7 @@ def test_smoke_with_the_data_present_prepares_the_real_data(tmp_path):
     write_config(work / "mine.yaml", {"datasets": {"cifar10": {"archive": str(c10["path"])}}})
     proc = snakemake(work, "-n", "--configfile", "studies/init_cifar10.yaml", "mine.yaml",
                      "--config", "smoke=true")
-    jobs = planned_jobs(work, "--configfile", "studies/init_cifar10.yaml", "mine.yaml",
-                        "--config", "smoke=true")
+    jobs = jobs_in(proc.stdout + proc.stderr)
     assert ("prepare_dataset", "cifar10") in jobs
     assert not any(j[0] == "prepare_synthetic" for j in jobs)
     assert "SYNTHETIC" not in proc.stdout + proc.stderr
