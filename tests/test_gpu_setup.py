@@ -76,19 +76,45 @@ def test_gpu_conda_env_is_the_cpu_one_with_tensorflow_and_cuda_at_the_locked_pin
     assert "python=3.11" in env["dependencies"]
 
 
-def test_makefile_gpu_switch_uses_the_gpu_requirements_in_their_own_venv():
+def make_plan(*args: str) -> str:
+    """What `make -n -B ARGS` would run, continuation lines joined."""
     if shutil.which("make") is None:
         pytest.skip("no make")
-    plan = subprocess.run(
-        ["make", "-n", "-B", "report", "GPU=1"], cwd=REPO, capture_output=True, text=True
-    ).stdout
-    assert "-r requirements-gpu.txt -c requirements.lock" in plan, plan
+    plan = subprocess.run(["make", "-n", "-B", *args], cwd=REPO, capture_output=True,
+                          text=True, check=True).stdout
+    return " ".join(plan.replace("\\\n", " ").split())
+
+
+def venv_installs(plan: str) -> tuple[list[str], list[str]]:
+    """(requirement files, constraint files) of the venv's one install of the pins."""
+    (command,) = re.findall(r"\$install \$compile (.*?) &&", plan)
+    return re.findall(r"-r (\S+)", command), re.findall(r"-c (\S+)", command)
+
+
+def test_makefile_gpu_switch_uses_the_gpu_requirements_in_their_own_venv():
+    plan = make_plan("report", "GPU=1")
+    assert venv_installs(plan) == (
+        ["requirements-gpu.txt", "requirements-gpu-extras.txt", "requirements-mlflow.txt"],
+        ["requirements.lock", "requirements-mlflow.lock"])
     assert re.search(r"\.venv-gpu/bin/snakemake ", plan), plan
-    cpu_plan = subprocess.run(
-        ["make", "-n", "-B", "report"], cwd=REPO, capture_output=True, text=True
-    ).stdout
-    assert "-r requirements.txt -c requirements.lock" in cpu_plan, cpu_plan
+    cpu_plan = make_plan("report")
+    assert venv_installs(cpu_plan)[0][0] == "requirements.txt"
     assert "requirements-gpu" not in cpu_plan
+
+
+def test_makefile_installs_with_the_pinned_uv_else_pip():
+    """uv (pinned in the Makefile) installs the pins, compiling their bytecode as pip does;
+    where uv cannot be installed, pip runs the same install commands."""
+    plan = make_plan("report")
+    (uv,) = re.findall(r"-m pip install --quiet (uv==\S+) \|\| echo", plan)
+    assert re.fullmatch(r"uv==\d+\.\d+\.\d+", uv)
+    assert re.search(r'if \[ -x \S+/\.venv/bin/uv \]; then install="\S+/\.venv/bin/uv pip '
+                     r'install --quiet --python \S+/\.venv/bin/python"; '
+                     r'compile=--compile-bytecode; '
+                     r'else install="\S+/\.venv/bin/python -m pip install --quiet"; compile=; fi',
+                     plan), plan
+    assert "$install --upgrade pip && $install $compile -r requirements.txt" in plan
+    assert "$install --no-deps -e . touch .venv/.installed" in plan
 
 
 def run_of(model: str = "all_cnn_c", size: int = 32, epochs: int = 1) -> dict:

@@ -5,7 +5,6 @@ the train rule's conda env per (backend, GPU)."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -18,9 +17,11 @@ from tests.test_gpu_setup import (
     conda_pip_pins,
     index_versions,
     lock,
+    make_plan,
     pins,
     requirement_lines,
     run_of,
+    venv_installs,
 )
 from tests.tiny import ACTS, config
 from tests.workflow import write_config
@@ -60,14 +61,9 @@ def test_jax_conda_envs_are_at_the_locked_pins_without_tensorflow(name):
 
 
 def test_makefile_venv_installs_jax_but_the_gpu_venv_does_not():
-    if shutil.which("make") is None:
-        pytest.skip("no make")
-    plan = subprocess.run(["make", "-n", "-B", "test"], cwd=REPO, capture_output=True,
-                          text=True).stdout
-    assert "-r requirements-jax.txt -c requirements.lock" in plan, plan
-    gpu_plan = subprocess.run(["make", "-n", "-B", "report", "GPU=1"], cwd=REPO,
-                              capture_output=True, text=True).stdout
-    assert "requirements-jax" not in gpu_plan, gpu_plan
+    requirements, constraints = venv_installs(make_plan("test"))
+    assert "requirements-jax.txt" in requirements and "requirements.lock" in constraints
+    assert "requirements-jax" not in make_plan("report", "GPU=1")
 
 
 @pytest.mark.parametrize(("backend", "gpu", "expected"), [
