@@ -25,8 +25,8 @@ export PATH := $(BIN):$(PATH)
 # Also MLflow (optional for users, requirements-mlflow.txt: `cnnablate export mlflow`, MLflow's
 # UI and `mlflow server`, which tests/test_mlflow_export.py starts), JAX (EXTRA_REQUIREMENTS: Keras's JAX backend on the CPU, for its tests) and the project
 # itself, editable, for the `cnnablate` command.
-# The installer is uv (pinned below), which fetches and unpacks in parallel: a fresh venv in
-# about 30 s instead of pip's 85 s, the same pins installed (BENCHMARKS.md §10). Where uv itself
+# The installer is uv (pinned: UV above), which fetches and unpacks in parallel: a fresh venv in
+# about 40 s instead of pip's 85 s, the same pins installed (BENCHMARKS.md §10). Where uv itself
 # cannot be installed, pip does the same installs.
 $(STAMP): $(REQUIREMENTS) $(EXTRA_REQUIREMENTS) requirements.lock requirements-mlflow.txt requirements-mlflow.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,7 @@ $(STAMP): $(REQUIREMENTS) $(EXTRA_REQUIREMENTS) requirements.lock requirements-m
 	if [ -x $(BIN)/uv ]; then install="$(BIN)/uv pip install --quiet --python $(BIN)/python"; \
 		compile=--compile-bytecode; \
 	else install="$(BIN)/python -m pip install --quiet"; compile=; fi; \
-	$$install --upgrade pip && \
+	$$install $$compile --upgrade pip && \
 	$$install $$compile -r $(REQUIREMENTS) $(if $(EXTRA_REQUIREMENTS),-r $(EXTRA_REQUIREMENTS)) \
 		-r requirements-mlflow.txt -c requirements.lock -c requirements-mlflow.lock && \
 	$$install --no-deps -e .

@@ -87,7 +87,7 @@ def make_plan(*args: str) -> str:
 
 def venv_installs(plan: str) -> tuple[list[str], list[str]]:
     """(requirement files, constraint files) of the venv's one install of the pins."""
-    (command,) = re.findall(r"\$install \$compile (.*?) &&", plan)
+    (command,) = re.findall(r"\$install \$compile (-r .*?) &&", plan)
     return re.findall(r"-r (\S+)", command), re.findall(r"-c (\S+)", command)
 
 
@@ -113,7 +113,7 @@ def test_makefile_installs_with_the_pinned_uv_else_pip():
                      r'compile=--compile-bytecode; '
                      r'else install="\S+/\.venv/bin/python -m pip install --quiet"; compile=; fi',
                      plan), plan
-    assert "$install --upgrade pip && $install $compile -r requirements.txt" in plan
+    assert "$install $compile --upgrade pip && $install $compile -r requirements.txt" in plan
     assert "$install --no-deps -e . touch .venv/.installed" in plan
 
 
