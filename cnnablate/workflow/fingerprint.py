@@ -119,10 +119,8 @@ _ANALYSER = hashlib.sha256(Path(__file__).read_bytes() + sys.version.encode()).h
 def _cached(source: bytes, path: Path, root: Path) -> tuple[list[str], str]:
     """`_analyse`'s result for this content at this place in the package, from the cache where
     an earlier command left it. An unreadable or unwritable cache only costs the parse."""
-    try:
-        where = path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:  # outside the tree: relative imports resolve to nothing (_relative_base)
-        where = str(path.resolve())
+    in_tree = _in_tree(path, root)  # outside it, relative imports resolve to nothing
+    where = in_tree.as_posix() if in_tree else str(path.resolve())
     key = hashlib.sha256(f"{_ANALYSER}\0{where}\0".encode() + source).hexdigest()
     entry = cache_dir() / key[:2] / f"{key}.json"
     try:
@@ -189,14 +187,20 @@ def _import_names(node: ast.Import | ast.ImportFrom, path: Path, root: Path) -> 
 def _relative_base(node: ast.ImportFrom, path: Path, root: Path) -> str | None:
     """The absolute module a relative `from .x import y` (level dots) names, from the
     importing file's package; None outside the package or above its top."""
-    try:
-        package = list(path.resolve().relative_to(root.resolve()).parts[:-1])
-    except ValueError:
-        return None
+    in_tree = _in_tree(path, root)
+    package = list(in_tree.parts[:-1]) if in_tree else []
     if not package or package[0] != PACKAGE or node.level > len(package):
         return None
     base = package[: len(package) - (node.level - 1)]
     return ".".join([*base, *([node.module] if node.module else [])])
+
+
+def _in_tree(path: Path, root: Path) -> Path | None:
+    """`path` relative to the workflow's `root`; None when it lies outside."""
+    try:
+        return path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return None
 
 
 def closure(paths: Iterable[Path], root: Path = ROOT) -> set[Path]:
